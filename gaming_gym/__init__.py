@@ -1,0 +1,25 @@
+"""gaming_gym: a research gym for specification gaming.
+
+Importing the package registers its environments with Gymnasium under ``GamingGym/``.
+"""
+
+from gaming_gym.core import (
+    GameableEnv,
+    GameableVectorEnv,
+    Kernel,
+    check_gameable_env,
+    resolve_device,
+)
+from gaming_gym.registry import gameable_env_ids, register_builtin_envs
+
+register_builtin_envs()
+
+__all__ = [
+    "GameableEnv",
+    "GameableVectorEnv",
+    "Kernel",
+    "check_gameable_env",
+    "gameable_env_ids",
+    "resolve_device",
+]
+__version__ = "0.1.0"

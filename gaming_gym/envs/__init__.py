@@ -1,0 +1,1 @@
+"""Built-in gameable environments, one per file."""

@@ -1,0 +1,104 @@
+"""Pygame drawing shared by every front, and rollout videos (GIF/MP4).
+
+Each kernel paints one env on a pygame surface (``Kernel.draw``); this module owns the surface,
+the on-screen window and the conversion to ``rgb_array`` frames, so no front draws anything
+itself. pygame is imported lazily: envs work without a display, or without pygame until a frame
+is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FRAME_SIZE = 480
+"""Width and height of a rendered frame in pixels."""
+
+
+def import_pygame():
+    """Import pygame, or say how to get it."""
+    try:
+        import pygame
+    except ImportError as error:  # pragma: no cover - pygame is a dependency
+        raise ImportError(
+            "Rendering needs pygame: pip install pygame (it is a dependency of gaming_gym; "
+            "a broken install may need reinstalling)."
+        ) from error
+    return pygame
+
+
+def draw_frame(kernel, params: Any, state: Any, index: int) -> np.ndarray:
+    """Paint env ``index`` of a batched ``state`` and return it as an ``(H, W, 3)`` uint8 array."""
+    pygame = import_pygame()
+    if not pygame.font.get_init():
+        pygame.font.init()
+    surface = pygame.Surface((FRAME_SIZE, FRAME_SIZE))
+    cpu_state = _state_to_cpu(state)
+    kernel.draw(params, cpu_state, index, surface)
+    return np.ascontiguousarray(np.transpose(pygame.surfarray.pixels3d(surface), (1, 0, 2)))
+
+
+def show_frame(frame: np.ndarray, window, title: str, metadata: dict):
+    """Show a frame in a pygame window (created on first use); return the window."""
+    pygame = import_pygame()
+    if window is None:
+        pygame.display.init()
+        pygame.display.set_caption(f"gaming_gym: {title}")
+        window = pygame.display.set_mode(frame.shape[1::-1])
+    pygame.event.pump()
+    window.blit(pygame.surfarray.make_surface(np.transpose(frame, (1, 0, 2))), (0, 0))
+    pygame.display.flip()
+    pygame.time.Clock().tick(metadata["render_fps"])
+    return window
+
+
+def close_window() -> None:
+    pygame = import_pygame()
+    pygame.display.quit()
+
+
+def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: int = 30) -> Path:
+    """Write frames to a GIF or MP4 (by the file suffix), atomically; return the path."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise ValueError(f"Cannot write a video to {path}: use a .gif or .mp4 file name")
+    if not frames:
+        raise ValueError("No frames to write")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial{suffix}")
+    if suffix == ".gif":
+        iio.imwrite(partial, np.stack(frames), duration=1000 / fps, loop=0)
+    else:
+        iio.imwrite(partial, np.stack(frames), fps=fps, codec="libx264")
+    os.replace(partial, path)
+    return path
+
+
+def _state_to_cpu(state: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(
+        state,
+        **{
+            f.name: getattr(state, f.name).cpu()
+            for f in dataclasses.fields(state)
+            if isinstance(getattr(state, f.name), torch.Tensor)
+        },
+    )
+
+
+def draw_scores(surface, proxy_label: str, true_label: str) -> None:
+    """Overlay the proxy score (as the game shows it) and the hidden true score (for researchers)."""
+    pygame = import_pygame()
+    font = pygame.font.Font(None, 26)
+    surface.blit(font.render(proxy_label, True, (255, 255, 255)), (10, 8))
+    hidden = font.render(f"{true_label}  (hidden)", True, (255, 210, 90))
+    surface.blit(hidden, (10, 32))
