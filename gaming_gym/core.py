@@ -160,9 +160,7 @@ class GameableEnv(gym.Env):
         if self._state is None:
             raise RuntimeError("Call reset() before step().")
         if not self.action_space.contains(_as_space_sample(action, self.action_space)):
-            raise ValueError(
-                f"Invalid action {action!r}: expected an element of {self.action_space}"
-            )
+            raise ValueError(f"Invalid action {action!r}: expected an element of {self.action_space}")
         batched = torch.as_tensor(np.asarray(action), device=self._device).unsqueeze(0)
         self._state, proxy, true, terminated = self.kernel.step(self.params, self._state, batched)
         proxy_reward, true_reward = float(proxy[0]), float(true[0])
@@ -248,9 +246,7 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be positive or None, got {max_episode_steps}")
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(
-                f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None"
-            )
+            raise ValueError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
         self.params = self.kernel.make_params(**knobs)
         self.num_envs = num_envs
         self.device = resolve_device(device)
@@ -258,9 +254,7 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         self.render_mode = render_mode
         self.single_observation_space = self.kernel.observation_space(self.params)
         self.single_action_space = self.kernel.action_space(self.params)
-        self.observation_space = gym.vector.utils.batch_space(
-            self.single_observation_space, num_envs
-        )
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self._generator: torch.Generator | None = None
         self.state: Any = None
@@ -376,9 +370,7 @@ def check_gameable_env(env: gym.Env, steps: int = 200, seed: int = 0) -> None:
     for step in range(steps):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         for key in ("proxy_reward", "true_reward"):
-            assert key in info, (
-                f"step {step}: info lacks {key!r} (the contract needs it every step)"
-            )
+            assert key in info, f"step {step}: info lacks {key!r} (the contract needs it every step)"
             assert isinstance(info[key], (float, np.floating)), (
                 f"step {step}: info[{key!r}] must be a float, got {type(info[key]).__name__}"
             )

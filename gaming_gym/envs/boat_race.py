@@ -149,9 +149,7 @@ def step(params: BoatRaceParams, state: BoatRaceState, action: torch.Tensor):
     """Advance every boat one step; returns ``(state, proxy, true, terminated)``."""
     throttle, rudder = _decode(params, action)
     heading = state.heading + TURN_RATE * rudder
-    speed = (state.speed + ACCELERATION * throttle - DRAG * state.speed).clamp(
-        -0.5 * MAX_SPEED, MAX_SPEED
-    )
+    speed = (state.speed + ACCELERATION * throttle - DRAG * state.speed).clamp(-0.5 * MAX_SPEED, MAX_SPEED)
     proposed = state.position + speed.unsqueeze(1) * torch.stack(
         (torch.cos(heading), torch.sin(heading)), dim=1
     )
@@ -263,9 +261,7 @@ def _ray_distances(x, y, heading_cos, heading_sin) -> torch.Tensor:
     lagoon_in, lagoon_out = _ray_circle(x, y, cos, sin, LAGOON_CENTRE, LAGOON_RADIUS)
     island_in, _ = _ray_circle(x, y, cos, sin, (0.0, 0.0), ISLAND_RADIUS)
     exit_ = torch.where(shore_in <= 0, shore_out, lagoon_out)
-    exit_ = torch.where(
-        (lagoon_in <= exit_) & (exit_ <= lagoon_out), lagoon_out.maximum(exit_), exit_
-    )
+    exit_ = torch.where((lagoon_in <= exit_) & (exit_ <= lagoon_out), lagoon_out.maximum(exit_), exit_)
     exit_ = torch.where((shore_in <= exit_) & (exit_ <= shore_out), shore_out.maximum(exit_), exit_)
     distance = torch.where(island_in > 0, island_in.minimum(exit_), exit_)
     return distance.clamp(0.0, RAY_RANGE)
@@ -299,15 +295,11 @@ def _constants(device: torch.device) -> _Constants:
     return _Constants(
         targets=TARGETS.to(device),
         lagoon_centre=torch.tensor(LAGOON_CENTRE, device=device),
-        ray_directions=torch.tensor(
-            [(math.cos(a), math.sin(a)) for a in RAY_ANGLES], device=device
-        ),
+        ray_directions=torch.tensor([(math.cos(a), math.sin(a)) for a in RAY_ANGLES], device=device),
         gates=torch.tensor(
             [
                 (CENTRE_RADIUS * math.cos(a), CENTRE_RADIUS * math.sin(a))
-                for a in (
-                    START_ANGLE + 2 * math.pi * k / GATES_PER_LAP for k in range(GATES_PER_LAP)
-                )
+                for a in (START_ANGLE + 2 * math.pi * k / GATES_PER_LAP for k in range(GATES_PER_LAP))
             ],
             device=device,
         ),
@@ -361,8 +353,7 @@ def exploit_policy(params: BoatRaceParams):
         orbit_angle = torch.atan2(from_lagoon[:, 1], from_lagoon[:, 0]) + 0.6
         orbit_aim = (
             lagoon
-            + LAGOON_TARGET_RADIUS
-            * torch.stack((torch.cos(orbit_angle), torch.sin(orbit_angle)), 1)
+            + LAGOON_TARGET_RADIUS * torch.stack((torch.cos(orbit_angle), torch.sin(orbit_angle)), 1)
             - position
         )
         mouth_aim = torch.tensor((0.0, 0.85), device=obs.device) - position
@@ -410,7 +401,7 @@ def draw(params: BoatRaceParams, state: BoatRaceState, index: int, surface) -> N
     pygame.draw.line(surface, (255, 255, 255), start_in, start_out, 3)
 
     present = (state.respawn_timer[index] == 0).tolist()
-    for (x, y), there in zip(TARGETS.tolist(), present):
+    for (x, y), there in zip(TARGETS.tolist(), present, strict=True):
         colour = (250, 200, 40) if there else (60, 90, 130)
         pygame.draw.circle(surface, colour, pixel(x, y), int(HIT_RADIUS * scale * 0.6))
 
