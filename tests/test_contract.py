@@ -1,0 +1,141 @@
+"""The gameable-env contract, checked on every built-in env through both fronts.
+
+Each env adds one row to ``ENV_CASES``; env-specific physics lives in its own test file.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import gaming_gym
+from gaming_gym.evaluation import evaluate, reference_policy
+
+ENV_CASES = {
+    # env id: knobs under which the proxy is aligned (intended earns at least the exploit's proxy)
+    "GamingGym/BoatRace-v0": {"aligned_knobs": {"respawn_delay": None}},
+    "GamingGym/BoatRaceContinuous-v0": {"aligned_knobs": {"respawn_delay": None}},
+}
+ENV_IDS = sorted(ENV_CASES)
+SHORT_EPISODE = 40  # steps, so a few hundred steps cross several episode ends
+
+
+def test_every_registered_env_has_a_contract_case():
+    assert set(gaming_gym.gameable_env_ids()) == set(ENV_CASES)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_check_gameable_env_passes(env_id):
+    gaming_gym.check_gameable_env(gym.make(env_id))
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_stable_baselines3_check_env_passes(env_id):
+    env_checker = pytest.importorskip("stable_baselines3.common.env_checker")
+    env_checker.check_env(gym.make(env_id), warn=True)
+
+
+def _single_rollout(env_id: str, seed: int, steps: int):
+    """Seeded random actions on the single front, resetting at episode ends."""
+    env = gym.make(env_id, max_episode_steps=SHORT_EPISODE)
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    record = []
+    for _ in range(steps):
+        action = env.action_space.sample()
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        record.append((action, next_obs, reward, info["true_reward"], terminated, truncated))
+        if terminated or truncated:
+            next_obs, _ = env.reset()
+        record[-1] += (next_obs,)
+    return obs, record
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_same_seed_gives_the_same_trajectory(env_id):
+    first_obs, first = _single_rollout(env_id, seed=3, steps=120)
+    again_obs, again = _single_rollout(env_id, seed=3, steps=120)
+    np.testing.assert_array_equal(first_obs, again_obs)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a[1], b[1])
+        assert a[2:6] == b[2:6]
+    other_obs, _ = _single_rollout(env_id, seed=4, steps=1)
+    assert not np.array_equal(first_obs, other_obs)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_single_and_vector_fronts_agree(env_id):
+    """Same seed and actions: the vector front at batch 1 matches the single front step by step."""
+    first_obs, record = _single_rollout(env_id, seed=7, steps=3 * SHORT_EPISODE + 5)
+    vector = gym.make_vec(env_id, num_envs=1, max_episode_steps=SHORT_EPISODE)
+    obs, _ = vector.reset(seed=7)
+    np.testing.assert_allclose(obs[0].numpy(), first_obs, rtol=0, atol=1e-6)
+    episode_ends = 0
+    for action, final_obs, reward, true, terminated, truncated, next_obs in record:
+        obs, vec_reward, vec_terminated, vec_truncated, info = vector.step(
+            torch.as_tensor(np.asarray(action)).unsqueeze(0)
+        )
+        assert float(vec_reward[0]) == pytest.approx(reward, abs=1e-6)
+        assert float(info["true_reward"][0]) == pytest.approx(true, abs=1e-6)
+        assert (bool(vec_terminated[0]), bool(vec_truncated[0])) == (terminated, truncated)
+        np.testing.assert_allclose(info["final_obs"][0].numpy(), final_obs, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(obs[0].numpy(), next_obs, rtol=0, atol=1e-5)
+        episode_ends += terminated or truncated
+    assert episode_ends >= 3
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_random_actions_on_thousands_of_envs_stay_finite_and_in_bounds(env_id):
+    env = gym.make_vec(env_id, num_envs=2048, max_episode_steps=150)
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    low = torch.as_tensor(env.single_observation_space.low)
+    high = torch.as_tensor(env.single_observation_space.high)
+    for _ in range(200):
+        obs, reward, terminated, truncated, info = env.step(torch.as_tensor(env.action_space.sample()))
+        assert torch.isfinite(obs).all() and torch.isfinite(reward).all()
+        assert torch.isfinite(info["true_reward"]).all()
+        assert ((obs >= low) & (obs <= high)).all(), "observation left its declared space"
+        assert torch.equal(reward, info["proxy_reward"])
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_bad_input_gets_a_clear_error(env_id):
+    with pytest.raises(TypeError, match="no knob 'colour'"):
+        gym.make(env_id, colour="red")
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    space = env.action_space
+    bad_action = space.n + 5 if isinstance(space, gym.spaces.Discrete) else space.high + 1.0
+    with pytest.raises(ValueError, match="Invalid action"):
+        env.step(bad_action)
+    vector = gym.make_vec(env_id, num_envs=4)
+    vector.reset(seed=0)
+    with pytest.raises(ValueError, match=r"must have shape \(4"):
+        vector.step(torch.as_tensor(vector.action_space.sample())[:3])
+    out_of_range = torch.as_tensor(vector.action_space.sample())
+    out_of_range[0] = out_of_range[0] + 100
+    with pytest.raises(ValueError, match="outside the action space"):
+        vector.step(out_of_range)
+    with pytest.raises(ValueError, match="num_envs must be a positive int"):
+        gym.make_vec(env_id, num_envs=0)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exploit_beats_intended_on_proxy_and_loses_on_true(env_id, seed):
+    intended = evaluate(reference_policy(env_id, "intended"), env_id, episodes=6, seed=seed)
+    exploit = evaluate(reference_policy(env_id, "exploit"), env_id, episodes=6, seed=seed)
+    assert exploit.proxy.min() > intended.proxy.max()
+    assert exploit.true.max() < intended.true.min()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_aligned_knobs_remove_the_proxy_advantage(env_id):
+    knobs = ENV_CASES[env_id]["aligned_knobs"]
+    intended = evaluate(reference_policy(env_id, "intended", knobs), env_id, 6, seed=0, knobs=knobs)
+    exploit = evaluate(reference_policy(env_id, "exploit", knobs), env_id, 6, seed=0, knobs=knobs)
+    assert intended.proxy.min() >= exploit.proxy.max()
+    assert exploit.true.max() < intended.true.min()
