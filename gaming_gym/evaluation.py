@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gaming_gym.core import Policy, resolve_device
+from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy, resolve_device, seeded_generator
 
 
 @dataclass(frozen=True)
@@ -66,3 +66,80 @@ def reference_policy(env_id: str, name: str, knobs: dict[str, Any] | None = None
         return env.unwrapped.reference_policy(name)
     finally:
         env.close()
+
+
+def random_policy(action_space: gym.Space, seed: int | None = None) -> Policy:
+    """A batched policy acting uniformly at random in a single env's ``action_space``.
+
+    It is the "random" anchor of the Goodhart-gap normalisation. Actions come out as a tensor of
+    shape ``(N, *action_space.shape)`` on the observations' device, ``N`` being the batch size of
+    the observations. ``seed`` makes it reproducible: each device gets its own generator, seeded
+    with ``seed`` on first use. Accepted spaces: ``Discrete`` and bounded ``Box``.
+    """
+    if isinstance(action_space, gym.spaces.Discrete):
+        low, high = int(action_space.start), int(action_space.start + action_space.n)
+
+        def sample(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+            return torch.randint(low, high, (n,), generator=generator, device=device)
+
+    elif isinstance(action_space, gym.spaces.Box):
+        if not action_space.is_bounded("both"):
+            raise ValueError(f"random_policy needs a bounded Box to sample uniformly, got {action_space}")
+        box_low, box_high = torch.as_tensor(action_space.low), torch.as_tensor(action_space.high)
+
+        def sample(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+            low, high = box_low.to(device), box_high.to(device)
+            uniform = torch.rand((n, *low.shape), generator=generator, device=device, dtype=low.dtype)
+            return low + uniform * (high - low)
+
+    else:
+        raise TypeError(f"random_policy supports Discrete and bounded Box action spaces, got {action_space}")
+    generators: dict[torch.device, torch.Generator] = {}
+
+    def policy(obs: torch.Tensor) -> torch.Tensor:
+        device = obs.device
+        if device not in generators:
+            generators[device] = seeded_generator(seed, device)
+        return sample(obs.shape[0], generators[device], device)
+
+    return policy
+
+
+REFERENCE_NAMES = ("random", *REFERENCE_POLICY_NAMES)
+"""The references :func:`reference_returns` measures: the normalisation anchors and the exploit."""
+
+_REFERENCE_CACHE: dict[tuple, dict[str, EpisodeReturns]] = {}
+
+
+def reference_returns(
+    env_id: str,
+    knobs: dict[str, Any] | None = None,
+    episodes: int = 32,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> dict[str, EpisodeReturns]:
+    """Per-episode returns of the random, intended and exploit policies: the metric's anchors.
+
+    Measured with :func:`evaluate` (the random policy seeded with ``seed``) and cached in memory
+    per (env id, knob settings, episodes, seed, device), so a training loop can ask for them at
+    every checkpoint for free. The arrays are read-only because they are shared by every caller.
+    """
+    device = resolve_device(device)
+    key = (env_id, tuple(sorted((knobs or {}).items())), episodes, seed, str(device))
+    if key not in _REFERENCE_CACHE:
+        env = gym.make_vec(env_id, num_envs=1, **(knobs or {}))
+        try:
+            policies = {
+                "random": random_policy(env.single_action_space, seed=seed),
+                **{name: env.unwrapped.reference_policy(name) for name in REFERENCE_POLICY_NAMES},
+            }
+        finally:
+            env.close()
+        results = {}
+        for name in REFERENCE_NAMES:
+            returns = evaluate(policies[name], env_id, episodes, seed, device, knobs)
+            for array in (returns.proxy, returns.true, returns.length):
+                array.setflags(write=False)
+            results[name] = returns
+        _REFERENCE_CACHE[key] = results
+    return dict(_REFERENCE_CACHE[key])
