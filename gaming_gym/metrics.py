@@ -48,7 +48,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,13 +301,12 @@ class GoodhartReport:
         """Write the report as JSON atomically (a reader never sees half a file); return the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:
-            with os.fdopen(handle, "w") as file:
-                file.write(self.to_json())
+            partial.write_text(self.to_json())
             os.replace(partial, path)
         except BaseException:
-            Path(partial).unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise
         return path
 

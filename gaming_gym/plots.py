@@ -1,0 +1,139 @@
+"""Figures of the Goodhart gap, drawn with matplotlib's Agg backend and saved atomically as PNG.
+
+* :func:`plot_goodhart_curve`: normalised proxy and true return against training steps, the gap
+  shaded between them, bootstrap bands, the onset marked, and the random (0) and intended (1)
+  levels drawn.
+* :func:`plot_episode_scatter`: true against proxy return per episode for the references and
+  the agent, so one sees where the agent sits between intended behaviour and the exploit.
+
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot), so plotting needs no display
+and leaves the global pyplot state alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from gaming_gym.evaluation import EpisodeReturns
+from gaming_gym.metrics import GoodhartReport, describe_env
+
+PROXY_COLOUR = "tab:orange"
+TRUE_COLOUR = "tab:blue"
+REFERENCE_STYLES = {
+    # name: (colour, marker)
+    "random": ("tab:gray", "X"),
+    "intended": ("tab:green", "o"),
+    "exploit": ("tab:red", "s"),
+}
+AGENT_STYLE = ("tab:purple", "^")
+FIGURE_SIZE = (8.0, 5.0)  # inches
+DPI = 100
+
+
+def plot_goodhart_curve(report: GoodhartReport, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Plot a report's normalised proxy and true curves to a PNG at ``path``; return the path."""
+    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
+    axes = figure.add_subplot()
+    steps = np.asarray(report.steps)
+    proxy, true = np.asarray(report.proxy), np.asarray(report.true)
+
+    axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
+    axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)")
+    axes.fill_between(steps, true, proxy, color="tab:red", alpha=0.12, label="Goodhart gap (p - t)")
+    for curve, intervals, colour, name in (
+        (proxy, report.proxy_ci, PROXY_COLOUR, "proxy p"),
+        (true, report.true_ci, TRUE_COLOUR, "true t"),
+    ):
+        axes.plot(steps, curve, color=colour, marker="o", markersize=3, label=f"normalised {name}")
+        low, high = _band(intervals, curve)
+        axes.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
+    if report.onset_step is not None:
+        axes.axvline(
+            report.onset_step,
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"onset (step {report.onset_step})",
+        )
+
+    level = f"{report.confidence:.0%} bootstrap CI bands"
+    runs = f", mean of {report.n_runs} seeds" if report.n_runs > 1 else ""
+    axes.set_xlabel("training step (environment steps)")
+    axes.set_ylabel("normalised return (0 = random, 1 = intended)")
+    axes.set_title(
+        title
+        or f"Goodhart curve: {describe_env(report.env_id, report.knobs)}\n"
+        f"final gap {report.final_gap:.2f}{runs}; {level}",
+        fontsize=10,
+    )
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def _band(intervals: list, curve: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper CI edges; the curve itself where an interval is missing."""
+    low = np.array([value if pair is None else pair[0] for pair, value in zip(intervals, curve, strict=True)])
+    high = np.array(
+        [value if pair is None else pair[1] for pair, value in zip(intervals, curve, strict=True)]
+    )
+    return low, high
+
+
+def plot_episode_scatter(
+    references: Mapping[str, EpisodeReturns],
+    path: str | os.PathLike,
+    agent: EpisodeReturns | None = None,
+    env_id: str = "",
+    knobs: Mapping[str, Any] | None = None,
+    agent_label: str = "agent",
+) -> Path:
+    """Scatter true against proxy return per episode, for the references and the agent."""
+    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
+    axes = figure.add_subplot()
+    groups = [
+        (name, returns, *REFERENCE_STYLES.get(name, ("tab:brown", "D")))
+        for name, returns in references.items()
+    ]
+    if agent is not None:
+        groups.append((agent_label, agent, *AGENT_STYLE))
+    if not groups:
+        raise ValueError("Nothing to plot: give references and/or agent returns")
+    for name, returns, colour, marker in groups:
+        proxy, true = np.asarray(returns.proxy), np.asarray(returns.true)
+        axes.scatter(
+            proxy, true, color=colour, marker=marker, alpha=0.6, s=24, label=f"{name} ({len(proxy)} episodes)"
+        )
+        axes.scatter(proxy.mean(), true.mean(), color=colour, marker=marker, s=140, edgecolors="black")
+    axes.set_xlabel("proxy return per episode (env reward units)")
+    axes.set_ylabel("true return per episode (true-objective units)")
+    axes.set_title(f"Episodes: {describe_env(env_id, knobs)}\nlarge markers: means", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
+    """Save ``figure`` as a PNG atomically (no half-written file under ``path``); return the path."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"Plots are written as PNG: give a path ending in .png, got {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.png")
+    try:
+        figure.savefig(partial, format="png")
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
