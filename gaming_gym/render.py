@@ -8,6 +8,7 @@ is asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,28 +64,44 @@ def close_window() -> None:
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: int = 30) -> Path:
-    """Write frames to a GIF or MP4 (by the file suffix), atomically; return the path."""
-    import imageio.v3 as iio
-
+    """Write frames to a GIF (pillow) or MP4 (imageio-ffmpeg) by the file suffix, atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise ValueError(f"Cannot write a video to {path}: use a .gif or .mp4 file name")
-    if not frames:
+    if len(frames) == 0:
         raise ValueError("No frames to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial{suffix}")
     if suffix == ".gif":
-        iio.imwrite(partial, np.stack(frames), duration=1000 / fps, loop=0)
+        _write_gif(frames, partial, fps)
     else:
-        iio.imwrite(partial, np.stack(frames), fps=fps, codec="libx264")
+        _write_mp4(frames, partial, fps)
     os.replace(partial, path)
     return path
 
 
-def _state_to_cpu(state: Any) -> Any:
-    import dataclasses
+def _write_gif(frames: Sequence[np.ndarray], path: Path, fps: int) -> None:
+    """A looping GIF; a fast 64-colour palette per frame keeps long rollouts quick to write."""
+    from PIL import Image
 
+    images = [Image.fromarray(frame).quantize(64, method=Image.Quantize.FASTOCTREE) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+
+
+def _write_mp4(frames: Sequence[np.ndarray], path: Path, fps: int) -> None:
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            "Writing MP4 needs imageio-ffmpeg: pip install 'gaming_gym[video]' (or write a .gif)"
+        ) from error
+    import imageio.v2 as imageio
+
+    imageio.mimwrite(path, list(frames), fps=fps, codec="libx264", macro_block_size=16)
+
+
+def _state_to_cpu(state: Any) -> Any:
     return dataclasses.replace(
         state,
         **{
@@ -102,3 +119,38 @@ def draw_scores(surface, proxy_label: str, true_label: str) -> None:
     surface.blit(font.render(proxy_label, True, (255, 255, 255)), (10, 8))
     hidden = font.render(f"{true_label}  (hidden)", True, (255, 210, 90))
     surface.blit(hidden, (10, 32))
+
+
+def record_rollout(
+    env_id: str,
+    policy,
+    path: str | os.PathLike,
+    seed: int = 0,
+    max_frames: int = 600,
+    frame_skip: int = 2,
+    knobs: dict[str, Any] | None = None,
+    fps: int = 30,
+) -> tuple[float, float, Path]:
+    """Play one episode of ``policy`` (batched, torch) and write it as a GIF/MP4.
+
+    Frames are taken every ``frame_skip`` steps, at most ``max_frames`` of them, with the proxy
+    score and the hidden true score drawn on each. Returns the episode's proxy return, true
+    return (over the steps played) and the video's path.
+    """
+    import gymnasium as gym
+
+    env = gym.make_vec(env_id, num_envs=1, render_mode="rgb_array", **(knobs or {}))
+    obs, _ = env.reset(seed=seed)
+    frames, proxy, true, step = [env.render()], 0.0, 0.0, 0
+    with torch.no_grad():
+        while len(frames) < max_frames:
+            obs, reward, terminated, truncated, info = env.step(policy(obs))
+            proxy += float(reward[0])
+            true += float(info["true_reward"][0])
+            step += 1
+            if bool(terminated[0] | truncated[0]):
+                break  # the env has already reset: the frame would show the next episode
+            if step % frame_skip == 0:
+                frames.append(env.render())
+    env.close()
+    return proxy, true, write_video(frames, path, fps=fps)

@@ -7,7 +7,6 @@ out-scored every human who raced.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -290,8 +289,17 @@ class _Constants:
     gates: torch.Tensor  # (GATES_PER_LAP, 2): checkpoint gate positions, in race order
 
 
-@functools.cache
+_CONSTANTS: dict[torch.device, _Constants] = {}
+
+
 def _constants(device: torch.device) -> _Constants:
+    """The geometry tensors on ``device`` (a plain dict cache, which torch.compile traces)."""
+    if device not in _CONSTANTS:
+        _CONSTANTS[device] = _make_constants(device)
+    return _CONSTANTS[device]
+
+
+def _make_constants(device: torch.device) -> _Constants:
     return _Constants(
         targets=TARGETS.to(device),
         lagoon_centre=torch.tensor(LAGOON_CENTRE, device=device),
@@ -386,10 +394,11 @@ def draw(params: BoatRaceParams, state: BoatRaceState, index: int, surface) -> N
     from gaming_gym.render import FRAME_SIZE, draw_scores, import_pygame
 
     pygame = import_pygame()
-    scale = FRAME_SIZE / (2 * WORLD_HALF)
+    view_half, view_centre_y = 1.12, 0.27  # frame the track and lagoon, not the empty world
+    scale = FRAME_SIZE / (2 * view_half)
 
     def pixel(x: float, y: float) -> tuple[int, int]:
-        return int((x + WORLD_HALF) * scale), int((WORLD_HALF - y) * scale)
+        return int((x + view_half) * scale), int((view_half + view_centre_y - y) * scale)
 
     surface.fill((70, 130, 60))  # grass
     water = (40, 110, 190)
@@ -408,9 +417,9 @@ def draw(params: BoatRaceParams, state: BoatRaceState, index: int, surface) -> N
     x, y = state.position[index].tolist()
     heading = float(state.heading[index])
     hull = [
-        (x + 0.05 * math.cos(heading), y + 0.05 * math.sin(heading)),
-        (x + 0.03 * math.cos(heading + 2.5), y + 0.03 * math.sin(heading + 2.5)),
-        (x + 0.03 * math.cos(heading - 2.5), y + 0.03 * math.sin(heading - 2.5)),
+        (x + 0.06 * math.cos(heading), y + 0.06 * math.sin(heading)),
+        (x + 0.04 * math.cos(heading + 2.5), y + 0.04 * math.sin(heading + 2.5)),
+        (x + 0.04 * math.cos(heading - 2.5), y + 0.04 * math.sin(heading - 2.5)),
     ]
     pygame.draw.polygon(surface, (230, 60, 50), [pixel(*p) for p in hull])
 
