@@ -1,0 +1,115 @@
+"""The episode-statistics wrappers record the same returns as ``evaluate`` on BoatRace."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import gaming_gym  # noqa: F401  (registers the envs)
+from gaming_gym.evaluation import evaluate, reference_policy
+from gaming_gym.wrappers import EpisodeQueues, RecordEpisodeStatistics, RecordVectorEpisodeStatistics
+
+BOAT = "GamingGym/BoatRace-v0"
+
+
+def first_episodes(env: RecordVectorEpisodeStatistics, policy, seed: int) -> dict[int, tuple]:
+    """Step until every env has finished one episode; the first episode's (r, true, l) per env."""
+    obs, _ = env.reset(seed=seed)
+    found: dict[int, tuple] = {}
+    while len(found) < env.num_envs:
+        obs, _, _, _, info = env.step(policy(obs))
+        if "episode" in info:
+            episode = info["episode"]
+            for index in torch.nonzero(info["_episode"]).flatten().tolist():
+                found.setdefault(index, (episode["r"][index], episode["true"][index], episode["l"][index]))
+    return found
+
+
+@pytest.mark.parametrize("name", ["intended", "exploit"])
+def test_vector_statistics_match_evaluate(name):
+    policy = reference_policy(BOAT, name)
+    env = RecordVectorEpisodeStatistics(gym.make_vec(BOAT, num_envs=3))
+    recorded = first_episodes(env, policy, seed=5)
+    expected = evaluate(policy, BOAT, episodes=3, seed=5)
+    for index in range(3):
+        proxy, true, length = recorded[index]
+        assert isinstance(proxy, torch.Tensor) and proxy.device == env.unwrapped.device
+        assert float(proxy) == expected.proxy[index]
+        assert float(true) == expected.true[index]  # both sum float32 in the same order
+        assert int(length) == expected.length[index]
+    assert env.queues.episode_count == 3
+
+
+def test_vector_statistics_restart_after_an_episode_ends():
+    policy = reference_policy(BOAT, "intended")
+    env = RecordVectorEpisodeStatistics(gym.make_vec(BOAT, num_envs=2), buffer_length=3)
+    obs, _ = env.reset(seed=0)
+    endings = []
+    while len(endings) < 2:
+        obs, _, terminated, truncated, info = env.step(policy(obs))
+        if bool(info.get("_episode", torch.zeros(1, dtype=torch.bool))[0]):
+            assert torch.equal(info["_episode"], terminated | truncated)
+            endings.append((float(info["episode"]["r"][0]), int(info["episode"]["l"][0])))
+    # The intended policy scores the four line targets on each of 3 laps and the 5-point bonus;
+    # the second episode is counted from zero again, not added to the first.
+    assert [proxy for proxy, _ in endings] == [17.0, 17.0]
+    assert all(350 < length < 400 for _, length in endings)
+    assert len(env.queues.proxy) == 3  # buffer_length episodes kept, of at least 3 finished
+    assert env.queues.means()["proxy"] == 17.0
+
+
+def test_vector_statistics_are_absent_while_no_episode_ends():
+    env = RecordVectorEpisodeStatistics(gym.make_vec(BOAT, num_envs=2))
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(torch.zeros(2, dtype=torch.long))
+    assert "episode" not in info and "_episode" not in info
+    assert env.queues.means() == {}
+
+
+def test_single_statistics_match_evaluate():
+    policy = reference_policy(BOAT, "intended")
+    env = RecordEpisodeStatistics(gym.make(BOAT))
+    obs, _ = env.reset(seed=2)
+    terminated = truncated = False
+    while not (terminated or truncated):
+        obs, _, terminated, truncated, info = env.step(policy(torch.as_tensor(obs)[None])[0].numpy())
+    expected = evaluate(policy, BOAT, episodes=1, seed=2)
+    episode = info["episode"]
+    assert episode["r"] == expected.proxy[0] == 17.0
+    assert episode["true"] == pytest.approx(float(expected.true[0]), abs=1e-5)  # float64 vs float32 sums
+    assert episode["l"] == expected.length[0]
+    assert episode["t"] > 0
+    assert env.queues.means() == {"proxy": 17.0, "true": episode["true"], "length": episode["l"]}
+
+
+def test_single_statistics_count_truncated_episodes():
+    env = RecordEpisodeStatistics(gym.make(BOAT, max_episode_steps=5))
+    env.reset(seed=0)
+    for step in range(5):
+        _, _, terminated, truncated, info = env.step(4)  # idle: no target hit, no progress
+        assert ("episode" in info) == (step == 4)
+    assert truncated and not terminated
+    assert (info["episode"]["r"], info["episode"]["true"], info["episode"]["l"]) == (0.0, 0.0, 5)
+
+
+def test_statistics_need_the_contract_keys():
+    env = RecordEpisodeStatistics(gym.make("CartPole-v1"))
+    env.reset(seed=0)
+    with pytest.raises(KeyError, match="'proxy_reward'.*gameable env"):
+        env.step(0)
+
+
+def test_vector_statistics_need_same_step_autoreset():
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        RecordVectorEpisodeStatistics(gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync"))
+
+
+def test_queues_keep_the_most_recent_episodes():
+    queues = EpisodeQueues(buffer_length=2)
+    queues.extend([1.0, 2.0, 3.0], [0.0, 1.0, 2.0], [10, 20, 30])
+    assert list(queues.proxy) == [2.0, 3.0]
+    assert queues.means() == {"proxy": 2.5, "true": 1.5, "length": 25.0}
+    assert queues.episode_count == 3
+    with pytest.raises(ValueError, match="buffer_length"):
+        EpisodeQueues(0)
+    np.testing.assert_array_equal(list(queues.length), [20, 30])
