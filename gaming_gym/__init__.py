@@ -10,9 +10,10 @@ from gaming_gym.core import (
     check_gameable_env,
     resolve_device,
 )
-from gaming_gym.registry import gameable_env_ids, register_builtin_envs
+from gaming_gym.registry import gameable_env_ids, load_plugins, register, register_builtin_envs
 
 register_builtin_envs()
+load_plugins()
 
 __all__ = [
     "GameableEnv",
@@ -20,6 +21,7 @@ __all__ = [
     "Kernel",
     "check_gameable_env",
     "gameable_env_ids",
+    "register",
     "resolve_device",
 ]
 __version__ = "0.1.0"

@@ -7,7 +7,13 @@ batched front, which counts the same time limit itself.
 
 from __future__ import annotations
 
+import importlib.metadata
+import warnings
+from typing import Any
+
 import gymnasium as gym
+
+from gaming_gym.core import GameableEnv, GameableVectorEnv, Kernel
 
 NAMESPACE = "GamingGym"
 
@@ -39,6 +45,83 @@ def register_builtin_envs() -> None:
         )
 
 
+PLUGIN_GROUP = "gaming_gym.envs"
+"""Entry-point group through which other packages register their gameable envs."""
+
+_CUSTOM_IDS: set[str] = set()
+
+
+def register(
+    env_id: str,
+    env: Kernel | type[GameableEnv],
+    max_episode_steps: int | None = None,
+    kwargs: dict[str, Any] | None = None,
+    override: bool = False,
+) -> str:
+    """Register a user's gameable env, both fronts, so ``make``, ``make_vec``, PPO and the CLI see it.
+
+    ``env`` is the env's :class:`~gaming_gym.core.Kernel`, or a :class:`~gaming_gym.core.GameableEnv`
+    subclass carrying one (to keep its docstring as the documentation page). ``kwargs`` are
+    default knob values. Registering an id twice is an error unless ``override=True``.
+    Returns ``env_id``.
+    """
+    single, vector = _fronts_for(env)
+    single.kernel.make_params(**(kwargs or {}))  # an unknown knob or bad value fails here, not at make
+    if env_id in gym.registry and not override:
+        raise ValueError(f"{env_id!r} is already registered; pass override=True to replace it")
+    gym.register(
+        id=env_id,
+        entry_point=single,
+        vector_entry_point=vector,
+        max_episode_steps=max_episode_steps,
+        kwargs=dict(kwargs or {}),
+    )
+    _CUSTOM_IDS.add(env_id)
+    return env_id
+
+
+def _fronts_for(env: Kernel | type[GameableEnv]) -> tuple[type[GameableEnv], type[GameableVectorEnv]]:
+    """The single and vector front classes serving ``env``'s kernel."""
+    if isinstance(env, Kernel):
+        single = type(f"{env.name}Env", (GameableEnv,), {"kernel": env, "__doc__": f"{env.name}."})
+    elif isinstance(env, type) and issubclass(env, GameableEnv) and hasattr(env, "kernel"):
+        single = env
+    else:
+        raise TypeError(
+            f"register() takes a gaming_gym Kernel or a GameableEnv subclass with a kernel, got {env!r}"
+        )
+    vector = type(
+        f"{single.kernel.name}VectorEnv",
+        (GameableVectorEnv,),
+        {"kernel": single.kernel, "__doc__": f"Batched front of {single.__name__}."},
+    )
+    return single, vector
+
+
+def load_plugins() -> None:
+    """Let installed packages register envs through the ``gaming_gym.envs`` entry-point group.
+
+    Each entry point names a module (importing it registers its envs) or a callable (called
+    with no arguments). A broken plugin is reported as a warning, not an import error.
+    """
+    for entry_point in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        try:
+            loaded = entry_point.load()
+            if callable(loaded):
+                loaded()
+        except Exception as error:  # a third party's bug must not break `import gaming_gym`
+            warnings.warn(
+                f"gaming_gym plugin {entry_point.name!r} ({entry_point.value}) failed to load: {error}",
+                stacklevel=2,
+            )
+
+
 def gameable_env_ids() -> list[str]:
-    """Ids of all registered envs in the ``GamingGym/`` namespace."""
-    return sorted(env_id for env_id in gym.registry if env_id.startswith(f"{NAMESPACE}/"))
+    """Ids of the built-in envs (``GamingGym/`` namespace) and of envs registered with :func:`register`."""
+    builtin = {env_id for env_id in gym.registry if env_id.startswith(f"{NAMESPACE}/")}
+    custom = {env_id for env_id in _CUSTOM_IDS if env_id in gym.registry}
+    return sorted(builtin | custom)
+
+
+def builtin_env_ids() -> list[str]:
+    return sorted(f"{NAMESPACE}/{name}" for name in BUILTIN_ENVS)

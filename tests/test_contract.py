@@ -12,18 +12,20 @@ import torch
 
 import gaming_gym
 from gaming_gym.evaluation import evaluate, reference_policy
+from gaming_gym.registry import builtin_env_ids
 
 ENV_CASES = {
     # env id: knobs under which the proxy is aligned (intended earns at least the exploit's proxy)
     "GamingGym/BoatRace-v0": {"aligned_knobs": {"respawn_delay": None}},
     "GamingGym/BoatRaceContinuous-v0": {"aligned_knobs": {"respawn_delay": None}},
+    "GamingGym/TallFall-v0": {"aligned_knobs": {"max_height": 1.5}},
 }
 ENV_IDS = sorted(ENV_CASES)
 SHORT_EPISODE = 40  # steps, so a few hundred steps cross several episode ends
 
 
-def test_every_registered_env_has_a_contract_case():
-    assert set(gaming_gym.gameable_env_ids()) == set(ENV_CASES)
+def test_every_builtin_env_has_a_contract_case():
+    assert set(builtin_env_ids()) == set(ENV_CASES)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
