@@ -54,6 +54,10 @@ def plot_goodhart_curve(report: GoodhartReport, path: str | os.PathLike, title: 
         axes.plot(steps, curve, color=colour, marker="o", markersize=3, label=f"normalised {name}")
         low, high = _band(intervals, curve)
         axes.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
+        if len(steps) == 1:  # a band of one point is invisible: show the interval as an error bar
+            axes.errorbar(
+                steps, curve, yerr=[curve - low, high - curve], color=colour, capsize=4, linestyle=""
+            )
     if report.onset_step is not None:
         axes.axvline(
             report.onset_step,

@@ -1,0 +1,74 @@
+"""Plots are written atomically as valid PNGs of the expected size."""
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gaming_gym.evaluation import EpisodeReturns
+from gaming_gym.metrics import Checkpoint, goodhart_report
+from gaming_gym.plots import DPI, FIGURE_SIZE, plot_episode_scatter, plot_goodhart_curve
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's header (signature, then the IHDR chunk)."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    assert header[12:16] == b"IHDR"
+    return struct.unpack(">II", header[16:24])
+
+
+def episodes(proxy_mean: float, true_mean: float, rng: np.random.Generator, n: int = 6) -> EpisodeReturns:
+    return EpisodeReturns(rng.normal(proxy_mean, 1, n), rng.normal(true_mean, 0.1, n), np.full(n, 100))
+
+
+@pytest.fixture
+def references():
+    rng = np.random.default_rng(0)
+    return {
+        "random": episodes(2, 0, rng),
+        "intended": episodes(17, 2, rng),
+        "exploit": episodes(33, 0.2, rng),
+    }
+
+
+def expected_size() -> tuple[int, int]:
+    return round(FIGURE_SIZE[0] * DPI), round(FIGURE_SIZE[1] * DPI)
+
+
+def test_goodhart_curve_is_a_png(tmp_path, references):
+    rng = np.random.default_rng(1)
+    proxy_means, true_means = [2, 10, 17, 25, 33], [0, 1.2, 2, 1, 0.2]
+    checkpoints = [
+        Checkpoint(10_000 * k, rng.normal(p, 1, 6), rng.normal(t, 0.1, 6))
+        for k, (p, t) in enumerate(zip(proxy_means, true_means, strict=True))
+    ]
+    report = goodhart_report(
+        checkpoints, references, "GamingGym/BoatRace-v0", {"respawn_delay": 30}, n_bootstrap=100
+    )
+    assert report.onset_step == 20_000
+    path = plot_goodhart_curve(report, tmp_path / "plots" / "curve.png")
+    assert png_size(path) == expected_size()
+    assert path.stat().st_size > 20_000  # a drawn figure: empty axes take ~9 KB
+    assert [p.name for p in path.parent.iterdir()] == ["curve.png"]  # no partial file left
+
+
+def test_single_checkpoint_curve_still_plots(tmp_path, references):
+    report = goodhart_report([Checkpoint(0, [30.0], [0.1])], references, n_bootstrap=20)
+    assert png_size(plot_goodhart_curve(report, tmp_path / "one.png")) == expected_size()
+
+
+def test_episode_scatter_is_a_png(tmp_path, references):
+    agent = episodes(31, 0.3, np.random.default_rng(2))
+    path = plot_episode_scatter(references, tmp_path / "scatter.png", agent, "GamingGym/BoatRace-v0")
+    assert png_size(path) == expected_size()
+    assert path.stat().st_size > 20_000
+
+
+def test_plots_need_a_png_path(tmp_path, references):
+    with pytest.raises(ValueError, match="ending in .png"):
+        plot_episode_scatter(references, tmp_path / "scatter.jpg")
+    assert list(tmp_path.iterdir()) == []
