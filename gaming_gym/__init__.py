@@ -10,17 +10,24 @@ from gaming_gym.core import (
     check_gameable_env,
     resolve_device,
 )
+from gaming_gym.evaluation import reference_returns
+from gaming_gym.metrics import Checkpoint, GoodhartReport, goodhart_report, goodhart_report_over_seeds
 from gaming_gym.registry import gameable_env_ids, load_plugins, register, register_builtin_envs
 
 register_builtin_envs()
 load_plugins()
 
 __all__ = [
+    "Checkpoint",
     "GameableEnv",
     "GameableVectorEnv",
+    "GoodhartReport",
     "Kernel",
     "check_gameable_env",
     "gameable_env_ids",
+    "goodhart_report",
+    "goodhart_report_over_seeds",
+    "reference_returns",
     "register",
     "resolve_device",
 ]
