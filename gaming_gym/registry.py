@@ -27,6 +27,7 @@ BUILTIN_ENVS = {
         1000,
         {"continuous": True},
     ),
+    "TallFall-v0": ("gaming_gym.envs.tall_fall", "TallFallEnv", "TallFallVectorEnv", 300, {}),
 }
 
 
