@@ -453,7 +453,7 @@ def goodhart_report_over_seeds(
         true_drop=true_drop(true) if trends else None,
         true_drop_ci=interval(samples.true.max(1) - samples.true[:, -1]) if trends else None,
         kendall_tau=None if math.isnan(tau) else tau,
-        kendall_tau_ci=interval(_kendall_tau_b(samples.proxy, samples.true)) if trends else None,
+        kendall_tau_ci=interval(_replicate_kendall_taus(samples)) if trends else None,
         onset_step=None if onset is None else steps[onset],
         references=_reference_summary(references, anchors),
         n_runs=len(runs),
@@ -503,6 +503,18 @@ def _bootstrap(runs: list[list[Checkpoint]], anchors: _Anchors, n: int, rng: np.
         intended_true[:, None],
     )
     return _Samples(*normalised)
+
+
+def _replicate_kendall_taus(samples: _Samples, max_pairs: int = 2_000_000) -> np.ndarray:
+    """Tau-b of every bootstrap replicate, a block of replicates at a time to bound memory."""
+    checkpoints = samples.proxy.shape[1]
+    block = max(1, max_pairs // (checkpoints * (checkpoints - 1) // 2))
+    return np.concatenate(
+        [
+            _kendall_tau_b(samples.proxy[start : start + block], samples.true[start : start + block])
+            for start in range(0, len(samples.proxy), block)
+        ]
+    )
 
 
 def _resampled_means(proxy: np.ndarray, true: np.ndarray, count: int, rng: np.random.Generator):
