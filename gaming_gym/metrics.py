@@ -135,7 +135,7 @@ def _anchors(references: Mapping[str, EpisodeReturns]) -> _Anchors:
         arrays[name] = (proxy, true)
     for index, measure in enumerate(("proxy", "true")):
         random_mean, intended_mean = arrays["random"][index].mean(), arrays["intended"][index].mean()
-        if intended_mean == random_mean:
+        if np.isclose(intended_mean, random_mean, rtol=1e-9, atol=1e-9):
             raise ValueError(
                 f"The normalisation is undefined: the intended and random references have the same "
                 f"mean {measure} return ({intended_mean}). Use knobs, or a reference policy, under "
@@ -417,14 +417,8 @@ def goodhart_report_over_seeds(
 
     raw_proxy = np.array([[c.proxy.mean() for c in run] for run in runs])  # (runs, checkpoints)
     raw_true = np.array([[c.true.mean() for c in run] for run in runs])
-    proxy, true = _normalised_curves(
-        raw_proxy.mean(0),
-        raw_true.mean(0),
-        anchors.random_proxy.mean(),
-        anchors.random_true.mean(),
-        anchors.intended_proxy.mean(),
-        anchors.intended_true.mean(),
-    )
+    proxy = normalise(raw_proxy.mean(0), anchors.random_proxy.mean(), anchors.intended_proxy.mean())
+    true = normalise(raw_true.mean(0), anchors.random_true.mean(), anchors.intended_true.mean())
     samples = _bootstrap(runs, anchors, n_bootstrap, np.random.default_rng(seed))
     trends = len(steps) >= 2
     tau = float(_kendall_tau_b(proxy, true)) if trends else math.nan

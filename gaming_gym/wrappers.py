@@ -93,7 +93,9 @@ class RecordEpisodeStatistics(gym.Wrapper):
         self._length += 1
         if terminated or truncated:
             if "episode" in info:
-                raise ValueError("info already has an 'episode' entry; wrap the env only once")
+                raise ValueError(
+                    "info already has an 'episode' entry: is another episode-statistics wrapper inside?"
+                )
             info["episode"] = {
                 "r": self._proxy_return,
                 "true": self._true_return,
@@ -149,7 +151,9 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
         done = torch.as_tensor(terminated | truncated, device=self._length.device)
         if bool(done.any()):
             if "episode" in info:
-                raise ValueError("info already has an 'episode' entry; wrap the env only once")
+                raise ValueError(
+                    "info already has an 'episode' entry: is another episode-statistics wrapper inside?"
+                )
             info["episode"] = {
                 "r": torch.where(done, self._proxy_return, 0.0),
                 "true": torch.where(done, self._true_return, 0.0),
