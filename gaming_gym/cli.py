@@ -1,59 +1,301 @@
-"""The ``gaming-gym`` command (also ``python -m gaming_gym``)."""
+"""The ``gaming-gym`` command (also ``python -m gaming_gym``).
+
+    gaming-gym list
+    gaming-gym train GamingGym/BoatRace-v0 --steps 300000 --seed 0 --out runs/boat
+    gaming-gym evaluate runs/boat                 # or an env's scripted policy: ENV_ID:exploit
+    gaming-gym report runs/boat-s0 runs/boat-s1   # one Goodhart table over seeds
+    gaming-gym render runs/boat --out boat.gif
+    gaming-gym demo
+
+Custom envs: ``--import my_envs`` (a module, or a .py file) before the command registers them,
+as do installed packages through the ``gaming_gym.envs`` entry point.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
+import importlib.util
+import pickle
 import sys
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 
 import gaming_gym
-from gaming_gym.core import REFERENCE_POLICY_NAMES
-from gaming_gym.evaluation import evaluate, reference_policy
-from gaming_gym.render import record_rollout
+from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy
+from gaming_gym.evaluation import evaluate, random_policy, reference_policy, reference_returns
+from gaming_gym.metrics import normalise
+
+DEMO_ENV = "GamingGym/BoatRace-v0"
+
+
+class CommandError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+# --- commands -------------------------------------------------------------------------------------
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     """One line per registered gameable env: proxy / true objective / known exploit."""
     for env_id in gaming_gym.gameable_env_ids():
-        env = gym.make_vec(env_id, num_envs=1)
-        summary = env.unwrapped.kernel.summary
-        env.close()
-        print(f"{env_id}\n  proxy:   {summary['proxy']}\n  true:    {summary['true']}")
-        print(f"  exploit: {summary['exploit']}")
+        summary = _kernel(env_id).summary
+        print(
+            f"{env_id:<34} proxy: {summary['proxy']} | true: {summary['true']} | exploit: {summary['exploit']}"
+        )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gaming_gym.experiment import train_experiment
+
+    _require_env(args.env)
+    out = args.out or f"runs/{_short_name(args.env)}-{args.reward}-s{args.seed}"
+    settings = {"seed": args.seed, "device": args.device, "reward": args.reward}
+    if args.steps is not None:
+        settings["total_timesteps"] = args.steps
+    if args.num_envs is not None:
+        settings["num_envs"] = args.num_envs
+    run = train_experiment(args.env, out, args.agent, _knobs(args.knob), progress=not args.quiet, **settings)
+    print(run.report.summary())
+    print(f"run directory: {run.run_dir}  (curve: {run.curve.name}, episodes: {run.scatter.name})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Mean proxy and true return of a trained run or a scripted policy, raw and normalised."""
+    env_id, knobs, policy, label = _resolve_policy(args.target, _knobs(args.knob))
+    returns = evaluate(policy, env_id, episodes=args.episodes, seed=args.seed, knobs=knobs)
+    references = reference_returns(env_id, knobs)
+    proxy = float(
+        normalise(
+            returns.proxy.mean(), references["random"].proxy.mean(), references["intended"].proxy.mean()
+        )
+    )
+    true = float(
+        normalise(returns.true.mean(), references["random"].true.mean(), references["intended"].true.mean())
+    )
+    print(f"{label} on {env_id} {knobs or ''}, {args.episodes} episodes, seed {args.seed}")
+    print(
+        f"  proxy return  {returns.proxy.mean():10.3f} +- {returns.proxy.std():.3f}   normalised {proxy:7.3f}"
+    )
+    print(f"  true return   {returns.true.mean():10.3f} +- {returns.true.std():.3f}   normalised {true:7.3f}")
+    print(f"  Goodhart gap  {proxy - true:7.3f}  (normalised proxy - normalised true; 0 random, 1 intended)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gaming_gym.experiment import load_report, report_over_runs
+
+    if len(args.runs) == 1 and args.out is None:
+        print(load_report(args.runs[0]).summary())
+        return 0
+    out = args.out or "report_out"
+    report, curve = report_over_runs(args.runs, out)
+    print(report.summary())
+    print(f"combined report: {Path(out) / 'goodhart.json'}, curve: {curve}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from gaming_gym.render import record_rollout
+
+    env_id, knobs, policy, label = _resolve_policy(args.target, _knobs(args.knob))
+    proxy, true, path = record_rollout(
+        env_id, policy, args.out, seed=args.seed, max_frames=args.max_frames, knobs=knobs
+    )
+    print(f"{label} on {env_id}: proxy return {proxy:.2f}, true return {true:.3f} -> {path}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Play BoatRace's reference policies, print their proxy and true returns, write GIFs."""
-    env_id = "GamingGym/BoatRace-v0"
+    """Train PPO on BoatRace on the CPU, print the Goodhart table, write the curve and a rollout GIF."""
+    from gaming_gym.experiment import load_run_policy, train_experiment
+    from gaming_gym.render import record_rollout
+
     out = Path(args.out)
-    print(f"{env_id}: {args.episodes} episodes per policy, seed {args.seed}")
-    print(f"{'policy':<10} {'proxy return':>14} {'true return':>12}  rollout")
-    for name in REFERENCE_POLICY_NAMES:
-        policy = reference_policy(env_id, name)
-        returns = evaluate(policy, env_id, episodes=args.episodes, seed=args.seed)
-        _, _, path = record_rollout(env_id, policy, out / f"boat_race_{name}.gif", seed=args.seed)
-        print(f"{name:<10} {returns.proxy.mean():>14.2f} {returns.true.mean():>12.3f}  {path}")
+    print(f"Training PPO on {DEMO_ENV} (proxy reward, CPU, {args.steps:,} steps); it finds the lagoon loop.")
+    run = train_experiment(
+        DEMO_ENV,
+        out / "run",
+        "ppo",
+        progress=not args.quiet,
+        seed=args.seed,
+        device="cpu",
+        total_timesteps=args.steps,
+    )
+    print(run.report.summary())
+    policy, _ = load_run_policy(run.run_dir)
+    proxy, true, gif = record_rollout(DEMO_ENV, policy, out / "boat_race_ppo.gif", seed=args.seed)
+    print(f"Goodhart gap {run.report.final_gap:.2f}: proxy and true return came apart.")
+    print(f"curve: {run.curve}\nepisodes: {run.scatter}\nrollout (proxy {proxy:.0f}, true {true:.2f}): {gif}")
     return 0
 
 
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _kernel(env_id: str):
+    env = gym.make_vec(env_id, num_envs=1)
+    try:
+        return env.unwrapped.kernel
+    finally:
+        env.close()
+
+
+def _require_env(env_id: str) -> None:
+    if env_id not in gaming_gym.gameable_env_ids():
+        raise CommandError(
+            f"unknown env {env_id!r}; registered gameable envs: {', '.join(gaming_gym.gameable_env_ids())}"
+        )
+
+
+def _short_name(env_id: str) -> str:
+    return env_id.split("/")[-1]
+
+
+def _knobs(pairs: list[str] | None) -> dict[str, Any]:
+    """``["respawn_delay=None", "laps=2"]`` -> ``{"respawn_delay": None, "laps": 2}``."""
+    knobs = {}
+    for pair in pairs or []:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise CommandError(f"bad --knob {pair!r}: write NAME=VALUE, e.g. respawn_delay=None")
+        try:
+            knobs[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            knobs[name] = text  # a bare word is a string
+    return knobs
+
+
+def _resolve_policy(target: str, knobs: dict[str, Any]) -> tuple[str, dict[str, Any], Policy, str]:
+    """A run directory, or ``ENV_ID:intended|exploit|random``, as (env id, knobs, policy, label)."""
+    if Path(target).is_dir():
+        from gaming_gym.experiment import load_run_policy
+
+        policy, saved = load_run_policy(target)
+        return saved["env_id"], {**saved.get("knobs", {}), **knobs}, policy, f"agent {target}"
+    env_id, sep, name = target.rpartition(":")
+    if not sep or not env_id:
+        raise CommandError(
+            f"{target!r} is neither a run directory nor ENV_ID:POLICY (POLICY one of "
+            f"{', '.join((*REFERENCE_POLICY_NAMES, 'random'))})"
+        )
+    _require_env(env_id)
+    if name == "random":
+        env = gym.make_vec(env_id, num_envs=1, **knobs)
+        policy = random_policy(env.single_action_space, seed=0)
+        env.close()
+    else:
+        policy = reference_policy(env_id, name, knobs)
+    return env_id, knobs, policy, f"{name} policy"
+
+
+def _import_custom_envs(names: list[str]) -> None:
+    """Import modules (or .py files) that register custom envs."""
+    for name in names:
+        if name.endswith(".py"):
+            path = Path(name)
+            if not path.exists():
+                raise CommandError(f"--import {name}: no such file")
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(name)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gaming-gym", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="gaming-gym", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module or .py file that registers custom envs (repeatable)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     commands.add_parser("list", help="list the registered gameable envs").set_defaults(run=cmd_list)
-    demo = commands.add_parser("demo", help="BoatRace's reference policies: returns and rollout GIFs")
-    demo.add_argument("--out", default="demo_out", help="folder for the GIFs (default: demo_out)")
-    demo.add_argument("--episodes", type=int, default=8, help="episodes per policy (default: 8)")
+
+    train = commands.add_parser("train", help="train an agent, evaluate along the way, write a run directory")
+    train.add_argument("env", help="env id, e.g. GamingGym/BoatRace-v0")
+    train.add_argument("--agent", choices=("ppo", "sb3"), default="ppo")
+    train.add_argument("--steps", type=int, default=None, help="total env steps (default: per-env default)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    train.add_argument(
+        "--reward", choices=("proxy", "true"), default="proxy", help="what the agent maximises"
+    )
+    train.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: per-env default)")
+    train.add_argument("--knob", action="append", metavar="NAME=VALUE", help="env knob (repeatable)")
+    train.add_argument("--out", default=None, help="run directory (default: runs/ENV-REWARD-sSEED)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=cmd_train)
+
+    evaluate_ = commands.add_parser("evaluate", help="proxy and true returns of a run or a scripted policy")
+    evaluate_.add_argument("target", help="RUN_DIR, or ENV_ID:intended|exploit|random")
+    evaluate_.add_argument("--episodes", type=int, default=32)
+    evaluate_.add_argument("--seed", type=int, default=0)
+    evaluate_.add_argument("--knob", action="append", metavar="NAME=VALUE")
+    evaluate_.set_defaults(run=cmd_evaluate)
+
+    report = commands.add_parser("report", help="Goodhart table (and curve) of one run or over seeds")
+    report.add_argument("runs", nargs="+", help="run directories (several: combined over seeds)")
+    report.add_argument("--out", default=None, help="folder for the combined report and curve")
+    report.set_defaults(run=cmd_report)
+
+    render = commands.add_parser("render", help="write a rollout video with proxy and hidden true score")
+    render.add_argument("target", help="RUN_DIR, or ENV_ID:intended|exploit|random")
+    render.add_argument("--out", required=True, help="rollout.gif or rollout.mp4")
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--max-frames", type=int, default=600)
+    render.add_argument("--knob", action="append", metavar="NAME=VALUE")
+    render.set_defaults(run=cmd_render)
+
+    demo = commands.add_parser("demo", help="train PPO on BoatRace (CPU): Goodhart table, curve, rollout GIF")
+    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    demo.add_argument("--steps", type=int, default=1_500_000, help="training env steps")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(run=cmd_demo)
     return parser
 
 
+USER_ERRORS = (
+    CommandError,
+    ValueError,
+    TypeError,
+    KeyError,
+    FileNotFoundError,
+    FileExistsError,
+    gym.error.Error,
+    pickle.UnpicklingError,
+    RuntimeError,
+    ImportError,
+    EOFError,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        _import_custom_envs(args.imports)
+        return args.run(args)
+    except USER_ERRORS as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"gaming-gym {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gaming-gym {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
