@@ -265,7 +265,7 @@ BODY = (60, 90, 200)
 BROKEN = (120, 120, 120)
 HEAD = (230, 60, 50)
 STRIDE = 0.25  # m per leg swing, for the walking animation only
-LEG = 0.3  # m, drawn leg length (the body pivots at the feet; the legs are only drawn)
+LEG_PIXELS = 16  # drawn leg length (a cartoon: the body pivots at the feet)
 
 
 def draw(params: TallFallParams, state: TallFallState, index: int, surface) -> None:
@@ -291,19 +291,24 @@ def draw(params: TallFallParams, state: TallFallState, index: int, surface) -> N
         colour = (255, 255, 255) if metre == 0 else (160, 140, 110)
         pygame.draw.line(surface, colour, (x, ground_y), (x, ground_y + (14 if metre == 0 else 6)), 2)
 
-    swing = 0.0 if broken else 0.5 * LEG * math.sin(math.pi * position / STRIDE)
-    hip = pixel(position, LEG)
-    for sign in (1.0, -1.0):
-        pygame.draw.line(surface, (40, 40, 40), hip, pixel(position + sign * swing, 0.0), 4)
-    head = (position + height * math.sin(lean), height * math.cos(lean))
-    pygame.draw.line(surface, BROKEN if broken else BODY, pixel(position, 0.0), pixel(*head), 8)
-    pygame.draw.circle(surface, HEAD, pixel(*head), 8)
+    # the body pivots at the feet; while upright, cartoon legs swinging with the stride carry it
+    feet = pixel(position, 0.0)
+    head = pixel(position + height * math.sin(lean), height * math.cos(lean))
+    if broken:
+        pygame.draw.line(surface, BROKEN, feet, head, 8)
+    else:
+        hip = (feet[0] + LEG_PIXELS * math.sin(lean), feet[1] - LEG_PIXELS * math.cos(lean))
+        swing = 0.6 * LEG_PIXELS * math.sin(math.pi * position / STRIDE)
+        for sign in (1.0, -1.0):
+            pygame.draw.line(surface, (40, 40, 40), hip, (feet[0] + sign * swing, ground_y), 4)
+        pygame.draw.line(surface, BODY, hip, head, 8)
+    pygame.draw.circle(surface, HEAD, head, 8)
 
-    true_score = position - (FALL_PENALTY if broken else 0.0)
+    fall = f", fell: -{FALL_PENALTY:.1f}" if broken else ""
     draw_scores(
         surface,
         f"DISTANCE MOVED {float(state.score[index]):.2f} m" + ("   BROKEN" if broken else ""),
-        f"walked upright {true_score:.2f} m",
+        f"walked upright {position:.2f} m{fall}",
     )
 
 
