@@ -43,9 +43,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     """One line per registered gameable env: proxy / true objective / known exploit."""
     for env_id in gaming_gym.gameable_env_ids():
         summary = _kernel(env_id).summary
-        print(
-            f"{env_id:<34} proxy: {summary['proxy']} | true: {summary['true']} | exploit: {summary['exploit']}"
-        )
+        line = f"proxy: {summary['proxy']} | true: {summary['true']} | exploit: {summary['exploit']}"
+        print(f"{env_id:<34} {line}")
     return 0
 
 

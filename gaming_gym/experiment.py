@@ -129,6 +129,8 @@ def report_over_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
 
 def load_report(run_dir: str | os.PathLike) -> GoodhartReport:
     path = Path(run_dir) / REPORT_FILE
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"no run directory at {run_dir}")
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} holds no {REPORT_FILE}: is it a finished run directory?")
     return GoodhartReport.load(path)

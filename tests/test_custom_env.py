@@ -48,7 +48,9 @@ def test_register_refuses_duplicates_bad_envs_and_bad_default_knobs():
 
 def test_installed_packages_register_envs_through_the_entry_point(monkeypatch):
     def register_plugin_envs():
-        gaming_gym.register("PluginLab/Dispenser-v0", dispenser.DISPENSER, max_episode_steps=50, override=True)
+        gaming_gym.register(
+            "PluginLab/Dispenser-v0", dispenser.DISPENSER, max_episode_steps=50, override=True
+        )
 
     plugin = importlib.metadata.EntryPoint("dispenser", "plugin_pkg:register", "gaming_gym.envs")
     monkeypatch.setattr(importlib.metadata.EntryPoint, "load", lambda self: register_plugin_envs)
