@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from gaming_gym.evaluation import EpisodeReturns
+from gaming_gym.files import write_text_atomically
 
 REPORT_FORMAT = "gaming_gym.GoodhartReport/1"
 """Written into every saved report, so an old file is recognised rather than misread."""
@@ -299,16 +300,7 @@ class GoodhartReport:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the report as JSON atomically (a reader never sees half a file); return the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        try:
-            partial.write_text(self.to_json())
-            os.replace(partial, path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        return path
+        return write_text_atomically(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GoodhartReport:

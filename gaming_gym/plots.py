@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gaming_gym.evaluation import EpisodeReturns
+from gaming_gym.files import atomic_write
 from gaming_gym.metrics import GoodhartReport, describe_env
 
 PROXY_COLOUR = "tab:orange"
@@ -131,13 +132,7 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"Plots are written as PNG: give a path ending in .png, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.png")
-    try:
+    with atomic_write(path) as partial:
         figure.savefig(partial, format="png")
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
     return path

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from gaming_gym.files import atomic_write
+
 FRAME_SIZE = 480
 """Width and height of a rendered frame in pixels."""
 
@@ -71,13 +73,8 @@ def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: int 
         raise ValueError(f"Cannot write a video to {path}: use a .gif or .mp4 file name")
     if len(frames) == 0:
         raise ValueError("No frames to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial{suffix}")
-    if suffix == ".gif":
-        _write_gif(frames, partial, fps)
-    else:
-        _write_mp4(frames, partial, fps)
-    os.replace(partial, path)
+    with atomic_write(path) as partial:
+        (_write_gif if suffix == ".gif" else _write_mp4)(frames, partial, fps)
     return path
 
 
