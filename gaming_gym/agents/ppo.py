@@ -1,0 +1,832 @@
+"""PPO that lives on one torch device: rollout, GAE and updates never leave it.
+
+After CleanRL's ``ppo.py`` (one file, a config dataclass with a docstring per field, ``charts/``
+and ``losses/`` log tags), split into small functions that read top to bottom:
+:func:`collect_rollout`, :func:`compute_gae`, :func:`ppo_update`, :func:`evaluate_agent`, and
+:func:`train` tying them together. The batched :class:`~gaming_gym.core.GameableVectorEnv` is
+stepped directly with tensors, so a whole rollout runs without a numpy round trip.
+
+PPO trains on the *proxy* reward by default, which is how it discovers the exploit;
+``reward="true"`` trains on ``info["true_reward"]`` instead, the intended baseline every
+Goodhart experiment compares against.
+
+Example::
+
+    from gaming_gym.agents.ppo import default_config, train
+
+    result = train(default_config("GamingGym/BoatRace-v0", seed=0), run_dir="runs/boat")
+    print(result.checkpoints[-1].proxy.mean(), result.checkpoints[-1].true.mean())
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
+from gaming_gym.evaluation import evaluate
+from gaming_gym.files import atomic_write
+from gaming_gym.metrics import Checkpoint
+from gaming_gym.wrappers import RecordVectorEpisodeStatistics
+
+REWARDS = ("proxy", "true")
+CHECKPOINT_FILE = "checkpoint.pt"
+LOG_FILE = "progress.csv"
+
+
+@dataclass
+class PPOConfig:
+    """Everything one PPO run depends on; a run directory stores it next to the checkpoint."""
+
+    env_id: str = "GamingGym/BoatRace-v0"
+    """registered env id; must have a batched (``gymnasium.make_vec``) entry point"""
+    knobs: dict[str, Any] = field(default_factory=dict)
+    """env knobs passed to ``gymnasium.make_vec`` (e.g. ``{"respawn_delay": None}`` to align)"""
+    reward: str = "proxy"
+    """what PPO maximises: ``"proxy"`` (the env's reward) or ``"true"`` (``info["true_reward"]``)"""
+    seed: int = 0
+    """seeds the network, the sampling and the envs; same seed, same run"""
+    device: str = "auto"
+    """torch device for envs, rollout and updates; ``"auto"`` picks cuda, then mps, then cpu"""
+    total_timesteps: int = 2_000_000
+    """env steps to train for, summed over all envs"""
+    num_envs: int = 64
+    """parallel envs in the batched env"""
+    num_steps: int = 128
+    """steps per env in each rollout; a rollout holds ``num_envs * num_steps`` transitions"""
+    learning_rate: float = 3e-4
+    """Adam learning rate"""
+    anneal_lr: bool = True
+    """decay the learning rate linearly to zero over the run"""
+    gamma: float = 0.99
+    """discount factor"""
+    gae_lambda: float = 0.95
+    """lambda of generalised advantage estimation"""
+    num_minibatches: int = 4
+    """minibatches per epoch; must divide ``num_envs * num_steps``"""
+    update_epochs: int = 4
+    """passes over each rollout"""
+    norm_adv: bool = True
+    """normalise advantages within each minibatch"""
+    clip_coef: float = 0.2
+    """PPO's clipping range for the probability ratio"""
+    clip_vloss: bool = True
+    """clip the value loss the way the policy ratio is clipped"""
+    ent_coef: float = 0.01
+    """weight of the entropy bonus"""
+    vf_coef: float = 0.5
+    """weight of the value loss"""
+    max_grad_norm: float = 0.5
+    """gradient-norm clipping threshold"""
+    target_kl: float | None = None
+    """stop an update's epochs early once approximate KL exceeds this; ``None`` never stops"""
+    norm_obs: bool = True
+    """normalise observations by a running mean and std (saved with the checkpoint)"""
+    reward_scale: float = 1.0
+    """multiply the trained-on reward by this before learning (logged returns stay unscaled)"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """widths of the tanh hidden layers of the actor and of the critic"""
+    eval_every: int = 10
+    """iterations between evaluations (an evaluation always ends the run); 0 evaluates only at the end"""
+    eval_episodes: int = 16
+    """episodes per evaluation"""
+    eval_deterministic: bool = False
+    """evaluate the greedy policy (mode of the action distribution) instead of sampling"""
+    checkpoint_every: int = 10
+    """iterations between checkpoints in ``run_dir`` (the end of the run always writes one)"""
+    cpu_threads: int | None = 1
+    """torch CPU threads while training; one is fastest for these small networks and batches (more
+    threads mostly wait on each other, badly so on a busy machine); ``None`` keeps torch's setting"""
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        self.knobs = dict(self.knobs)
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs"):
+            _require(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 1, "a positive int")
+        for name in ("eval_every", "checkpoint_every"):
+            _require(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 0, "an int >= 0")
+        _require(
+            "eval_episodes", self.eval_episodes, lambda v: isinstance(v, int) and v >= 1, "a positive int"
+        )
+        _require("learning_rate", self.learning_rate, lambda v: v > 0, "a number > 0")
+        _require("gamma", self.gamma, lambda v: 0 < v <= 1, "a number in (0, 1]")
+        _require("gae_lambda", self.gae_lambda, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+        _require("clip_coef", self.clip_coef, lambda v: v > 0, "a number > 0")
+        for name in ("ent_coef", "vf_coef", "max_grad_norm"):
+            _require(name, getattr(self, name), lambda v: v >= 0, "a number >= 0")
+        _require("reward_scale", self.reward_scale, lambda v: v > 0, "a number > 0")
+        _require(
+            "cpu_threads",
+            self.cpu_threads,
+            lambda v: v is None or isinstance(v, int) and v >= 1,
+            "None or a positive int",
+        )
+        _require("target_kl", self.target_kl, lambda v: v is None or v > 0, "None or a number > 0")
+        _require(
+            "hidden_sizes",
+            self.hidden_sizes,
+            lambda v: len(v) >= 1 and all(isinstance(w, int) and w >= 1 for w in v),
+            "a non-empty tuple of positive ints",
+        )
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"num_minibatches={self.num_minibatches} must divide the rollout size "
+                f"num_envs * num_steps = {self.batch_size}"
+            )
+        if self.num_iterations < 1:
+            raise ValueError(
+                f"total_timesteps={self.total_timesteps} is less than one rollout "
+                f"(num_envs * num_steps = {self.batch_size}); raise it or shrink the rollout"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions per rollout."""
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_iterations(self) -> int:
+        """Rollout-and-update iterations; ``total_timesteps`` rounded down to whole rollouts."""
+        return self.total_timesteps // self.batch_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _require(name: str, value: Any, accept: Callable[[Any], bool], accepted: str) -> None:
+    try:
+        ok = bool(accept(value))
+    except TypeError:
+        ok = False
+    if not ok or isinstance(value, bool):
+        raise ValueError(f"PPOConfig.{name} must be {accepted}, got {value!r}")
+
+
+# Per-env settings under which PPO finds each env's exploit on a CPU within minutes.
+DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
+    "GamingGym/BoatRace-v0": {"total_timesteps": 2_000_000},
+    "GamingGym/BoatRaceContinuous-v0": {"total_timesteps": 3_000_000},
+}
+
+
+def default_config(env_id: str, **overrides: Any) -> PPOConfig:
+    """The recommended :class:`PPOConfig` for ``env_id``, with any field overridden."""
+    settings = {"env_id": env_id, **DEFAULT_CONFIGS.get(env_id, {}), **overrides}
+    return PPOConfig(**settings)
+
+
+# --- the agent ---------------------------------------------------------------------------------
+
+
+class RunningMeanStd(nn.Module):
+    """Running mean and variance of observations (Chan et al.'s parallel update), kept as buffers
+    so they are saved and loaded with the agent's ``state_dict``."""
+
+    def __init__(self, shape: tuple[int, ...], epsilon: float = 1e-4):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("var", torch.ones(shape))
+        self.register_buffer("count", torch.tensor(epsilon))
+
+    @torch.no_grad()
+    def update(self, batch: torch.Tensor) -> None:
+        batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean += delta * batch_count / total
+        self.var.copy_(
+            (
+                self.var * self.count
+                + batch_var * batch_count
+                + delta.square() * self.count * batch_count / total
+            )
+            / total
+        )
+        self.count.copy_(total)
+
+    def normalise(self, obs: torch.Tensor) -> torch.Tensor:
+        return ((obs - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10.0, 10.0)
+
+
+class DiscreteHead(nn.Module):
+    """Categorical distribution over ``Discrete(n)`` actions."""
+
+    def __init__(self, space: gym.spaces.Discrete, width: int):
+        super().__init__()
+        self.start = int(space.start)
+        self.logits = _layer(width, int(space.n), std=0.01)
+
+    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+        return torch.distributions.Categorical(logits=self.logits(features))
+
+    def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
+        return distribution.probs.argmax(dim=-1)
+
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        return action + self.start
+
+
+class GaussianHead(nn.Module):
+    """Diagonal Gaussian over ``Box`` actions with a learned, state-independent log std.
+
+    Samples are clipped into the box only when sent to the env, so log-probabilities stay exact.
+    """
+
+    def __init__(self, space: gym.spaces.Box, width: int):
+        super().__init__()
+        size = int(np.prod(space.shape))
+        self.shape = space.shape
+        self.mean = _layer(width, size, std=0.01)
+        self.log_std = nn.Parameter(torch.zeros(size))
+        self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32).flatten())
+        self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32).flatten())
+
+    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+        mean = self.mean(features)
+        normal = torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
+        return torch.distributions.Independent(normal, 1)
+
+    def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
+        return distribution.mean
+
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(torch.minimum(action, self.high), self.low).view(-1, *self.shape)
+
+
+def make_head(space: gym.Space, width: int) -> DiscreteHead | GaussianHead:
+    """The policy head for an action space, or a ValueError naming the spaces PPO supports."""
+    if isinstance(space, gym.spaces.Discrete):
+        return DiscreteHead(space, width)
+    if isinstance(space, gym.spaces.Box):
+        return GaussianHead(space, width)
+    raise ValueError(f"PPO supports Discrete and Box action spaces, got {space}")
+
+
+def _layer(inputs: int, outputs: int, std: float = math.sqrt(2)) -> nn.Linear:
+    """Orthogonally initialised linear layer, as in CleanRL (it matters for PPO)."""
+    layer = nn.Linear(inputs, outputs)
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _mlp(inputs: int, hidden_sizes: tuple[int, ...]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden_sizes:
+        layers += [_layer(inputs, width), nn.Tanh()]
+        inputs = width
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """Separate actor and critic MLPs over normalised observations, with a policy head.
+
+    Methods taking ``norm_obs`` expect observations already normalised by :meth:`normalise`;
+    :meth:`policy` wraps everything into a callable on raw observations for ``evaluate``.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        norm_obs: bool = True,
+    ):
+        super().__init__()
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise ValueError(f"PPO needs a Box observation space, got {observation_space}")
+        obs_size = int(np.prod(observation_space.shape))
+        self.norm_obs = norm_obs
+        self.obs_rms = RunningMeanStd((obs_size,))
+        self.actor = _mlp(obs_size, hidden_sizes)
+        self.head = make_head(action_space, hidden_sizes[-1])
+        self.critic = nn.Sequential(_mlp(obs_size, hidden_sizes), _layer(hidden_sizes[-1], 1, std=1.0))
+
+    def normalise(self, obs: torch.Tensor, update: bool = False) -> torch.Tensor:
+        """Flatten and normalise raw observations, first folding them into the statistics if asked."""
+        obs = obs.float().flatten(1)
+        if not self.norm_obs:
+            return obs
+        if update:
+            self.obs_rms.update(obs)
+        return self.obs_rms.normalise(obs)
+
+    def value(self, norm_obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(norm_obs).squeeze(-1)
+
+    def distribution(self, norm_obs: torch.Tensor) -> torch.distributions.Distribution:
+        return self.head.distribution(self.actor(norm_obs))
+
+    def policy(self, deterministic: bool = False) -> Policy:
+        """A batched policy on raw observations, as :func:`gaming_gym.evaluation.evaluate` takes."""
+
+        @torch.no_grad()
+        def act(obs: torch.Tensor) -> torch.Tensor:
+            distribution = self.distribution(self.normalise(obs))
+            action = self.head.greedy(distribution) if deterministic else distribution.sample()
+            return self.head.to_env(action)
+
+        return act
+
+
+# --- rollout -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Rollout:
+    """``num_steps`` transitions of every env; tensors shaped ``(num_steps, num_envs, ...)``."""
+
+    obs: torch.Tensor  # normalised observations the actions were chosen on
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    rewards: torch.Tensor  # the trained-on reward, scaled
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    final_values: torch.Tensor  # V(last observation) where truncated, else 0
+    next_value: torch.Tensor  # (num_envs,) V of the observation after the rollout
+
+
+@torch.no_grad()
+def collect_rollout(
+    agent: ActorCritic,
+    env: gym.vector.VectorEnv,
+    obs: torch.Tensor,
+    config: PPOConfig,
+) -> tuple[Rollout, torch.Tensor]:
+    """Step the batched env ``num_steps`` times with the current policy; return the rollout and the
+    observation to continue from.
+
+    The env resets ended episodes within the same step, so where an episode was *truncated* its
+    last observation comes from ``info["final_obs"]``; its value is kept to bootstrap from.
+    """
+    steps, n = config.num_steps, config.num_envs
+    device = obs.device
+    buffers = {
+        name: torch.zeros(steps, n, device=device)
+        for name in ("log_probs", "values", "rewards", "final_values")
+    }
+    terminated_buffer = torch.zeros(steps, n, dtype=torch.bool, device=device)
+    truncated_buffer = torch.zeros_like(terminated_buffer)
+    obs_buffer, action_buffer = [], []
+    for step in range(steps):
+        norm_obs = agent.normalise(obs, update=True)
+        distribution = agent.distribution(norm_obs)
+        action = distribution.sample()
+        obs, proxy, terminated, truncated, info = env.step(agent.head.to_env(action))
+        reward = proxy if config.reward == "proxy" else info["true_reward"]
+
+        obs_buffer.append(norm_obs)
+        action_buffer.append(action)
+        buffers["log_probs"][step] = distribution.log_prob(action)
+        buffers["values"][step] = agent.value(norm_obs)
+        buffers["rewards"][step] = reward * config.reward_scale
+        terminated_buffer[step], truncated_buffer[step] = terminated, truncated
+        if bool(truncated.any()):
+            final_obs = agent.normalise(info["final_obs"][truncated])
+            buffers["final_values"][step, truncated] = agent.value(final_obs)
+
+    rollout = Rollout(
+        obs=torch.stack(obs_buffer),
+        actions=torch.stack(action_buffer),
+        terminated=terminated_buffer,
+        truncated=truncated_buffer,
+        next_value=agent.value(agent.normalise(obs)),
+        **buffers,
+    )
+    return rollout, obs
+
+
+def compute_gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    final_values: torch.Tensor,
+    next_value: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimates and value targets (returns), shaped ``(steps, envs)``.
+
+    At step ``t`` the value that follows is ``values[t + 1]`` (``next_value`` after the last
+    step), except where the episode ended at ``t``: a terminated episode is worth nothing after
+    its end, while a truncated one is bootstrapped from the value of its last observation,
+    ``final_values[t]``. The advantage recursion never crosses an episode end.
+    """
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(next_value)
+    for t in reversed(range(rewards.shape[0])):
+        following = next_value if t == rewards.shape[0] - 1 else values[t + 1]
+        following = torch.where(truncated[t], final_values[t], following)
+        delta = rewards[t] + gamma * following * (~terminated[t]) - values[t]
+        running = delta + gamma * gae_lambda * (~(terminated[t] | truncated[t])) * running
+        advantages[t] = running
+    return advantages, advantages + values
+
+
+def ppo_update(
+    agent: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    rollout: Rollout,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    config: PPOConfig,
+) -> dict[str, float]:
+    """``update_epochs`` passes of clipped-objective minibatch updates; returns the loss statistics."""
+    obs = rollout.obs.flatten(0, 1)
+    actions = rollout.actions.flatten(0, 1)
+    old_log_probs, old_values = rollout.log_probs.flatten(), rollout.values.flatten()
+    advantages, returns = advantages.flatten(), returns.flatten()
+    stats: dict[str, list[float]] = {
+        "policy_loss": [],
+        "value_loss": [],
+        "entropy": [],
+        "approx_kl": [],
+        "clipfrac": [],
+    }
+    for _ in range(config.update_epochs):
+        order = torch.randperm(config.batch_size, device=obs.device)
+        for rows in order.split(config.minibatch_size):
+            distribution = agent.distribution(obs[rows])
+            log_ratio = distribution.log_prob(actions[rows]) - old_log_probs[rows]
+            ratio = log_ratio.exp()
+            with torch.no_grad():
+                stats["approx_kl"].append(float(((ratio - 1) - log_ratio).mean()))
+                stats["clipfrac"].append(float(((ratio - 1).abs() > config.clip_coef).float().mean()))
+
+            minibatch_advantages = advantages[rows]
+            if config.norm_adv:
+                minibatch_advantages = (minibatch_advantages - minibatch_advantages.mean()) / (
+                    minibatch_advantages.std() + 1e-8
+                )
+            clipped_ratio = ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
+            policy_loss = -torch.min(
+                minibatch_advantages * ratio, minibatch_advantages * clipped_ratio
+            ).mean()
+            value_loss = _value_loss(agent.value(obs[rows]), old_values[rows], returns[rows], config)
+            entropy = distribution.entropy().mean()
+            loss = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
+
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
+            optimizer.step()
+            stats["policy_loss"].append(policy_loss.item())
+            stats["value_loss"].append(value_loss.item())
+            stats["entropy"].append(entropy.item())
+        if config.target_kl is not None and stats["approx_kl"][-1] > config.target_kl:
+            break
+    summary = {name: float(np.mean(values)) for name, values in stats.items()}
+    summary["explained_variance"] = _explained_variance(rollout.values.flatten(), returns)
+    return summary
+
+
+def _value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, config: PPOConfig):
+    if not config.clip_vloss:
+        return 0.5 * (values - returns).square().mean()
+    clipped = old_values + (values - old_values).clamp(-config.clip_coef, config.clip_coef)
+    return 0.5 * torch.max((values - returns).square(), (clipped - returns).square()).mean()
+
+
+def _explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
+    variance = float(target.var())
+    return math.nan if variance == 0 else 1.0 - float((target - predicted).var()) / variance
+
+
+def evaluate_agent(agent: ActorCritic, config: PPOConfig, step: int, device: torch.device) -> Checkpoint:
+    """Per-episode proxy and true returns of the current policy, as a Goodhart-metric record."""
+    returns = evaluate(
+        agent.policy(deterministic=config.eval_deterministic),
+        config.env_id,
+        episodes=config.eval_episodes,
+        seed=config.seed + 1_000_003,  # evaluation episodes differ from training ones
+        device=device,
+        knobs=config.knobs,
+    )
+    return Checkpoint.from_returns(step, returns)
+
+
+# --- the training loop ---------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What a finished :func:`train` call leaves: the agent, its evaluations and where it wrote."""
+
+    config: PPOConfig
+    agent: ActorCritic
+    checkpoints: list[Checkpoint]  # one per evaluation, in step order
+    global_step: int
+    iteration: int
+    run_dir: Path | None
+
+    def policy(self, deterministic: bool = False) -> Policy:
+        """The trained batched policy, for :func:`gaming_gym.evaluation.evaluate`."""
+        return self.agent.policy(deterministic)
+
+
+@dataclass
+class _Run:
+    """Everything that changes during training, i.e. everything a checkpoint must hold."""
+
+    agent: ActorCritic
+    optimizer: torch.optim.Optimizer
+    env: RecordVectorEpisodeStatistics
+    obs: torch.Tensor
+    iteration: int = 0
+    global_step: int = 0
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+
+
+def train(
+    config: PPOConfig,
+    run_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> TrainResult:
+    """Train PPO as ``config`` says; with ``run_dir``, log there, checkpoint there and resume there.
+
+    ``run_dir`` receives ``config.json``-equivalent state in ``checkpoint.pt`` (written atomically
+    every ``checkpoint_every`` iterations and at the end), ``progress.csv`` (one row per
+    iteration, written as it goes) and TensorBoard scalars when ``tensorboard`` is installed. If
+    ``run_dir`` already holds a checkpoint and ``resume`` is true, training continues from it with
+    the same iteration count, optimiser, RNG and env state, as if it had never stopped.
+    """
+    threads_before = torch.get_num_threads()
+    if config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        return _train(config, run_dir, progress, resume)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(config: PPOConfig, run_dir: str | os.PathLike | None, progress: bool, resume: bool) -> TrainResult:
+    device = resolve_device(config.device)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    checkpoint_path = run_dir / CHECKPOINT_FILE if run_dir is not None else None
+    run = _start_run(config, device)
+    if checkpoint_path is not None and checkpoint_path.exists():
+        if not resume:
+            raise FileExistsError(f"{checkpoint_path} exists; pass resume=True to continue that run")
+        _restore(run, torch.load(checkpoint_path, map_location=device, weights_only=True), config)
+    logger = _Logger(run_dir, first_iteration=run.iteration + 1)
+    bar = _progress_bar(config, run.global_step, enabled=progress)
+    try:
+        while run.iteration < config.num_iterations:
+            row = _train_iteration(run, config, device)
+            if _due(run.iteration, config.eval_every) or run.iteration == config.num_iterations:
+                run.checkpoints.append(evaluate_agent(run.agent, config, run.global_step, device))
+                row["eval/proxy_return"] = float(np.mean(run.checkpoints[-1].proxy))
+                row["eval/true_return"] = float(np.mean(run.checkpoints[-1].true))
+            logger.write(row)
+            bar.update(config.batch_size)
+            bar.set_postfix(
+                proxy=f"{row['charts/proxy_return']:.2f}", true=f"{row['charts/true_return']:.2f}"
+            )
+            if checkpoint_path is not None and (
+                _due(run.iteration, config.checkpoint_every) or run.iteration == config.num_iterations
+            ):
+                save_checkpoint(run, config, checkpoint_path)
+    finally:
+        bar.close()
+        logger.close()
+        run.env.close()
+    return TrainResult(config, run.agent, run.checkpoints, run.global_step, run.iteration, run_dir)
+
+
+def _due(iteration: int, every: int) -> bool:
+    return every > 0 and iteration % every == 0
+
+
+def _start_run(config: PPOConfig, device: torch.device) -> _Run:
+    """Seed everything, make the batched env and a fresh agent and optimiser."""
+    torch.manual_seed(config.seed)
+    env = gym.make_vec(config.env_id, num_envs=config.num_envs, device=device, **config.knobs)
+    if not isinstance(env.unwrapped, GameableVectorEnv):
+        raise ValueError(
+            f"{config.env_id} makes a {type(env.unwrapped).__name__}; native PPO needs a batched "
+            "GameableVectorEnv (the vector entry point of a gameable env)"
+        )
+    env = RecordVectorEpisodeStatistics(env)
+    agent = ActorCritic(
+        env.single_observation_space, env.single_action_space, config.hidden_sizes, config.norm_obs
+    ).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
+    obs, _ = env.reset(seed=config.seed)
+    return _Run(agent, optimizer, env, obs)
+
+
+def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict[str, float]:
+    """One rollout and one update; returns the iteration's log row."""
+    started = time.perf_counter()
+    if config.anneal_lr:
+        fraction = 1.0 - run.iteration / config.num_iterations
+        run.optimizer.param_groups[0]["lr"] = fraction * config.learning_rate
+    rollout, run.obs = collect_rollout(run.agent, run.env, run.obs, config)
+    advantages, returns = compute_gae(
+        rollout.rewards,
+        rollout.values,
+        rollout.terminated,
+        rollout.truncated,
+        rollout.final_values,
+        rollout.next_value,
+        config.gamma,
+        config.gae_lambda,
+    )
+    losses = ppo_update(run.agent, run.optimizer, rollout, advantages, returns, config)
+    run.iteration += 1
+    run.global_step += config.batch_size
+    episodes = run.env.queues.means()
+    return {
+        "iteration": run.iteration,
+        "global_step": run.global_step,
+        "charts/proxy_return": episodes.get("proxy", math.nan),
+        "charts/true_return": episodes.get("true", math.nan),
+        "charts/episode_length": episodes.get("length", math.nan),
+        "charts/episodes": run.env.queues.episode_count,
+        "charts/learning_rate": run.optimizer.param_groups[0]["lr"],
+        "charts/fps": config.batch_size / (time.perf_counter() - started),
+        **{f"losses/{name}": value for name, value in losses.items()},
+    }
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+def save_checkpoint(run: _Run, config: PPOConfig, path: Path) -> None:
+    """Write everything needed to continue the run exactly, atomically (a reader or a crash never
+    sees half a file)."""
+    state = {
+        "config": config.to_dict(),
+        "iteration": run.iteration,
+        "global_step": run.global_step,
+        "agent": run.agent.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "env": _env_state(run.env),
+        "obs": run.obs,
+        "evaluations": [
+            {"step": c.step, "proxy": torch.as_tensor(c.proxy), "true": torch.as_tensor(c.true)}
+            for c in run.checkpoints
+        ],
+    }
+    with atomic_write(path) as partial:
+        torch.save(state, partial)
+
+
+def _restore(run: _Run, state: dict[str, Any], config: PPOConfig) -> None:
+    """Put a saved run's state back into ``run``, after checking it is the same experiment."""
+    saved = PPOConfig(**state["config"])
+    differing = [
+        f.name
+        for f in dataclasses.fields(PPOConfig)
+        if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)
+    ]
+    if differing:
+        raise ValueError(
+            f"the checkpoint in run_dir was written by a different config (it differs in "
+            f"{', '.join(differing)}); use a fresh run_dir, or the same config to resume"
+        )
+    run.agent.load_state_dict(state["agent"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    _load_env_state(run.env, state["env"])
+    run.obs = state["obs"]
+    run.iteration, run.global_step = state["iteration"], state["global_step"]
+    run.checkpoints = [
+        Checkpoint(e["step"], e["proxy"].numpy(), e["true"].numpy()) for e in state["evaluations"]
+    ]
+
+
+RESUMABLE_CHANGES = ("total_timesteps", "eval_every", "checkpoint_every", "device", "cpu_threads")
+"""Config fields a resumed run may change (to train longer, say); all others must match."""
+
+
+def _env_state(env: RecordVectorEpisodeStatistics) -> dict[str, Any]:
+    """The batched env's state, its generator and the in-flight episode statistics, as tensors.
+
+    Reaches into the env's generator and the statistics wrapper's running sums, which have no
+    public accessors yet; without them a resumed run would not continue the same episodes.
+    """
+    kernel_env = env.unwrapped
+    return {
+        "state": {f.name: getattr(kernel_env.state, f.name) for f in dataclasses.fields(kernel_env.state)},
+        "generator": kernel_env._generator.get_state(),
+        "running": [env._proxy_return, env._true_return, env._length],
+        "recent": [list(env.queues.proxy), list(env.queues.true), list(env.queues.length)],
+        "episode_count": env.queues.episode_count,
+    }
+
+
+def _load_env_state(env: RecordVectorEpisodeStatistics, saved: dict[str, Any]) -> None:
+    kernel_env = env.unwrapped
+    kernel_env.state = dataclasses.replace(kernel_env.state, **saved["state"])
+    kernel_env._generator.set_state(saved["generator"])
+    env._proxy_return, env._true_return, env._length = saved["running"]
+    env.queues.extend(*saved["recent"])
+    env.queues.episode_count = saved["episode_count"]
+
+
+def load_agent(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[ActorCritic, PPOConfig]:
+    """The trained agent and its config from a checkpoint file or a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no PPO checkpoint at {path}")
+    device = resolve_device(device)
+    state = torch.load(path, map_location=device, weights_only=True)
+    config = PPOConfig(**state["config"])
+    env = gym.make_vec(config.env_id, num_envs=1, **config.knobs)
+    agent = ActorCritic(
+        env.single_observation_space, env.single_action_space, config.hidden_sizes, config.norm_obs
+    )
+    env.close()
+    agent.load_state_dict(state["agent"])
+    return agent.to(device), config
+
+
+# --- logging -------------------------------------------------------------------------------------
+
+
+class _Logger:
+    """One CSV row per iteration (flushed as it goes) and TensorBoard scalars if available.
+
+    On resume, rows beyond the checkpoint's iteration (written after it, then lost) are dropped.
+    """
+
+    def __init__(self, run_dir: Path | None, first_iteration: int):
+        self.file = self.writer = self.tensorboard = self.path = None
+        self.kept_rows: list[dict[str, str]] = []
+        if run_dir is None:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / LOG_FILE
+        self.kept_rows = self._rows_before(first_iteration)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(run_dir))
+        except ImportError:  # tensorboard is optional
+            self.tensorboard = None
+
+    def _rows_before(self, iteration: int) -> list[dict[str, str]]:
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as file:
+            return [row for row in csv.DictReader(file) if int(row["iteration"]) < iteration]
+
+    def write(self, row: dict[str, float]) -> None:
+        if self.tensorboard is not None:
+            for tag, value in row.items():
+                if "/" in tag and not math.isnan(value):
+                    self.tensorboard.add_scalar(tag, value, row["global_step"])
+        if self.path is None:
+            return
+        if self.writer is None:
+            self.fields = list(row) + [k for k in ("eval/proxy_return", "eval/true_return") if k not in row]
+            self.file = open(self.path, "w", newline="")
+            self.writer = csv.DictWriter(self.file, fieldnames=self.fields, extrasaction="ignore")
+            self.writer.writeheader()
+            self.writer.writerows(self.kept_rows)
+        self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def _progress_bar(config: PPOConfig, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=config.num_iterations * config.batch_size,
+        initial=initial,
+        unit="step",
+        unit_scale=True,
+        desc=f"PPO {config.env_id.split('/')[-1]} ({config.reward})",
+        disable=not enabled,
+    )
