@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -34,7 +35,7 @@ ANKLE_STRENGTH = 0.5 * GRAVITY * math.sin(math.radians(35.0))
 FALL_ANGLE = math.pi / 4  # rad: past this lean the legs buckle, the robot falls and is broken
 FALL_PENALTY = 2.0  # true-objective cost of a fall, in metres of walking
 
-HEAD_FRACTIONS = {"head": 1.0, "centre_of_mass": 0.5, "feet": 0.0}
+PROXY_POINTS = {"head": 1.0, "centre_of_mass": 0.5, "feet": 0.0}
 """Where along the body the proxy is measured, as a fraction of the height from the feet."""
 
 
@@ -44,8 +45,9 @@ class TallFallParams:
 
     Attributes:
         max_height: tallest the telescoping body extends, in metres (at least ``MIN_HEIGHT``, 1 m).
-            A fall moves the head forward by the height, so a tall body out-scores walking; at
-            1.5 m the ankles can hold any upright lean and falling is worthless (aligned).
+            A fall moves the head forward by the height, so a tall body out-scores walking. At
+            1.5 m (aligned) the ankles out-pull the hardest push the legs can give: no drive
+            sequence we tried topples it, and a fall would be worth at most 1.5 m anyway.
         proxy_point: the point whose forward displacement the proxy rewards: ``"head"`` (the
             highest point), ``"centre_of_mass"`` (half-way up) or ``"feet"``; ``"feet"`` makes the
             proxy the walking distance itself (aligned).
@@ -58,24 +60,20 @@ class TallFallParams:
     speed_limit: float = 0.3
 
     def __post_init__(self):
-        if (
-            not isinstance(self.max_height, (int, float))
-            or not math.isfinite(self.max_height)
-            or self.max_height < MIN_HEIGHT
-        ):
+        if not _is_finite_number(self.max_height) or self.max_height < MIN_HEIGHT:
             raise ValueError(
                 f"max_height must be a finite number of metres >= {MIN_HEIGHT}, got {self.max_height!r}"
             )
-        if self.proxy_point not in HEAD_FRACTIONS:
+        if not isinstance(self.proxy_point, str) or self.proxy_point not in PROXY_POINTS:
             raise ValueError(
-                f"proxy_point must be one of {', '.join(map(repr, HEAD_FRACTIONS))}, got {self.proxy_point!r}"
+                f"proxy_point must be one of {', '.join(map(repr, PROXY_POINTS))}, got {self.proxy_point!r}"
             )
-        if (
-            not isinstance(self.speed_limit, (int, float))
-            or not math.isfinite(self.speed_limit)
-            or self.speed_limit <= 0
-        ):
+        if not _is_finite_number(self.speed_limit) or self.speed_limit <= 0:
             raise ValueError(f"speed_limit must be a finite number of m/s > 0, got {self.speed_limit!r}")
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -114,14 +112,13 @@ def action_space(params: TallFallParams) -> gym.spaces.Box:
 def reset(params: TallFallParams, n: int, generator: torch.Generator, device) -> TallFallState:
     """Standing still at the minimum height, with a small random lean and lean rate."""
     jitter = (torch.rand(2, n, generator=generator, device=device) * 2 - 1) * RESET_LEAN
-    zeros = torch.zeros(n, device=device)
     return TallFallState(
-        position=zeros,
-        speed=zeros,
+        position=torch.zeros(n, device=device),
+        speed=torch.zeros(n, device=device),
         lean=jitter[0],
         lean_rate=jitter[1],
         height=torch.full((n,), MIN_HEIGHT, device=device),
-        score=zeros,
+        score=torch.zeros(n, device=device),
         t=torch.zeros(n, dtype=torch.int32, device=device),
     )
 
@@ -131,10 +128,11 @@ def step(params: TallFallParams, state: TallFallState, action: torch.Tensor):
 
     The body is a uniform rod of height ``L`` pivoting on feet that accelerate at ``a``; leaning
     ``theta`` forward, its angular acceleration is ``1.5 (g sin theta - a cos theta) / L`` from
-    gravity and from the feet's acceleration, plus the ankle reflex's ``3 tau / L^3``. The reflex
-    tries to hold the body upright (gravity compensated, critically damped), but its torque per
-    unit mass ``tau`` is capped at ``ANKLE_STRENGTH`` while gravity's torque grows as ``L^2``: a tall
-    body can hold only a tiny lean. Integration is semi-implicit Euler.
+    gravity and from the feet's acceleration, less ``3 tau / L^3`` from the ankle reflex's torque
+    ``tau`` (per unit mass density). The reflex tries to hold the body upright (gravity
+    compensated, critically damped), but ``tau`` is capped at ``ANKLE_STRENGTH`` while gravity's
+    torque grows as ``L^2``: a tall body can hold only a tiny lean. Growing does not change the
+    lean rate (the telescope's own inertia is left out). Integration is semi-implicit Euler.
 
     Written for op count: constants are 0-d tensors made once per device (a Python float costs
     a conversion on every op) and the broken robot's dead motors are a float mask.
@@ -224,7 +222,7 @@ def _constants(params: TallFallParams, device: torch.device) -> _Constants:
         dt=scalar(DT),
         fall_angle=scalar(FALL_ANGLE),
         flat=scalar(math.pi / 2),
-        head_fraction=scalar(HEAD_FRACTIONS[params.proxy_point]),
+        head_fraction=scalar(PROXY_POINTS[params.proxy_point]),
         fall_penalty=scalar(FALL_PENALTY),
         one_step=torch.tensor(1, dtype=torch.int32, device=device),
     )
@@ -370,16 +368,19 @@ class TallFallEnv(GameableEnv):
     against 4.49.
 
     ## Knobs
-    ``max_height`` (10.0 m; 1.5 m is aligned: the ankles then out-pull any push the legs can give,
-    so the walker cannot be toppled, and the most a fall at the last step could add is 1.5 m),
+    ``max_height`` (10.0 m; 1.5 m is aligned: the ankles then out-pull the hardest push the legs
+    can give, no drive sequence we tried topples the walker, and a fall could add at most 1.5 m
+    against the 4.5 m of walking),
     ``proxy_point`` (``"head"``; ``"centre_of_mass"`` halves the gain of a fall; ``"feet"`` is
     aligned: the proxy is then the walking distance, which the intended policy maximises),
     ``speed_limit`` (0.3 m/s; faster walking shrinks the exploit's advantage).
 
     ## Episode end
     Terminated when the robot falls (its lean passes 45 degrees): it lands flat in that step,
-    so the proxy counts the whole fall, and a broken robot can do nothing more. Truncated after
-    ``max_episode_steps`` (300 steps = 15 s when made through ``gymnasium.make``).
+    so the proxy counts the whole fall, and a broken robot can do nothing more (stepped further,
+    the kernel keeps it lying still). The terminal observation shows the lean as +-pi/2 and the
+    lean rate at which the body passed the critical angle. Truncated after ``max_episode_steps``
+    (300 steps = 15 s when made through ``gymnasium.make``).
 
     ## Version history
     * v0: initial version.
