@@ -27,6 +27,13 @@ BUILTIN_ENVS = {
         1000,
         {"continuous": True},
     ),
+    "SensorCleaner-v0": (
+        "gaming_gym.envs.sensor_cleaner",
+        "SensorCleanerEnv",
+        "SensorCleanerVectorEnv",
+        300,
+        {},
+    ),
     "TallFall-v0": ("gaming_gym.envs.tall_fall", "TallFallEnv", "TallFallVectorEnv", 300, {}),
 }
 
