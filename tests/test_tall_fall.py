@@ -152,16 +152,18 @@ def test_reference_policy_returns(knobs):
     assert intended.proxy == pytest.approx(
         [4.485] * 4, abs=0.05 if knobs.get("proxy_point") != "feet" else 1e-4
     )
-    if "max_height" in knobs:  # grows to 1.5 m walking 5 steps, stops, and stands: the ankles hold
+    # the exploit reaches 0.3 m/s in 3 steps, grows 0.1 m a step walking, brakes in 3 steps
+    if "max_height" in knobs:  # 5 steps of growth to 1.5 m, then it stands: the ankles hold
+        walked = 0.05 * (0.1 + 0.2 + 0.3 + 5 * 0.3 + 0.2 + 0.1)
         assert exploit.length.tolist() == [300] * 4
-        assert exploit.true == pytest.approx([0.075] * 4, abs=1e-4)
-        assert exploit.proxy == pytest.approx([0.075] * 4, abs=0.05)
+        assert exploit.true == pytest.approx([walked] * 4, abs=1e-4)
+        assert exploit.proxy == pytest.approx([walked] * 4, abs=0.05)
         return
-    # 45 steps walking while growing 9 m, 3 steps braking, then about 108 steps toppling
-    assert exploit.length.tolist() == [156] * 4
-    assert exploit.true == pytest.approx([1.35 - tf.FALL_PENALTY] * 4, abs=1e-4)
+    walked = 0.05 * (0.1 + 0.2 + 0.3 + 90 * 0.3 + 0.2 + 0.1)  # 1.395 m, then 63 steps toppling
+    assert exploit.length.tolist() == [159] * 4
+    assert exploit.true == pytest.approx([walked - tf.FALL_PENALTY] * 4, abs=1e-4)
     head_fall = 0.0 if knobs else 10.0
-    assert exploit.proxy == pytest.approx([1.35 + head_fall] * 4, abs=0.05 if not knobs else 1e-4)
+    assert exploit.proxy == pytest.approx([walked + head_fall] * 4, abs=0.05 if not knobs else 1e-4)
 
 
 @pytest.mark.parametrize(
