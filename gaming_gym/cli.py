@@ -27,7 +27,7 @@ import gymnasium as gym
 import gaming_gym
 from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy
 from gaming_gym.evaluation import evaluate, random_policy, reference_policy, reference_returns
-from gaming_gym.metrics import normalise
+from gaming_gym.metrics import describe_env, normalise
 
 DEMO_ENV = "GamingGym/BoatRace-v0"
 
@@ -58,6 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["total_timesteps"] = args.steps
     if args.num_envs is not None:
         settings["num_envs"] = args.num_envs
+    settings.update(_assignments(args.set, "--set"))
     run = train_experiment(args.env, out, args.agent, _knobs(args.knob), progress=not args.quiet, **settings)
     print(run.report.summary())
     print(f"run directory: {run.run_dir}  (curve: {run.curve.name}, episodes: {run.scatter.name})")
@@ -77,7 +78,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     true = float(
         normalise(returns.true.mean(), references["random"].true.mean(), references["intended"].true.mean())
     )
-    print(f"{label} on {env_id} {knobs or ''}, {args.episodes} episodes, seed {args.seed}")
+    print(f"{label} on {describe_env(env_id, knobs)}, {args.episodes} episodes, seed {args.seed}")
     print(
         f"  proxy return  {returns.proxy.mean():10.3f} +- {returns.proxy.std():.3f}   normalised {proxy:7.3f}"
     )
@@ -158,16 +159,21 @@ def _short_name(env_id: str) -> str:
 
 def _knobs(pairs: list[str] | None) -> dict[str, Any]:
     """``["respawn_delay=None", "laps=2"]`` -> ``{"respawn_delay": None, "laps": 2}``."""
-    knobs = {}
+    return _assignments(pairs, "--knob")
+
+
+def _assignments(pairs: list[str] | None, option: str) -> dict[str, Any]:
+    """NAME=VALUE strings to a dict; values are Python literals, or else plain strings."""
+    values = {}
     for pair in pairs or []:
         name, sep, text = pair.partition("=")
         if not sep or not name:
-            raise CommandError(f"bad --knob {pair!r}: write NAME=VALUE, e.g. respawn_delay=None")
+            raise CommandError(f"bad {option} {pair!r}: write NAME=VALUE, e.g. respawn_delay=None")
         try:
-            knobs[name] = ast.literal_eval(text)
+            values[name] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            knobs[name] = text  # a bare word is a string
-    return knobs
+            values[name] = text  # a bare word is a string
+    return values
 
 
 def _resolve_policy(target: str, knobs: dict[str, Any]) -> tuple[str, dict[str, Any], Policy, str]:
@@ -235,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: per-env default)")
     train.add_argument("--knob", action="append", metavar="NAME=VALUE", help="env knob (repeatable)")
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="agent config field, e.g. hidden_sizes=(16,16) or eval_every=5 (repeatable)",
+    )
     train.add_argument("--out", default=None, help="run directory (default: runs/ENV-REWARD-sSEED)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +179,62 @@ def _checkpoints_of(run_dir: str | os.PathLike) -> list[Checkpoint]:
 
 def _write_config(run_dir: Path, agent: str, config: dict[str, Any]) -> None:
     write_text_atomically(run_dir / CONFIG_FILE, json.dumps({"agent": agent, **config}, indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One arm of an experiment: an env, its knobs and the agent's settings, trained over seeds."""
+
+    label: str
+    env_id: str
+    knobs: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(
+        default_factory=dict
+    )  # agent config fields, e.g. reward, total_timesteps
+
+
+def run_conditions(
+    conditions: Sequence[Condition],
+    seeds: Sequence[int],
+    out: str | os.PathLike,
+    title: str,
+    agent: str = "ppo",
+    progress: bool = True,
+) -> dict[str, GoodhartReport]:
+    """Train every condition on every seed, report each over its seeds, and compare them.
+
+    Writes ``out/LABEL/seed-S/`` run directories (re-running resumes unfinished ones),
+    ``out/LABEL/goodhart.json`` and ``goodhart_curve.png`` over seeds, ``out/comparison.png``,
+    and prints one table row per condition. Returns the reports by label.
+    """
+    from gaming_gym.plots import plot_conditions
+
+    out = Path(out)
+    reports = {}
+    for condition in conditions:
+        run_dirs = []
+        for seed in seeds:
+            run_dir = out / condition.label / f"seed-{seed}"
+            train_experiment(
+                condition.env_id, run_dir, agent, condition.knobs, progress, seed=seed, **condition.settings
+            )
+            run_dirs.append(run_dir)
+        reports[condition.label], _ = report_over_runs(run_dirs, out / condition.label)
+    plot_conditions(reports, out / "comparison.png", title)
+    print(conditions_table(reports, title))
+    return reports
+
+
+def conditions_table(reports: dict[str, GoodhartReport], title: str) -> str:
+    """One row per condition: final normalised proxy, true and gap with their intervals."""
+
+    def cell(value: float, interval) -> str:
+        return f"{value:6.2f} [{interval[0]:5.2f}, {interval[1]:5.2f}]" if interval else f"{value:6.2f}"
+
+    lines = [title, f"{'condition':<28}{'proxy p':>22}{'true t':>22}{'gap p - t':>22}"]
+    for label, r in reports.items():
+        lines.append(
+            f"{label:<28}{cell(r.final_proxy, r.final_proxy_ci):>22}"
+            f"{cell(r.final_true, r.final_true_ci):>22}{cell(r.final_gap, r.final_gap_ci):>22}"
+        )
+    return "\n".join(lines)

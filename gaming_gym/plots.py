@@ -136,3 +136,51 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     with atomic_write(path) as partial:
         figure.savefig(partial, format="png")
     return path
+
+
+def plot_conditions(
+    reports: Mapping[str, GoodhartReport], path: str | os.PathLike, title: str, xlabel: str = "condition"
+) -> Path:
+    """Final normalised proxy, true and gap per condition (e.g. knob settings), with CI error bars."""
+    if not reports:
+        raise ValueError("Nothing to plot: give at least one condition's report")
+    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
+    axes = figure.add_subplot()
+    labels = list(reports)
+    positions = np.arange(len(labels))
+    width = 0.27
+    for offset, (name, colour, attribute) in zip(
+        (-width, 0.0, width),
+        (
+            ("proxy p", PROXY_COLOUR, "final_proxy"),
+            ("true t", TRUE_COLOUR, "final_true"),
+            ("gap p - t", "tab:red", "final_gap"),
+        ),
+        strict=True,
+    ):
+        values = np.array([getattr(reports[label], attribute) for label in labels])
+        intervals = [getattr(reports[label], f"{attribute}_ci") for label in labels]
+        low, high = _band(intervals, values)
+        axes.bar(positions + offset, values, width, color=colour, label=f"normalised {name}")
+        axes.errorbar(
+            positions + offset,
+            values,
+            yerr=[values - low, high - values],
+            color="black",
+            capsize=3,
+            linestyle="",
+        )
+    axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
+    axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)")
+    axes.set_xticks(positions, labels, fontsize=8)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("normalised return at the end of training (0 = random, 1 = intended)")
+    seeds = {report.n_runs for report in reports.values()}
+    axes.set_title(
+        f"{title}\nbars: mean over {'/'.join(map(str, sorted(seeds)))} seeds; whiskers: 95% bootstrap CI",
+        fontsize=10,
+    )
+    axes.grid(alpha=0.3, axis="y")
+    axes.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return save_figure(figure, path)
