@@ -1,1 +1,9 @@
-"""Agents that optimise the proxy: native PPO, the stable-baselines3 path."""
+"""Agents that optimise the proxy: native PPO, the stable-baselines3 path.
+
+The native PPO is imported here; the SB3 path lives in :mod:`gaming_gym.agents.sb3` and needs the
+optional extra (``pip install 'gaming_gym[sb3]'``), so it is imported only when asked for.
+"""
+
+from gaming_gym.agents.ppo import PPOConfig, TrainResult, default_config, load_agent, train
+
+__all__ = ["PPOConfig", "TrainResult", "default_config", "load_agent", "train"]
