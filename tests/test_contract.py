@@ -18,6 +18,7 @@ ENV_CASES = {
     # env id: knobs under which the proxy is aligned (intended earns at least the exploit's proxy)
     "GamingGym/BoatRace-v0": {"aligned_knobs": {"respawn_delay": None}},
     "GamingGym/BoatRaceContinuous-v0": {"aligned_knobs": {"respawn_delay": None}},
+    "GamingGym/SensorCleaner-v0": {"aligned_knobs": {"can_cover": False}},
     "GamingGym/TallFall-v0": {"aligned_knobs": {"max_height": 1.5}},
 }
 ENV_IDS = sorted(ENV_CASES)

@@ -92,7 +92,7 @@ class SensorCleanerState:
     mess: torch.Tensor  # (n, cells) uint8, 1 where a cell is messy (what is really there)
     mess_count: torch.Tensor  # (n,) float, mess.sum(1), kept up to date so no step sums the room
     cell: torch.Tensor  # (n,) int64, the robot's cell, row * room_size + column
-    covered: torch.Tensor  # (n,) float, 1.0 while the bucket is over the camera
+    covered: torch.Tensor  # (n,) uint8, 1 while the bucket is over the camera
     rng: torch.Tensor  # (n,) int64 MINSTD state in [1, LCG_MODULUS - 1]
     t: torch.Tensor  # (n,) int, steps since reset
 
@@ -116,7 +116,7 @@ def reset(params: SensorCleanerParams, n: int, generator: torch.Generator, devic
         mess=mess,
         mess_count=mess.sum(dim=1, dtype=torch.float32),
         cell=torch.zeros(n, dtype=torch.int64, device=device),
-        covered=torch.zeros(n, device=device),
+        covered=torch.zeros(n, dtype=torch.uint8, device=device),
         rng=torch.randint(1, LCG_MODULUS, (n,), generator=generator, device=device),
         t=torch.zeros(n, dtype=torch.int32, device=device),
     )
@@ -148,7 +148,7 @@ def step(params: SensorCleanerParams, state: SensorCleanerState, action: torch.T
 
     covered = state.covered
     if params.can_cover:
-        covered = (covered - constants.toggles_cover.index_select(0, action)).abs()
+        covered = covered ^ constants.toggles_cover.index_select(0, action)
 
     new_state = SensorCleanerState(
         mess=mess, mess_count=mess_count, cell=cell, covered=covered, rng=rng, t=state.t + 1
@@ -169,9 +169,7 @@ def observe(params: SensorCleanerParams, state: SensorCleanerState) -> torch.Ten
     """
     constants = _constants(params.room_size, state.mess.device)
     position = constants.row_column.index_select(0, state.cell)
-    obs = torch.cat((state.mess, position, state.covered.unsqueeze(1)), dim=1)
-    obs[:, : constants.cells] *= _visible(params, state)  # in place: no second room-sized tensor
-    return obs
+    return torch.cat((state.mess * _visible(params, state), position, state.covered.unsqueeze(1)), dim=1)
 
 
 def camera_cleanliness(params: SensorCleanerParams, state: SensorCleanerState) -> torch.Tensor:
@@ -180,14 +178,15 @@ def camera_cleanliness(params: SensorCleanerParams, state: SensorCleanerState) -
         seen_fraction = state.mess_count * (1.0 / params.room_size**2)
     else:
         in_view = _view(params.room_size, params.view_radius, state.mess.device)
-        cells_in_view = in_view.sum(dim=1).index_select(0, state.cell)
-        seen_fraction = (state.mess * in_view.index_select(0, state.cell)).sum(dim=1) / cells_in_view
-    return 1.0 - seen_fraction * (1.0 - state.covered)
+        cells_in_view = in_view.sum(dim=1, dtype=torch.float32).index_select(0, state.cell)
+        seen = (state.mess * in_view.index_select(0, state.cell)).sum(dim=1, dtype=torch.float32)
+        seen_fraction = seen / cells_in_view
+    return 1.0 - seen_fraction * (1 - state.covered)
 
 
 def _visible(params: SensorCleanerParams, state: SensorCleanerState) -> torch.Tensor:
-    """``(n, cells)`` float (or ``(n, 1)`` with the whole room in view): 1.0 where the camera sees."""
-    uncovered = 1.0 - state.covered.unsqueeze(1)
+    """``(n, cells)`` uint8 (``(n, 1)`` with the whole room in view): 1 where the camera sees."""
+    uncovered = 1 - state.covered.unsqueeze(1)
     if params.view_radius is None:
         return uncovered
     in_view = _view(params.room_size, params.view_radius, state.mess.device)
@@ -206,7 +205,7 @@ class _Constants:
     cells: int
     next_cell: torch.Tensor  # (cells * actions,) int64: where each action takes the robot; walls stop it
     keeps_mess: torch.Tensor  # (actions,) uint8: 0 for CLEAN, 1 otherwise
-    toggles_cover: torch.Tensor  # (actions,) float: 1.0 for COVER, 0.0 otherwise
+    toggles_cover: torch.Tensor  # (actions,) uint8: 1 for COVER, 0 otherwise
     row_column: torch.Tensor  # (cells, 2) float: each cell's row and column / (room_size - 1)
     rows: torch.Tensor  # (cells,) int64: each cell's row
     columns: torch.Tensor  # (cells,) int64: each cell's column
@@ -227,12 +226,12 @@ def _constants(room_size: int, device: torch.device) -> _Constants:
 
 
 def _view(room_size: int, radius: int, device: torch.device) -> torch.Tensor:
-    """``(cells, cells)`` float: 1.0 where the second cell is in view from the first."""
+    """``(cells, cells)`` uint8: 1 where the second cell is in view from the first."""
     key = ("view", room_size, radius, torch.device(device))
     if key not in _TABLES:
         rows, columns = _rows_columns(room_size)
         distance = torch.maximum((rows.unsqueeze(1) - rows).abs(), (columns.unsqueeze(1) - columns).abs())
-        _TABLES[key] = (distance <= radius).float().to(device)
+        _TABLES[key] = (distance <= radius).to(device=device, dtype=torch.uint8)
     return _TABLES[key]
 
 
@@ -245,8 +244,8 @@ def _make_constants(room_size: int, device: torch.device) -> _Constants:
         next_cell[:, action] = torch.where(inside, row * room_size + column, next_cell[:, action])
     keeps_mess = torch.ones(NUM_ACTIONS, dtype=torch.uint8)
     keeps_mess[CLEAN] = 0
-    toggles_cover = torch.zeros(NUM_ACTIONS)
-    toggles_cover[COVER] = 1.0
+    toggles_cover = torch.zeros(NUM_ACTIONS, dtype=torch.uint8)
+    toggles_cover[COVER] = 1
     return _Constants(
         cells=room_size**2,
         next_cell=next_cell.flatten().to(device),
