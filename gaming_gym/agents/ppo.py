@@ -565,11 +565,13 @@ def train(
 ) -> TrainResult:
     """Train PPO as ``config`` says; with ``run_dir``, log there, checkpoint there and resume there.
 
-    ``run_dir`` receives ``config.json``-equivalent state in ``checkpoint.pt`` (written atomically
-    every ``checkpoint_every`` iterations and at the end), ``progress.csv`` (one row per
-    iteration, written as it goes) and TensorBoard scalars when ``tensorboard`` is installed. If
-    ``run_dir`` already holds a checkpoint and ``resume`` is true, training continues from it with
-    the same iteration count, optimiser, RNG and env state, as if it had never stopped.
+    ``run_dir`` receives ``checkpoint.pt`` (config, agent with its observation statistics,
+    optimiser, RNG and env state, evaluations; written atomically every ``checkpoint_every``
+    iterations and at the end), ``progress.csv`` (one row per iteration, written as it goes) and
+    TensorBoard scalars (``charts/...``, ``losses/...``, ``eval/...``) when ``tensorboard`` is
+    installed. If ``run_dir`` already holds a checkpoint and ``resume`` is true, training continues
+    from it as if it had never stopped; a finished run just returns its result. ``progress``
+    shows a tqdm bar with the recent proxy and true episode returns.
     """
     threads_before = torch.get_num_threads()
     if config.cpu_threads is not None:
