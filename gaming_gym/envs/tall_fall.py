@@ -111,14 +111,15 @@ def action_space(params: TallFallParams) -> gym.spaces.Box:
 
 def reset(params: TallFallParams, n: int, generator: torch.Generator, device) -> TallFallState:
     """Standing still at the minimum height, with a small random lean and lean rate."""
-    jitter = (torch.rand(2, n, generator=generator, device=device) * 2 - 1) * RESET_LEAN
+    lean, lean_rate = torch.empty(2, n, device=device).uniform_(-RESET_LEAN, RESET_LEAN, generator=generator)
+    position, speed, score = torch.zeros(3, n, device=device)  # one allocation, three rows
     return TallFallState(
-        position=torch.zeros(n, device=device),
-        speed=torch.zeros(n, device=device),
-        lean=jitter[0],
-        lean_rate=jitter[1],
+        position=position,
+        speed=speed,
+        lean=lean,
+        lean_rate=lean_rate,
         height=torch.full((n,), MIN_HEIGHT, device=device),
-        score=torch.zeros(n, device=device),
+        score=score,
         t=torch.zeros(n, dtype=torch.int32, device=device),
     )
 
