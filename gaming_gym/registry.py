@@ -75,8 +75,10 @@ def register(
     """
     single, vector = _fronts_for(env)
     single.kernel.make_params(**(kwargs or {}))  # an unknown knob or bad value fails here, not at make
-    if env_id in gym.registry and not override:
-        raise ValueError(f"{env_id!r} is already registered; pass override=True to replace it")
+    if env_id in gym.registry:
+        if not override:
+            raise ValueError(f"{env_id!r} is already registered; pass override=True to replace it")
+        del gym.registry[env_id]  # replaced on purpose: no "overriding" warning
     gym.register(
         id=env_id,
         entry_point=single,

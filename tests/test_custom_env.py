@@ -22,7 +22,7 @@ def test_the_worked_example_registers_both_fronts_and_keeps_the_contract():
     assert DISPENSER_ID in gaming_gym.gameable_env_ids()
     gaming_gym.check_gameable_env(gym.make(DISPENSER_ID))
     vector = gym.make_vec(DISPENSER_ID, num_envs=8)
-    assert vector.num_envs == 8 and vector.unwrapped.kernel is dispenser.DISPENSER
+    assert vector.num_envs == 8 and vector.unwrapped.kernel.summary == dispenser.DISPENSER.summary
 
 
 def test_the_worked_example_is_gameable_and_its_aligned_knob_is_not():
