@@ -236,3 +236,19 @@ def test_rgb_array_frames_show_the_room_and_the_bucket(monkeypatch):
     assert len(np.unique(first.reshape(-1, 3), axis=0)) > 5
     env.step(COVER)
     assert not np.array_equal(first, env.render())
+
+
+def test_env_zero_of_a_batch_is_the_single_env_with_the_same_seed():
+    """The mess process lives in the state, so batching does not change any env's room."""
+    single = gym.make(ENV_ID)
+    batch = gym.make_vec(ENV_ID, num_envs=8)
+    obs, _ = single.reset(seed=11)
+    batch_obs, _ = batch.reset(seed=11)
+    actions = torch.randint(0, 7, (120, 8), generator=torch.Generator().manual_seed(0))
+    for step_actions in actions:
+        np.testing.assert_array_equal(batch_obs[0].numpy(), obs)
+        obs, proxy, _, _, info = single.step(int(step_actions[0]))
+        batch_obs, batch_proxy, _, _, batch_info = batch.step(step_actions)
+        assert float(batch_proxy[0]) == proxy
+        assert float(batch_info["true_reward"][0]) == info["true_reward"]
+    assert len({tuple(row.tolist()) for row in batch_obs}) == 8  # and the other rooms differ
