@@ -385,9 +385,8 @@ def draw(params: SensorCleanerParams, state: SensorCleanerState, index: int, sur
     pygame.draw.circle(surface, (240, 240, 255), robot.center, cell_px // 8)  # the camera
     if float(single.covered[0]):
         x, y = robot.center
-        half = cell_px * 9 // 20
-        rim, base = (x - half, y + half, x + half, y + half), (x + half * 3 // 4, y - half)
-        bucket = [rim[:2], rim[2:], base, (x - half * 3 // 4, y - half)]
+        rim, base = cell_px * 9 // 20, cell_px // 3  # half-widths: an upside-down bucket
+        bucket = [(x - rim, y + rim), (x + rim, y + rim), (x + base, y - rim), (x - base, y - rim)]
         pygame.draw.polygon(surface, (140, 145, 155), bucket)
 
     camera = float(camera_cleanliness(params, single)[0])
