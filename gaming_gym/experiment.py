@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,14 +150,27 @@ def load_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
 def load_run_policy(run_dir: str | os.PathLike, deterministic: bool = False) -> tuple[Policy, dict]:
     """The trained batched policy of a run directory and the run's config."""
     saved = load_run_config(run_dir)
-    if saved["agent"] == "ppo":
-        from gaming_gym.agents.ppo import load_agent
+    try:
+        if saved["agent"] == "ppo":
+            from gaming_gym.agents.ppo import load_agent
 
-        agent, _ = load_agent(run_dir)
-        return agent.policy(deterministic), saved
-    from gaming_gym.agents.sb3 import load_sb3_policy
+            return load_agent(run_dir)[0].policy(deterministic), saved
+        from gaming_gym.agents.sb3 import load_sb3_policy
 
-    return load_sb3_policy(run_dir, deterministic), saved
+        return load_sb3_policy(run_dir, deterministic), saved
+    except (
+        RuntimeError,
+        EOFError,
+        KeyError,
+        ValueError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(
+            f"cannot load the trained agent in {run_dir}: its checkpoint is corrupt or not a "
+            f"gaming_gym checkpoint ({reason[:120]})"
+        ) from error
 
 
 def _save_evaluations(path: Path, checkpoints: Sequence[Checkpoint]) -> None:

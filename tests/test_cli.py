@@ -97,3 +97,97 @@ def test_the_installed_entry_point_runs_as_a_module():
 
 def _config(run_dir: Path) -> dict:
     return json.loads((run_dir / "config.json").read_text())
+
+
+# --- training through the CLI, on the docs' tiny custom env so each run takes seconds ------------
+
+DISPENSER = ("--import", str(REPO / "examples" / "dispenser.py"))
+ROLLOUT = 64 * 128  # PPO's default num_envs * num_steps: env steps per training iteration
+
+
+def train(capsys, out: Path, *extra: str) -> tuple[int, str, str]:
+    return run(
+        capsys, *DISPENSER, "train", "MyLab/Dispenser-v0", "--out", str(out), "--quiet",
+        "--device", "cpu", "--set", "eval_every=1", "--set", "eval_episodes=8", *extra,
+    )  # fmt: skip
+
+
+def _iterations(run_dir: Path) -> list[int]:
+    lines = (run_dir / "progress.csv").read_text().splitlines()
+    column = lines[0].split(",").index("iteration")
+    return [int(line.split(",")[column]) for line in lines[1:]]
+
+
+def test_train_writes_a_complete_run_directory(capsys, tmp_path):
+    code, out, err = train(capsys, tmp_path / "run", "--steps", str(2 * ROLLOUT))
+    assert code == 0, err
+    assert "Goodhart gap p - t (final)" in out
+    run_dir = tmp_path / "run"
+    assert _config(run_dir)["agent"] == "ppo" and _config(run_dir)["env_id"] == "MyLab/Dispenser-v0"
+    assert _iterations(run_dir) == [1, 2]
+    report = json.loads((run_dir / "goodhart.json").read_text())
+    assert report["steps"] == [ROLLOUT, 2 * ROLLOUT]
+    assert [len(record["proxy"]) for record in json.loads((run_dir / "evaluations.json").read_text())] == [
+        8,
+        8,
+    ]
+    for png in ("goodhart_curve.png", "episodes.png"):
+        assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(run_dir.glob(".*partial*"))
+
+
+def test_rerunning_an_interrupted_run_resumes_it(capsys, tmp_path, monkeypatch):
+    from gaming_gym.agents import ppo
+
+    real_iteration, calls = ppo._train_iteration, []
+
+    def interrupted_on_third_iteration(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_iteration(*args, **kwargs)
+
+    monkeypatch.setattr(ppo, "_train_iteration", interrupted_on_third_iteration)
+    command = ("--steps", str(4 * ROLLOUT), "--set", "checkpoint_every=1")
+    code, _, err = train(capsys, tmp_path / "run", *command)
+    assert code == 130 and "re-run the same command to resume" in err
+    assert not (tmp_path / "run" / "goodhart.json").exists()
+    monkeypatch.setattr(ppo, "_train_iteration", real_iteration)
+    code, _, err = train(capsys, tmp_path / "run", *command)
+    assert code == 0, err
+    assert _iterations(tmp_path / "run") == [1, 2, 3, 4]  # continued from iteration 2, not restarted
+    assert json.loads((tmp_path / "run" / "goodhart.json").read_text())["steps"] == [
+        ROLLOUT * k for k in (1, 2, 3, 4)
+    ]
+
+
+def test_report_combines_seeds_and_render_plays_a_trained_run(capsys, tmp_path):
+    for seed in (0, 1):
+        assert train(capsys, tmp_path / f"s{seed}", "--steps", str(ROLLOUT), "--seed", str(seed))[0] == 0
+    code, out, _ = run(
+        capsys,
+        *DISPENSER,
+        "report",
+        str(tmp_path / "s0"),
+        str(tmp_path / "s1"),
+        "--out",
+        str(tmp_path / "all"),
+    )
+    assert code == 0 and "2 runs" in out
+    assert json.loads((tmp_path / "all" / "goodhart.json").read_text())["n_runs"] == 2
+    assert (tmp_path / "all" / "goodhart_curve.png").exists()
+    gif = tmp_path / "agent.gif"
+    code, out, _ = run(
+        capsys, *DISPENSER, "render", str(tmp_path / "s0"), "--out", str(gif), "--max-frames", "5"
+    )
+    assert code == 0 and f"agent {tmp_path / 's0'}" in out
+    with Image.open(gif) as frames:
+        assert 1 <= frames.n_frames <= 5
+
+
+def test_a_corrupt_checkpoint_is_one_clear_line(capsys, tmp_path):
+    assert train(capsys, tmp_path / "run", "--steps", str(ROLLOUT))[0] == 0
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    code, _, err = run(capsys, *DISPENSER, "evaluate", str(tmp_path / "run"))
+    assert code == 2
+    assert "checkpoint" in err and len(err.strip().splitlines()) == 1
