@@ -244,6 +244,14 @@ def test_bad_config_values_are_named_with_what_is_accepted(field, value, message
         PPOConfig(**{field: value})
 
 
+def test_default_config_takes_the_env_table_then_the_true_reward_table_then_overrides():
+    boat = default_config("GamingGym/BoatRace-v0")
+    assert boat.total_timesteps == 150 * 8192 and boat.reward_scale == 1.0
+    assert default_config("GamingGym/BoatRace-v0", reward="true").reward_scale == 100.0
+    assert default_config("GamingGym/BoatRace-v0", reward="true", reward_scale=2.0).reward_scale == 2.0
+    assert default_config(CORRIDOR_ID) == PPOConfig(env_id=CORRIDOR_ID)  # no entry: the dataclass defaults
+
+
 def test_an_unknown_env_or_knob_fails_before_training():
     with pytest.raises(gym.error.Error):
         train(PPOConfig(env_id="GamingGym/NoSuchEnv-v0", total_timesteps=8192), progress=False)
