@@ -26,15 +26,14 @@ def _walkers(lean, lean_rate=0.0, height=1.0, speed=0.0) -> tf.TallFallState:
     columns = torch.broadcast_tensors(
         *(torch.as_tensor(v, dtype=torch.float32).reshape(-1) for v in (lean, lean_rate, height, speed))
     )
-    lean, lean_rate, height, speed = columns
-    zeros = torch.zeros_like(lean)
+    lean, lean_rate, height, speed = (column.contiguous() for column in columns)
     return tf.TallFallState(
-        position=zeros,
+        position=torch.zeros_like(lean),
         speed=speed,
         lean=lean,
         lean_rate=lean_rate,
         height=height,
-        score=zeros,
+        score=torch.zeros_like(lean),
         t=torch.zeros(lean.shape, dtype=torch.int32),
     )
 
