@@ -258,6 +258,11 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self._generator: torch.Generator | None = None
         self.state: Any = None
+        if isinstance(self.single_action_space, gym.spaces.Box):
+            self._action_bounds = tuple(
+                torch.as_tensor(bound, device=self.device)
+                for bound in (self.single_action_space.low, self.single_action_space.high)
+            )
         self._advance = torch.compile(self._advance_eager) if compile else self._advance_eager
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -324,11 +329,12 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         if isinstance(space, gym.spaces.Discrete):
             if actions.is_floating_point():
                 raise ValueError(f"discrete actions must be integers, got dtype {actions.dtype}")
-            low, high = space.start, space.start + space.n - 1
+            lowest, highest = torch.aminmax(actions)
+            outside = bool(lowest < space.start) or bool(highest >= space.start + space.n)
         else:
-            low = torch.as_tensor(space.low, device=self.device)
-            high = torch.as_tensor(space.high, device=self.device)
-        if bool(((actions < low) | (actions > high)).any()):
+            low, high = self._action_bounds
+            outside = bool(((actions < low) | (actions > high)).any())
+        if outside:
             raise ValueError(f"actions outside the action space {space}")
         return actions
 
