@@ -130,6 +130,9 @@ def reset(params: SensorCleanerParams, n: int, generator: torch.Generator, devic
 def step(params: SensorCleanerParams, state: SensorCleanerState, action: torch.Tensor):
     """Move, clean or toggle the bucket, then maybe drop new mess; ``(state, proxy, true, terminated)``.
 
+    The action comes first; the new mess (with probability ``mess_rate``, on a cell picked by the
+    env's generator) can land anywhere, the robot's own cell included. Rewards are read after both.
+
     Written for speed at thousands of envs: each update touches one cell per env (``gather`` and
     ``scatter``), lookups go through small per-device tables (``index_select``, far cheaper than
     comparisons and ``torch.where``), and the only pass over the whole room is the copy of the
