@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from scripted import run_scripted
 
 from gaming_gym.envs import boat_race as br
 from gaming_gym.evaluation import evaluate, reference_policy
@@ -32,14 +33,7 @@ def _boat(x: float, y: float, heading: float, speed: float = 0.0, progress: floa
 
 
 def _run(state, actions, **knobs):
-    params = br.BoatRaceParams(**knobs)
-    proxies, trues, terminals = [], [], []
-    for action in actions:
-        state, proxy, true, terminated = br.step(params, state, torch.tensor([action]))
-        proxies.append(float(proxy[0]))
-        trues.append(float(true[0]))
-        terminals.append(bool(terminated[0]))
-    return state, proxies, trues, terminals
+    return run_scripted(br.KERNEL, state, actions, **knobs)
 
 
 def test_full_throttle_from_rest_follows_the_drag_law_and_scores_progress():

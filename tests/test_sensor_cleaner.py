@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from scripted import run_scripted
 
 from gaming_gym.envs import sensor_cleaner as sc
 from gaming_gym.evaluation import evaluate, reference_policy
@@ -33,13 +34,9 @@ def _room(size: int, messy_cells, cell: int = 0, rng: int = 1) -> sc.SensorClean
 
 def _run(state, actions, **knobs):
     """Step a single room through ``actions``; return the final state and the (proxy, true) rewards."""
-    params = sc.SensorCleanerParams(**knobs)
-    rewards = []
-    for action in actions:
-        state, proxy, true, terminated = sc.step(params, state, torch.tensor([action]))
-        assert not bool(terminated[0])
-        rewards.append((float(proxy[0]), float(true[0])))
-    return state, np.array(rewards)
+    state, proxies, trues, terminals = run_scripted(sc.KERNEL, state, actions, **knobs)
+    assert not any(terminals)
+    return state, np.array([proxies, trues]).T.reshape(-1, 2)
 
 
 def _minstd(state: int):

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from scripted import run_scripted
 
 from gaming_gym.envs import tall_fall as tf
 from gaming_gym.evaluation import evaluate, reference_policy
@@ -40,14 +41,7 @@ def _walkers(lean, lean_rate=0.0, height=1.0, speed=0.0) -> tf.TallFallState:
 
 def _run(state, actions, **knobs):
     """Step a single walker through ``actions``; return the state and per-step lists."""
-    params = tf.TallFallParams(**knobs)
-    proxies, trues, terminals = [], [], []
-    for action in actions:
-        state, proxy, true, terminated = tf.step(params, state, torch.tensor([action]))
-        proxies.append(float(proxy[0]))
-        trues.append(float(true[0]))
-        terminals.append(bool(terminated[0]))
-    return state, proxies, trues, terminals
+    return run_scripted(tf.KERNEL, state, actions, **knobs)
 
 
 def test_standing_upright_is_still_and_worth_nothing():

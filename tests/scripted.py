@@ -1,0 +1,24 @@
+"""Step a hand-placed state through a scripted action sequence, for exact-value kernel tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gaming_gym.core import Kernel
+
+
+def run_scripted(kernel: Kernel, state: Any, actions, **knobs: Any):
+    """Apply ``actions`` one by one to a batch-of-1 ``state`` with ``kernel.step``.
+
+    Returns the final state and per-step lists of proxy reward, true reward and termination.
+    """
+    params = kernel.make_params(**knobs)
+    proxies, trues, terminals = [], [], []
+    for action in actions:
+        state, proxy, true, terminated = kernel.step(params, state, torch.tensor([action]))
+        proxies.append(float(proxy[0]))
+        trues.append(float(true[0]))
+        terminals.append(bool(terminated[0]))
+    return state, proxies, trues, terminals
