@@ -145,41 +145,66 @@ def reset(params: BoatRaceParams, n: int, generator: torch.Generator, device) ->
 
 
 def step(params: BoatRaceParams, state: BoatRaceState, action: torch.Tensor):
-    """Advance every boat one step; returns ``(state, proxy, true, terminated)``."""
+    """Advance every boat one step; returns ``(state, proxy, true, terminated)``.
+
+    Written for speed as well as clarity (see ``benchmarks/env_throughput.py``): per-boat
+    values are ``(n,)`` rows, so the batch is the innermost dimension (which vectorises), and
+    comparisons are few (on a CPU a boolean op costs several float ones). The new position and
+    respawn timers are ``(n, 2)`` and ``(n, NUM_TARGETS)`` views of ``(2, n)`` and
+    ``(NUM_TARGETS, n)`` rows, so the next step and ``observe`` read them as contiguous rows.
+    """
     throttle, rudder = _decode(params, action)
     heading = state.heading + TURN_RATE * rudder
     speed = (state.speed + ACCELERATION * throttle - DRAG * state.speed).clamp(-0.5 * MAX_SPEED, MAX_SPEED)
-    proposed = state.position + speed.unsqueeze(1) * torch.stack(
-        (torch.cos(heading), torch.sin(heading)), dim=1
-    )
-    afloat = in_water(proposed)
-    position = torch.where(afloat.unsqueeze(1), proposed, state.position)
+    x, y = state.position.T
+    proposed_x, proposed_y = x + speed * torch.cos(heading), y + speed * torch.sin(heading)
+    afloat = _in_water_xy(proposed_x, proposed_y)
+    x, y = torch.where(afloat, proposed_x, x), torch.where(afloat, proposed_y, y)
     speed = torch.where(afloat, speed, -BOUNCE * speed)
 
-    targets = _constants(position.device).targets
-    dx, dy = targets[:, :1] - position[:, 0], targets[:, 1:] - position[:, 1]  # (targets, n)
-    hit = (state.respawn_timer == 0) & (dx * dx + dy * dy < HIT_RADIUS**2).T
-    delay = NEVER if params.respawn_delay is None else params.respawn_delay
-    respawn_timer = torch.where(hit, delay, (state.respawn_timer - 1).clamp_min(0))
-
-    polar_angle = torch.atan2(position[:, 1], position[:, 0])
+    hit, respawn_timer = _hit_targets(params, state.respawn_timer.T, x, y)
+    polar_angle = _atan2_same_for_any_batch(y, x)
     lap_fraction = _wrap(polar_angle - state.polar_angle) / (2 * math.pi * params.laps)
     progress = state.progress + lap_fraction
     finished = progress >= 1.0
 
-    proxy = hit.sum(dim=1) * params.target_value + finished * params.finish_bonus
+    proxy = hit.float().sum(dim=0) * params.target_value + finished * params.finish_bonus
     true = lap_fraction + finished * TRUE_FINISH_BONUS
     new_state = BoatRaceState(
-        position=position,
+        position=torch.stack((x, y)).T,
         heading=_wrap(heading),
         speed=speed,
         polar_angle=polar_angle,
         progress=progress,
-        respawn_timer=respawn_timer,
+        respawn_timer=respawn_timer.T,
         score=state.score + proxy,
         t=state.t + 1,
     )
     return new_state, proxy, true, finished
+
+
+def _hit_targets(params: BoatRaceParams, respawn_timer: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+    """Which targets the boats at ``(x, y)`` hit, and the timers after it; ``(NUM_TARGETS, n)``.
+
+    A target can only be hit while its timer is 0, so counting every timer down and then adding
+    the delay to the hit ones sets those to the delay, without a ``where``.
+    """
+    targets = _constants(x.device).targets
+    dx, dy = targets[:, :1] - x, targets[:, 1:] - y  # (targets, n)
+    hit = (respawn_timer == 0) & (dx * dx + dy * dy < HIT_RADIUS**2)
+    delay = NEVER if params.respawn_delay is None else params.respawn_delay
+    return hit, ((respawn_timer - 1).clamp_min(0) + hit.int() * delay).contiguous()
+
+
+def _atan2_same_for_any_batch(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``atan2(y, x)`` with the same bits at every batch size, so one env matches a batch of them.
+
+    ATen's vectorised atan2 (taken for contiguous rows of 8 or more) can differ in the last bit
+    from its scalar one (short rows, strided inputs); strided inputs keep every env on the
+    scalar one. Compiled code vectorises either way.
+    """
+    yx = torch.stack((y, x), dim=1)
+    return torch.atan2(yx[:, 0], yx[:, 1])
 
 
 def observe(params: BoatRaceParams, state: BoatRaceState) -> torch.Tensor:
@@ -189,38 +214,42 @@ def observe(params: BoatRaceParams, state: BoatRaceState) -> torch.Tensor:
     the heading; the next checkpoint gate and each target relative to the boat, in its frame;
     whether each target is there. Lap count and race progress are not shown.
 
-    Features are computed as rows over the batch (feature-major) and transposed once at the
-    end: the batch is then the innermost dimension of every operation, which vectorises well.
+    Features are computed as rows over the batch (feature-major), scaled by one division and
+    transposed once at the end: the batch is then the innermost dimension of every operation,
+    which vectorises well. The gate and the targets go into the boat's frame as one block.
     """
     constants = _constants(state.position.device)
-    x, y = state.position.T
+    position = state.position.T  # (2, n)
+    x, y = position
     cos, sin = torch.cos(state.heading), torch.sin(state.heading)
-    gate = _next_gate(params, state).T
-    gate_ahead, gate_port = _to_boat_frame(gate[0] - x, gate[1] - y, cos, sin)
-    target_ahead, target_port = _to_boat_frame(
-        constants.targets[:, :1] - x, constants.targets[:, 1:] - y, cos, sin
-    )
+    targets = constants.targets_xy.expand(-1, -1, x.shape[0])
+    points = torch.cat((_next_gate(params, state).unsqueeze(1), targets), dim=1)  # (2, 1 + targets, n)
+    ahead, port = _to_boat_frame(*(points - position.unsqueeze(1)), cos, sin)
     rows = (
-        x.unsqueeze(0) / WORLD_HALF,
-        y.unsqueeze(0) / WORLD_HALF,
+        position,
         cos.unsqueeze(0),
         sin.unsqueeze(0),
-        state.speed.unsqueeze(0) / MAX_SPEED,
-        _ray_distances(x, y, cos, sin) / RAY_RANGE,
-        torch.stack((gate_ahead, gate_port)) / (2 * WORLD_HALF),
-        target_ahead / (2 * WORLD_HALF),
-        target_port / (2 * WORLD_HALF),
+        state.speed.unsqueeze(0),
+        _ray_distances(x, y, cos, sin),
+        ahead[:1],
+        port[:1],
+        ahead[1:],
+        port[1:],
         (state.respawn_timer.T == 0).float(),
     )
-    return torch.cat(rows, dim=0).T.contiguous()
+    return (torch.cat(rows, dim=0) / constants.observation_scale).T.contiguous()
 
 
 def in_water(position: torch.Tensor) -> torch.Tensor:
-    """True where a point is on the track (between island and shore) or in the lagoon."""
-    radius_squared = position.square().sum(-1)
-    lagoon = position - _constants(position.device).lagoon_centre
+    """True where a point ``(..., 2)`` is on the track (between island and shore) or in the lagoon."""
+    return _in_water_xy(position[..., 0], position[..., 1])
+
+
+def _in_water_xy(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    radius_squared = x * x + y * y
+    lagoon_y = y - LAGOON_CENTRE[1]
     on_track = (radius_squared >= ISLAND_RADIUS**2) & (radius_squared <= SHORE_RADIUS**2)
-    return on_track | (lagoon.square().sum(-1) <= LAGOON_RADIUS**2)
+    return on_track | (x * x + lagoon_y * lagoon_y <= LAGOON_RADIUS**2)
 
 
 def _decode(params: BoatRaceParams, action: torch.Tensor):
@@ -228,8 +257,7 @@ def _decode(params: BoatRaceParams, action: torch.Tensor):
     if params.continuous:
         action = action.float()
         return action[:, 0], action[:, 1]
-    action = action.long()
-    return (action // 3 - 1).float(), (action % 3 - 1).float()
+    return _constants(action.device).discrete_commands[:, action.long()]
 
 
 def _wrap(angle: torch.Tensor) -> torch.Tensor:
@@ -242,9 +270,9 @@ def _to_boat_frame(dx: torch.Tensor, dy: torch.Tensor, cos: torch.Tensor, sin: t
 
 
 def _next_gate(params: BoatRaceParams, state: BoatRaceState) -> torch.Tensor:
-    """World position of the next checkpoint gate on the racing line."""
+    """World position ``(2, n)`` of the next checkpoint gate on the racing line."""
     gates_passed = torch.floor(state.progress * (params.laps * GATES_PER_LAP)).long()
-    return _constants(state.position.device).gates[(gates_passed + 1) % GATES_PER_LAP]
+    return _constants(state.position.device).next_gates[:, gates_passed % GATES_PER_LAP]
 
 
 def _ray_distances(x, y, heading_cos, heading_sin) -> torch.Tensor:
@@ -252,41 +280,49 @@ def _ray_distances(x, y, heading_cos, heading_sin) -> torch.Tensor:
 
     Water is (shore disc union lagoon disc) minus the island disc, so a ray leaves the water
     where it leaves the union of the two outer discs or enters the island, whichever is first.
+    The shore and the island share their centre, so they share most of the ray-circle solve.
     """
-    ray_cos, ray_sin = _constants(x.device).ray_directions.T.unsqueeze(2)  # (rays, 1) each
+    ray_cos, ray_sin = _constants(x.device).ray_directions  # (rays, 1) each
     cos = heading_cos * ray_cos - heading_sin * ray_sin  # (rays, n)
     sin = heading_sin * ray_cos + heading_cos * ray_sin
-    shore_in, shore_out = _ray_circle(x, y, cos, sin, (0.0, 0.0), SHORE_RADIUS)
-    lagoon_in, lagoon_out = _ray_circle(x, y, cos, sin, LAGOON_CENTRE, LAGOON_RADIUS)
-    island_in, _ = _ray_circle(x, y, cos, sin, (0.0, 0.0), ISLAND_RADIUS)
+    cos_x = cos * x
+    centre_b, centre_c = cos_x + sin * y, x * x + y * y
+    lagoon_y = y - LAGOON_CENTRE[1]
+    shore_in, shore_out = _ray_circle(centre_b, centre_c, SHORE_RADIUS)
+    lagoon_in, lagoon_out = _ray_circle(cos_x + sin * lagoon_y, x * x + lagoon_y * lagoon_y, LAGOON_RADIUS)
+    island_in, _ = _ray_circle(centre_b, centre_c, ISLAND_RADIUS)
     exit_ = torch.where(shore_in <= 0, shore_out, lagoon_out)
-    exit_ = torch.where((lagoon_in <= exit_) & (exit_ <= lagoon_out), lagoon_out.maximum(exit_), exit_)
-    exit_ = torch.where((shore_in <= exit_) & (exit_ <= shore_out), shore_out.maximum(exit_), exit_)
+    # an exit inside the other disc goes on to that disc's exit; past the entry, the max does it
+    # (the exit is then either inside the disc, or already beyond its exit)
+    exit_ = torch.where(lagoon_in <= exit_, lagoon_out.maximum(exit_), exit_)
+    exit_ = torch.where(shore_in <= exit_, shore_out.maximum(exit_), exit_)
     distance = torch.where(island_in > 0, island_in.minimum(exit_), exit_)
     return distance.clamp(0.0, RAY_RANGE)
 
 
-def _ray_circle(x, y, cos, sin, centre, radius):
-    """Entry and exit distances of rays ``(x, y) + s (cos, sin)`` through a circle.
+def _ray_circle(b: torch.Tensor, c: torch.Tensor, radius: float):
+    """Entry and exit distances along rays through a circle: the roots of ``s^2 + 2 b s + c - r^2``.
 
-    ``(inf, -inf)`` where a ray misses it.
+    ``b`` is the ray direction dotted with the offset from the circle's centre to the ray's
+    start, and ``c`` that offset's squared length. ``(inf, -inf)`` where a ray misses the circle,
+    which a root of ``-inf`` gives.
     """
-    dx, dy = x - centre[0], y - centre[1]
-    b = cos * dx + sin * dy
-    discriminant = b * b - (dx * dx + dy * dy - radius * radius)
-    root = discriminant.clamp_min(0).sqrt()
-    miss = discriminant < 0
-    return torch.where(miss, math.inf, -b - root), torch.where(miss, -math.inf, -b + root)
+    discriminant = b * b - (c - radius * radius)
+    root = torch.where(discriminant >= 0, discriminant.clamp_min(0).sqrt(), -math.inf)
+    return -b - root, -b + root
 
 
 @dataclass(frozen=True)
 class _Constants:
-    """The fixed geometry as tensors on one device, made once per device."""
+    """The fixed geometry and tables as tensors on one device, made once per device."""
 
     targets: torch.Tensor  # (NUM_TARGETS, 2)
+    targets_xy: torch.Tensor  # (2, NUM_TARGETS, 1): the targets' x and y as columns
     lagoon_centre: torch.Tensor  # (2,)
-    ray_directions: torch.Tensor  # (rays, 2): cos and sin of each ray's angle to the heading
-    gates: torch.Tensor  # (GATES_PER_LAP, 2): checkpoint gate positions, in race order
+    ray_directions: torch.Tensor  # (2, rays, 1): cos and sin of each ray's angle to the heading
+    next_gates: torch.Tensor  # (2, GATES_PER_LAP): x and y of the gate after gate k, in race order
+    discrete_commands: torch.Tensor  # (2, 9): throttle and rudder of each discrete action
+    observation_scale: torch.Tensor  # (OBS_SIZE, 1): what each observation row is divided by
 
 
 _CONSTANTS: dict[torch.device, _Constants] = {}
@@ -300,17 +336,20 @@ def _constants(device: torch.device) -> _Constants:
 
 
 def _make_constants(device: torch.device) -> _Constants:
+    gate_angles = [START_ANGLE + 2 * math.pi * k / GATES_PER_LAP for k in range(GATES_PER_LAP)]
+    gates = torch.tensor([(CENTRE_RADIUS * math.cos(a), CENTRE_RADIUS * math.sin(a)) for a in gate_angles])
+    rays = torch.tensor([(math.cos(a), math.sin(a)) for a in RAY_ANGLES])
+    actions = torch.arange(9)
+    scale = [WORLD_HALF] * 2 + [1.0] * 2 + [MAX_SPEED] + [RAY_RANGE] * len(RAY_ANGLES)
+    scale += [2 * WORLD_HALF] * (2 + 2 * NUM_TARGETS) + [1.0] * NUM_TARGETS
     return _Constants(
         targets=TARGETS.to(device),
+        targets_xy=TARGETS.T.unsqueeze(2).contiguous().to(device),
         lagoon_centre=torch.tensor(LAGOON_CENTRE, device=device),
-        ray_directions=torch.tensor([(math.cos(a), math.sin(a)) for a in RAY_ANGLES], device=device),
-        gates=torch.tensor(
-            [
-                (CENTRE_RADIUS * math.cos(a), CENTRE_RADIUS * math.sin(a))
-                for a in (START_ANGLE + 2 * math.pi * k / GATES_PER_LAP for k in range(GATES_PER_LAP))
-            ],
-            device=device,
-        ),
+        ray_directions=rays.T.unsqueeze(2).contiguous().to(device),
+        next_gates=gates.roll(-1, dims=0).T.contiguous().to(device),
+        discrete_commands=torch.stack((actions // 3 - 1, actions % 3 - 1)).float().to(device),
+        observation_scale=torch.tensor(scale, device=device).unsqueeze(1),
     )
 
 
