@@ -195,6 +195,15 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
         assert [int(row["iteration"]) for row in csv.DictReader(file)] == [1, 2, 3, 4, 5, 6]
 
 
+def test_how_often_a_run_is_evaluated_does_not_change_its_training():
+    often = train(tiny_config(eval_every=1), progress=False)
+    rarely = train(tiny_config(eval_every=0), progress=False)
+    assert len(often.checkpoints) == 6 and len(rarely.checkpoints) == 1
+    for name, tensor in often.agent.state_dict().items():
+        torch.testing.assert_close(rarely.agent.state_dict()[name], tensor, msg=name)
+    np.testing.assert_array_equal(often.checkpoints[-1].proxy, rarely.checkpoints[-1].proxy)
+
+
 def test_resume_refuses_a_different_experiment_and_can_be_turned_off(tmp_path):
     train(tiny_config(total_timesteps=800), run_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="differs in learning_rate"):

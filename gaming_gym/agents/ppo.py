@@ -243,7 +243,10 @@ class RunningMeanStd(nn.Module):
 
 
 class DiscreteHead(nn.Module):
-    """Categorical distribution over ``Discrete(n)`` actions."""
+    """Categorical distribution over ``Discrete(n)`` actions.
+
+    Heads skip torch's argument validation: it re-checks every batch on the rollout's hot path.
+    """
 
     def __init__(self, space: gym.spaces.Discrete, width: int):
         super().__init__()
@@ -251,7 +254,7 @@ class DiscreteHead(nn.Module):
         self.logits = _layer(width, int(space.n), std=0.01)
 
     def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
-        return torch.distributions.Categorical(logits=self.logits(features))
+        return torch.distributions.Categorical(logits=self.logits(features), validate_args=False)
 
     def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
         return distribution.probs.argmax(dim=-1)
@@ -277,8 +280,8 @@ class GaussianHead(nn.Module):
 
     def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
         mean = self.mean(features)
-        normal = torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
-        return torch.distributions.Independent(normal, 1)
+        normal = torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False)
+        return torch.distributions.Independent(normal, 1, validate_args=False)
 
     def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
         return distribution.mean
@@ -529,15 +532,22 @@ def _explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def evaluate_agent(agent: ActorCritic, config: PPOConfig, step: int, device: torch.device) -> Checkpoint:
-    """Per-episode proxy and true returns of the current policy, as a Goodhart-metric record."""
-    returns = evaluate(
-        agent.policy(deterministic=config.eval_deterministic),
-        config.env_id,
-        episodes=config.eval_episodes,
-        seed=config.seed + 1_000_003,  # evaluation episodes differ from training ones
-        device=device,
-        knobs=config.knobs,
-    )
+    """Per-episode proxy and true returns of the current policy, as a Goodhart-metric record.
+
+    Runs on a forked, freshly seeded torch RNG: evaluations are reproducible, and how often they
+    happen does not change the training run's own random stream.
+    """
+    seed = config.seed + 1_000_003  # evaluation episodes differ from training ones
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        returns = evaluate(
+            agent.policy(deterministic=config.eval_deterministic),
+            config.env_id,
+            episodes=config.eval_episodes,
+            seed=seed,
+            device=device,
+            knobs=config.knobs,
+        )
     return Checkpoint.from_returns(step, returns)
 
 
