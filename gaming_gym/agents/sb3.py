@@ -271,13 +271,16 @@ class GoodhartCallback(BaseCallback):
             self._bar.close()
 
     def _evaluate(self) -> None:
-        returns = evaluate(
-            sb3_policy(self.model, self.deterministic),
-            self.env_id,
-            episodes=self.eval_episodes,
-            seed=self.seed,
-            knobs=self.knobs,
-        )
+        """Evaluate on a forked, seeded torch RNG, so evaluating leaves the training run unchanged."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            returns = evaluate(
+                sb3_policy(self.model, self.deterministic),
+                self.env_id,
+                episodes=self.eval_episodes,
+                seed=self.seed,
+                knobs=self.knobs,
+            )
         self.checkpoints.append(Checkpoint.from_returns(self.num_timesteps, returns))
         self.logger.record("eval/proxy_return", float(returns.proxy.mean()))
         self.logger.record("eval/true_return", float(returns.true.mean()))
