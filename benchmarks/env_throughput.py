@@ -34,6 +34,10 @@ def random_actions(space: gym.Space, num_envs: int, device: torch.device) -> tor
 
 def vector_steps_per_second(env_id, num_envs, device, compile, seconds, repeats) -> tuple[float, float]:
     """(median steps/s, seconds spent before the timed loop: construction, compile and warm-up)."""
+    # A fresh torch.compile cache per row: the vector front's compiled step is shared by every
+    # env, so a later size would otherwise run a dynamic-shape graph, slower than the static
+    # one a program stepping a single vector env gets.
+    torch._dynamo.reset()
     started = time.perf_counter()
     env = gym.make_vec(env_id, num_envs=num_envs, device=device, compile=compile)
     env.reset(seed=0)
