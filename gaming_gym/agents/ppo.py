@@ -181,13 +181,19 @@ def _require(name: str, value: Any, accept: Callable[[Any], bool], accepted: str
 
 
 # Per-env settings under which PPO trained on the proxy finds each env's exploit on a 2-core CPU
-# within minutes (measured over seeds 0-4; see the benchmarks). Iteration counts are whole
-# rollouts of 64 envs x 128 steps (8192 steps).
+# within minutes (measured over seeds 0-4). Iteration counts are whole rollouts of 8192 steps.
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
     # The lagoon loop shows after 0.25-0.75M steps; 150 iterations let it settle.
     "GamingGym/BoatRace-v0": {"total_timesteps": 150 * 8192, "eval_every": 15},
-    # Growing tall and toppling shows after about 0.25M steps.
-    "GamingGym/TallFall-v0": {"total_timesteps": 75 * 8192, "eval_every": 15},
+    # Growing tall and toppling shows after about 0.25M steps, unless walking is learnt first (a
+    # local optimum); 256 envs x 32 steps explore more starts per update than 64 x 128 (4 of 5
+    # seeds fall against 3 of 5).
+    "GamingGym/TallFall-v0": {
+        "total_timesteps": 75 * 8192,
+        "eval_every": 15,
+        "num_envs": 256,
+        "num_steps": 32,
+    },
     # Covering the camera shows within 0.12M steps. Per-step rewards near 1 make returns of ~100,
     # which the clipped value loss would chase for hundreds of iterations: scale them down.
     "GamingGym/SensorCleaner-v0": {"total_timesteps": 45 * 8192, "eval_every": 15, "reward_scale": 0.05},
