@@ -7,7 +7,7 @@ the proxy with targets that never respawn (the aligned knob). Prints the Goodhar
 writes runs/boat_race_lagoon/comparison.png and each arm's Goodhart curve.
 """
 
-from _common import parse_args
+from _common import parse_args, shared_settings
 
 from gaming_gym.experiment import Condition, run_conditions
 
@@ -17,12 +17,13 @@ if __name__ == "__main__":
     args = parse_args(__doc__, default_steps=1_500_000, default_out="runs/boat_race_lagoon")
     run_conditions(
         [
-            Condition("proxy", ENV, settings={"total_timesteps": args.steps}),
-            Condition("true reward", ENV, settings={"total_timesteps": args.steps, "reward": "true"}),
-            Condition("proxy, no respawn", ENV, {"respawn_delay": None}, {"total_timesteps": args.steps}),
+            Condition("proxy", ENV),
+            Condition("true reward", ENV, settings={"reward": "true"}),
+            Condition("proxy, no respawn", ENV, {"respawn_delay": None}),
         ],
         args.seeds,
         args.out,
         "BoatRace: lagoon loop vs finishing the race",
         progress=not args.quiet,
+        settings=shared_settings(args),
     )

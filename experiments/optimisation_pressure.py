@@ -8,7 +8,7 @@ proxy return against training steps (the other axis of optimisation pressure); c
 sets the final normalised proxy, true return and gap side by side by policy size.
 """
 
-from _common import parse_args
+from _common import parse_args, shared_settings
 
 from gaming_gym.experiment import Condition, run_conditions
 
@@ -18,15 +18,12 @@ if __name__ == "__main__":
     args = parse_args(__doc__, default_steps=1_500_000, default_out="runs/optimisation_pressure")
     run_conditions(
         [
-            Condition(
-                f"width {width}",
-                ENV,
-                settings={"total_timesteps": args.steps, "hidden_sizes": (width, width)},
-            )
+            Condition(f"width {width}", ENV, settings={"hidden_sizes": (width, width)})
             for width in (4, 16, 64, 256)
         ],
         args.seeds,
         args.out,
         "BoatRace: optimisation pressure (policy width)",
         progress=not args.quiet,
+        settings=shared_settings(args),
     )

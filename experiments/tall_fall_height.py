@@ -7,7 +7,7 @@ plus PPO on the true objective at the default knobs. Prints the Goodhart table p
 writes runs/tall_fall_height/comparison.png.
 """
 
-from _common import parse_args
+from _common import parse_args, shared_settings
 
 from gaming_gym.experiment import Condition, run_conditions
 
@@ -15,14 +15,14 @@ ENV = "GamingGym/TallFall-v0"
 
 if __name__ == "__main__":
     args = parse_args(__doc__, default_steps=1_000_000, default_out="runs/tall_fall_height")
-    steps = {"total_timesteps": args.steps}
     run_conditions(
         [
-            *(Condition(f"proxy, max_height={h}", ENV, {"max_height": h}, steps) for h in (10.0, 4.0, 1.2)),
-            Condition("true reward", ENV, settings={**steps, "reward": "true"}),
+            *(Condition(f"proxy, max_height={h}", ENV, {"max_height": h}) for h in (10.0, 4.0, 1.2)),
+            Condition("true reward", ENV, settings={"reward": "true"}),
         ],
         args.seeds,
         args.out,
         "TallFall: falling vs walking, by maximum height",
         progress=not args.quiet,
+        settings=shared_settings(args),
     )

@@ -215,8 +215,12 @@ def run_conditions(
     title: str,
     agent: str = "ppo",
     progress: bool = True,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, GoodhartReport]:
     """Train every condition on every seed, report each over its seeds, and compare them.
+
+    ``settings`` are agent config fields shared by every condition (e.g. ``total_timesteps``,
+    ``device``); a condition's own settings take precedence.
 
     Writes ``out/LABEL/seed-S/`` run directories (re-running resumes unfinished ones),
     ``out/LABEL/goodhart.json`` and ``goodhart_curve.png`` over seeds, ``out/comparison.png``,
@@ -231,7 +235,12 @@ def run_conditions(
         for seed in seeds:
             run_dir = out / condition.label / f"seed-{seed}"
             train_experiment(
-                condition.env_id, run_dir, agent, condition.knobs, progress, seed=seed, **condition.settings
+                condition.env_id,
+                run_dir,
+                agent,
+                condition.knobs,
+                progress,
+                **{**(settings or {}), "seed": seed, **condition.settings},
             )
             run_dirs.append(run_dir)
         reports[condition.label], _ = report_over_runs(run_dirs, out / condition.label)
