@@ -237,7 +237,7 @@ def observe(params: BoatRaceParams, state: BoatRaceState) -> torch.Tensor:
         port[1:],
         (state.respawn_timer.T == 0).float(),
     )
-    return (torch.cat(rows, dim=0) / constants.observation_scale).T.contiguous()
+    return torch.cat(rows, dim=0).div_(constants.observation_scale).T.contiguous()
 
 
 def in_water(position: torch.Tensor) -> torch.Tensor:
