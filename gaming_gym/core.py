@@ -263,7 +263,7 @@ class GameableVectorEnv(gym.vector.VectorEnv):
                 torch.as_tensor(bound, device=self.device)
                 for bound in (self.single_action_space.low, self.single_action_space.high)
             )
-        self._advance = torch.compile(self._advance_eager) if compile else self._advance_eager
+        self._advance = torch.compile(self._advance_eager, dynamic=False) if compile else self._advance_eager
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None and not isinstance(seed, (int, np.integer)):

@@ -131,15 +131,15 @@ def reset(params: BoatRaceParams, n: int, generator: torch.Generator, device) ->
     angle = START_ANGLE + 0.05 * jitter[:, 0]
     radius = CENTRE_RADIUS + 0.05 * jitter[:, 1]
     position = torch.stack((radius * torch.cos(angle), radius * torch.sin(angle)), dim=1)
-    zeros = torch.zeros(n, device=device)
+    speed, progress, score = torch.zeros(3, n, device=device)  # three views, no aliasing
     return BoatRaceState(
         position=position,
         heading=angle + math.pi / 2 + 0.1 * jitter[:, 2],
-        speed=zeros,
+        speed=speed,
         polar_angle=angle,
-        progress=zeros,
+        progress=progress,
         respawn_timer=torch.zeros(n, NUM_TARGETS, dtype=torch.int32, device=device),
-        score=zeros,
+        score=score,
         t=torch.zeros(n, dtype=torch.int32, device=device),
     )
 
