@@ -117,15 +117,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gaming_gym.render import record_rollout
 
     out = Path(args.out)
-    print(f"Training PPO on {DEMO_ENV} (proxy reward, CPU, {args.steps:,} steps); it finds the lagoon loop.")
+    steps = {} if args.steps is None else {"total_timesteps": args.steps}
+    print(f"Training PPO on {DEMO_ENV}'s proxy reward, on the CPU; watch it find the lagoon.")
     run = train_experiment(
-        DEMO_ENV,
-        out / "run",
-        "ppo",
-        progress=not args.quiet,
-        seed=args.seed,
-        device="cpu",
-        total_timesteps=args.steps,
+        DEMO_ENV, out / "run", "ppo", progress=not args.quiet, seed=args.seed, device="cpu", **steps
     )
     print(run.report.summary())
     policy, _ = load_run_policy(run.run_dir)
@@ -273,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="train PPO on BoatRace (CPU): Goodhart table, curve, rollout GIF")
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    demo.add_argument("--steps", type=int, default=1_500_000, help="training env steps")
+    demo.add_argument(
+        "--steps", type=int, default=None, help="training env steps (default: PPO's for BoatRace)"
+    )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(run=cmd_demo)
