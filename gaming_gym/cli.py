@@ -118,7 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     steps = {} if args.steps is None else {"total_timesteps": args.steps}
-    print(f"Training PPO on {DEMO_ENV}'s proxy reward, on the CPU; watch it find the lagoon.")
+    print(f"Training PPO on {DEMO_ENV}'s game score, on the CPU; watch it stop racing and farm targets.")
     run = train_experiment(
         DEMO_ENV, out / "run", "ppo", progress=not args.quiet, seed=args.seed, device="cpu", **steps
     )

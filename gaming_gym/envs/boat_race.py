@@ -518,6 +518,8 @@ class BoatRaceEnv(GameableEnv):
     ## Known exploit
     Circle the lagoon in time with the respawns: with the defaults the ``exploit`` reference
     policy scores about twice the ``intended`` policy's proxy while making a sixth of a lap.
+    PPO on the proxy also finds a nearer variant: circling tightly on the first target of the
+    track, hitting it each time it respawns (the same failure, one target instead of three).
 
     ## Knobs
     ``respawn_delay`` (30; ``None`` = targets never respawn, which makes the proxy aligned:
