@@ -299,6 +299,34 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         }
         return obs, proxy, terminated, truncated, info
 
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue these envs exactly: the batched state and the RNG's state.
+
+        Tensors only (``torch.save`` with ``weights_only=True`` can store it), for checkpoints.
+        """
+        if self.state is None:
+            raise RuntimeError("Call reset() before get_state().")
+        fields = dataclasses.fields(self.state)
+        return {
+            "state": {f.name: getattr(self.state, f.name).clone() for f in fields},
+            "generator": self._generator.get_state(),
+        }
+
+    def set_state(self, saved: dict[str, Any]) -> None:
+        """Continue from a :meth:`get_state` of an env with the same kernel, knobs and ``num_envs``."""
+        if self.state is None:
+            raise RuntimeError("Call reset() before set_state(), so the state's layout is known.")
+        expected = {f.name for f in dataclasses.fields(self.state)}
+        if set(saved["state"]) != expected:
+            raise ValueError(f"saved state has fields {sorted(saved['state'])}, expected {sorted(expected)}")
+        batch = {tuple(value.shape[:1]) for value in saved["state"].values()}
+        if batch != {(self.num_envs,)}:
+            raise ValueError(f"saved state is for batch sizes {batch}, this env has num_envs={self.num_envs}")
+        self.state = dataclasses.replace(
+            self.state, **{name: value.to(self.device) for name, value in saved["state"].items()}
+        )
+        self._generator.set_state(saved["generator"])
+
     def _advance_eager(self, state: Any, actions: torch.Tensor):
         """One kernel step and the observation after it (fused by ``torch.compile`` if asked)."""
         state, proxy, true, terminated = self.kernel.step(self.params, state, actions)

@@ -140,6 +140,28 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
         self._length = torch.zeros(self.num_envs, dtype=torch.long, device=device)
         return obs, info
 
+    def get_state(self) -> dict[str, Any]:
+        """The wrapped env's :meth:`~gaming_gym.core.GameableVectorEnv.get_state`, plus the
+        in-flight episodes' running sums and the recent-episode queues (for exact resumption)."""
+        if self._proxy_return is None:
+            raise RuntimeError("Call reset() before get_state().")
+        return {
+            "env": self.env.get_state(),
+            "running": [self._proxy_return.clone(), self._true_return.clone(), self._length.clone()],
+            "recent": [list(self.queues.proxy), list(self.queues.true), list(self.queues.length)],
+            "episode_count": self.queues.episode_count,
+        }
+
+    def set_state(self, saved: dict[str, Any]) -> None:
+        """Continue from :meth:`get_state` (call ``reset`` first, as the wrapped env needs)."""
+        self.env.set_state(saved["env"])
+        self._proxy_return, self._true_return, self._length = (
+            value.to(self._length.device) for value in saved["running"]
+        )
+        self.queues = EpisodeQueues(self.queues.proxy.maxlen)
+        self.queues.extend(*saved["recent"])
+        self.queues.episode_count = saved["episode_count"]
+
     def step(self, actions):
         if self._proxy_return is None:
             raise RuntimeError("Call reset() before step().")

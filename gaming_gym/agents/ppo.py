@@ -717,7 +717,7 @@ def save_checkpoint(run: _Run, config: PPOConfig, path: Path) -> None:
         "agent": run.agent.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "torch_rng": torch.get_rng_state(),
-        "env": _env_state(run.env),
+        "env": run.env.get_state(),
         "obs": run.obs,
         "evaluations": [
             {"step": c.step, "proxy": torch.as_tensor(c.proxy), "true": torch.as_tensor(c.true)}
@@ -744,7 +744,7 @@ def _restore(run: _Run, state: dict[str, Any], config: PPOConfig) -> None:
     run.agent.load_state_dict(state["agent"])
     run.optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
-    _load_env_state(run.env, state["env"])
+    run.env.set_state(state["env"])
     run.obs = state["obs"]
     run.iteration, run.global_step = state["iteration"], state["global_step"]
     run.checkpoints = [
@@ -754,31 +754,6 @@ def _restore(run: _Run, state: dict[str, Any], config: PPOConfig) -> None:
 
 RESUMABLE_CHANGES = ("total_timesteps", "eval_every", "checkpoint_every", "device", "cpu_threads")
 """Config fields a resumed run may change (to train longer, say); all others must match."""
-
-
-def _env_state(env: RecordVectorEpisodeStatistics) -> dict[str, Any]:
-    """The batched env's state, its generator and the in-flight episode statistics, as tensors.
-
-    Reaches into the env's generator and the statistics wrapper's running sums, which have no
-    public accessors yet; without them a resumed run would not continue the same episodes.
-    """
-    kernel_env = env.unwrapped
-    return {
-        "state": {f.name: getattr(kernel_env.state, f.name) for f in dataclasses.fields(kernel_env.state)},
-        "generator": kernel_env._generator.get_state(),
-        "running": [env._proxy_return, env._true_return, env._length],
-        "recent": [list(env.queues.proxy), list(env.queues.true), list(env.queues.length)],
-        "episode_count": env.queues.episode_count,
-    }
-
-
-def _load_env_state(env: RecordVectorEpisodeStatistics, saved: dict[str, Any]) -> None:
-    kernel_env = env.unwrapped
-    kernel_env.state = dataclasses.replace(kernel_env.state, **saved["state"])
-    kernel_env._generator.set_state(saved["generator"])
-    env._proxy_return, env._true_return, env._length = saved["running"]
-    env.queues.extend(*saved["recent"])
-    env.queues.episode_count = saved["episode_count"]
 
 
 def load_agent(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[ActorCritic, PPOConfig]:
