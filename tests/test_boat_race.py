@@ -6,7 +6,6 @@ import dataclasses
 import math
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
 from scripted import run_scripted
@@ -151,26 +150,3 @@ def test_rays_measure_the_distance_to_the_walls():
 def test_bad_knob_values_are_refused(knobs, message):
     with pytest.raises(ValueError, match=message):
         gym.make(ENV_ID, **knobs)
-
-
-def test_rgb_array_frames_show_the_race(monkeypatch):
-    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    env = gym.make(ENV_ID, render_mode="rgb_array")
-    env.reset(seed=0)
-    first = env.render()
-    assert first.shape == (480, 480, 3) and first.dtype == np.uint8
-    assert len(np.unique(first.reshape(-1, 3), axis=0)) > 5
-    for _ in range(20):
-        env.step(FULL_AHEAD)
-    assert not np.array_equal(first, env.render())
-    vector = gym.make_vec(ENV_ID, num_envs=3, render_mode="rgb_array")
-    vector.reset(seed=0)
-    assert vector.render().shape == (480, 480, 3)
-
-
-def test_human_rendering_runs_headless(monkeypatch):
-    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
-    env = gym.make(ENV_ID, render_mode="human")
-    env.reset(seed=0)
-    env.step(FULL_AHEAD)
-    env.close()

@@ -142,3 +142,24 @@ def test_aligned_knobs_remove_the_proxy_advantage(env_id):
     exploit = evaluate(reference_policy(env_id, "exploit", knobs), env_id, 6, seed=0, knobs=knobs)
     assert intended.proxy.min() >= exploit.proxy.max()
     assert exploit.true.max() < intended.true.min()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_rendering_gives_frames_that_follow_the_episode(env_id, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    env = gym.make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    first = env.render()
+    assert first.shape == (480, 480, 3) and first.dtype == np.uint8
+    assert len(np.unique(first.reshape(-1, 3), axis=0)) > 5, "a frame needs more than a few colours"
+    for _ in range(20):
+        env.step(env.action_space.sample())
+    assert not np.array_equal(first, env.render())
+    vector = gym.make_vec(env_id, num_envs=3, render_mode="rgb_array")
+    vector.reset(seed=0)
+    assert vector.render().shape == (480, 480, 3)
+    human = gym.make(env_id, render_mode="human")
+    human.reset(seed=0)
+    human.step(human.action_space.sample())
+    human.close()
