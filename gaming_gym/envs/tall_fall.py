@@ -7,7 +7,6 @@ moved grew very tall and toppled forward, covering more ground in one fall than 
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -207,8 +206,19 @@ class _Constants:
     one_step: torch.Tensor  # int32 1, for the step counter
 
 
-@functools.cache
+_CONSTANTS: dict[tuple[TallFallParams, torch.device], _Constants] = {}
+
+
 def _constants(params: TallFallParams, device: torch.device) -> _Constants:
+    """The knob-dependent constants as tensors on ``device``, made once (a plain dict cache,
+    which torch.compile traces without a warning, unlike functools.cache)."""
+    key = (params, torch.device(device))
+    if key not in _CONSTANTS:
+        _CONSTANTS[key] = _make_constants(params, device)
+    return _CONSTANTS[key]
+
+
+def _make_constants(params: TallFallParams, device: torch.device) -> _Constants:
     def scalar(value: float) -> torch.Tensor:
         return torch.tensor(value, dtype=torch.float32, device=device)
 
