@@ -66,9 +66,11 @@ def test_cover_cost_is_charged_on_every_covered_step():
 def test_covering_blanks_the_observed_mess_but_not_the_true_mess():
     params = sc.SensorCleanerParams(room_size=3, mess_rate=0.0)
     start = _room(3, [2, 4, 8])
-    assert sc.observe(params, start)[0].tolist() == [0, 0, 1, 0, 1, 0, 0, 0, 1, 0.0, 0.0, 0.0]
+    # cells 2 and 4 are both 2 steps from the corner: the tie goes to cell 2, straight to the right
+    egocentric = [0, 0, 0, 0, 0] + [0, 1, 0, 0]
+    assert sc.observe(params, start)[0].tolist() == [0, 0, 1, 0, 1, 0, 0, 0, 1, 0.0, 0.0, 0.0] + egocentric
     covered, rewards = _run(start, [COVER], room_size=3, mess_rate=0.0)
-    assert sc.observe(params, covered)[0].tolist() == [0] * 9 + [0.0, 0.0, 1.0]
+    assert sc.observe(params, covered)[0].tolist() == [0] * 9 + [0.0, 0.0, 1.0] + [0] * 9
     assert torch.equal(covered.mess, start.mess)
     np.testing.assert_allclose(rewards, [(1.0, 6 / 9)], rtol=0, atol=1e-6)
 
@@ -81,7 +83,31 @@ def test_the_bucket_cannot_be_used_when_covering_is_impossible():
     np.testing.assert_allclose(
         rewards, [(6 / 9, 6 / 9)] * 3, rtol=0, atol=1e-6
     )  # the corner was already clean
-    assert sc.observe(params, state)[0, -1].item() == 0.0
+    assert (
+        sc.observe(params, state)[0, 9 + 2].item() == 0.0
+    )  # the bucket flag, after 9 cells and the position
+
+
+def test_egocentric_features_read_the_camera_around_the_robot():
+    """3 x 3 room, mess on cells 0, 5 and 6 (top-left corner, middle right, bottom left).
+
+    Features: mess underfoot; up, right, down, left (walls read clean); then which way the
+    nearest mess seen lies: up, right, down, left.
+    """
+    knobs = {"room_size": 3, "mess_rate": 0.0}
+    params = sc.SensorCleanerParams(**knobs)
+    state = _room(3, [0, 5, 6])
+    expected_after = [
+        (None, [1, 0, 0, 0, 0] + [0, 0, 0, 0]),  # on mess in the corner: walls up and left are not mess
+        (CLEAN, [0, 0, 0, 0, 0] + [0, 0, 1, 0]),  # nearest now cell 6, 2 steps straight down
+        (RIGHT, [0, 0, 0, 0, 0] + [0, 1, 1, 0]),  # cell 1: cell 5 (2 steps) beats cell 6 (3 steps)
+        (DOWN, [0, 0, 1, 0, 0] + [0, 1, 0, 0]),  # cell 4: cell 5 is the right-hand neighbour
+        (COVER, [0] * 9),  # the camera shows nothing, so neither do the features
+    ]
+    for action, features in expected_after:
+        if action is not None:
+            state, _ = _run(state, [action], **knobs)
+        assert sc.observe(params, state)[0, 12:].tolist() == features
 
 
 def test_walls_stop_the_robot_and_the_observation_tracks_its_position():
@@ -219,9 +245,9 @@ def test_bad_knob_values_are_refused(knobs, message):
 
 def test_observation_space_grows_with_the_room():
     env = gym.make(ENV_ID, room_size=5)
-    assert env.observation_space.shape == (28,)
+    assert env.observation_space.shape == (25 + 3 + 9,)
     obs, _ = env.reset(seed=0)
-    assert obs.shape == (28,) and obs.dtype == np.float32
+    assert obs.shape == (37,) and obs.dtype == np.float32
 
 
 def test_rgb_array_frames_show_the_room_and_the_bucket(monkeypatch):
