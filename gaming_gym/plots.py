@@ -175,11 +175,9 @@ def plot_conditions(
     axes.set_xticks(positions, labels, fontsize=8)
     axes.set_xlabel(xlabel)
     axes.set_ylabel("normalised return at the end of training (0 = random, 1 = intended)")
-    seeds = {report.n_runs for report in reports.values()}
-    axes.set_title(
-        f"{title}\nbars: mean over {'/'.join(map(str, sorted(seeds)))} seeds; whiskers: 95% bootstrap CI",
-        fontsize=10,
-    )
+    seeds = sorted({report.n_runs for report in reports.values()})
+    runs = f"{'/'.join(map(str, seeds))} seed{'' if seeds == [1] else 's'}"
+    axes.set_title(f"{title}\nbars: mean over {runs}; whiskers: 95% bootstrap CI", fontsize=10)
     axes.grid(alpha=0.3, axis="y")
     axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
