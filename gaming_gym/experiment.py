@@ -25,12 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gaming_gym.core import Policy
 from gaming_gym.evaluation import reference_returns
 from gaming_gym.files import write_text_atomically
-from gaming_gym.metrics import Checkpoint, GoodhartReport, goodhart_report, goodhart_report_over_seeds
+from gaming_gym.metrics import (
+    Checkpoint,
+    GoodhartReport,
+    goodhart_report,
+    goodhart_report_over_seeds,
+    load_checkpoints,
+    save_checkpoints,
+)
 from gaming_gym.plots import plot_episode_scatter, plot_goodhart_curve
 
 AGENTS = ("ppo", "sb3")
@@ -94,7 +99,7 @@ def write_report(
 ) -> RunSummary:
     """Measure the references, then write the Goodhart report and its two plots into ``run_dir``."""
     run_dir = Path(run_dir)
-    _save_evaluations(run_dir / EVALUATIONS_FILE, checkpoints)
+    save_checkpoints(run_dir / EVALUATIONS_FILE, checkpoints)
     references = reference_returns(env_id, knobs, episodes=REFERENCE_EPISODES, seed=seed)
     report = goodhart_report(checkpoints, references, env_id, knobs)
     report.save(run_dir / REPORT_FILE)
@@ -173,23 +178,12 @@ def load_run_policy(run_dir: str | os.PathLike, deterministic: bool = False) -> 
         ) from error
 
 
-def _save_evaluations(path: Path, checkpoints: Sequence[Checkpoint]) -> None:
-    records = [
-        {"step": int(c.step), "proxy": [float(x) for x in c.proxy], "true": [float(x) for x in c.true]}
-        for c in checkpoints
-    ]
-    write_text_atomically(path, json.dumps(records) + "\n")
-
-
 def _checkpoints_of(run_dir: str | os.PathLike) -> list[Checkpoint]:
     """The evaluation records of a finished run."""
     path = Path(run_dir) / EVALUATIONS_FILE
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} holds no {EVALUATIONS_FILE}: is it a finished run directory?")
-    return [
-        Checkpoint(r["step"], np.asarray(r["proxy"]), np.asarray(r["true"]))
-        for r in json.loads(path.read_text())
-    ]
+    return load_checkpoints(path)
 
 
 def _write_config(run_dir: Path, agent: str, config: dict[str, Any]) -> None:

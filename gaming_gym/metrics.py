@@ -98,6 +98,23 @@ class Checkpoint:
         return cls(step, returns.proxy, returns.true)
 
 
+def save_checkpoints(path: str | os.PathLike, checkpoints: Sequence[Checkpoint]) -> Path:
+    """Write evaluation records as JSON (atomically): ``[{"step", "proxy", "true"}, ...]``."""
+    records = [
+        {"step": c.step, "proxy": [float(x) for x in c.proxy], "true": [float(x) for x in c.true]}
+        for c in checkpoints
+    ]
+    return write_text_atomically(path, json.dumps(records) + "\n")
+
+
+def load_checkpoints(path: str | os.PathLike) -> list[Checkpoint]:
+    """Read evaluation records written by :func:`save_checkpoints`."""
+    return [
+        Checkpoint(r["step"], np.asarray(r["proxy"]), np.asarray(r["true"]))
+        for r in json.loads(Path(path).read_text())
+    ]
+
+
 def _episode_array(values: Any, what: str) -> np.ndarray:
     """``values`` as a non-empty, finite 1-D float64 array, or a ValueError saying what is wrong."""
     array = np.array(values, dtype=np.float64)

@@ -24,7 +24,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import deque
@@ -49,8 +48,8 @@ except ImportError as error:  # an optional extra
 
 from gaming_gym.core import GameableVectorEnv, Policy
 from gaming_gym.evaluation import evaluate
-from gaming_gym.files import atomic_write, write_text_atomically
-from gaming_gym.metrics import Checkpoint
+from gaming_gym.files import atomic_write
+from gaming_gym.metrics import Checkpoint, load_checkpoints, save_checkpoints
 
 REWARDS = ("proxy", "true")
 
@@ -375,17 +374,11 @@ def train_sb3(
 def _save_sb3_run(model: Any, checkpoints: list[Checkpoint], run_dir: Path) -> None:
     with atomic_write(run_dir / MODEL_FILE) as partial:
         model.save(partial)
-    records = [{"step": c.step, "proxy": c.proxy.tolist(), "true": c.true.tolist()} for c in checkpoints]
-    write_text_atomically(run_dir / EVALUATIONS_FILE, json.dumps(records) + "\n")
+    save_checkpoints(run_dir / EVALUATIONS_FILE, checkpoints)
 
 
 def _load_evaluations(path: Path) -> list[Checkpoint]:
-    if not path.exists():
-        return []
-    return [
-        Checkpoint(r["step"], np.asarray(r["proxy"]), np.asarray(r["true"]))
-        for r in json.loads(path.read_text())
-    ]
+    return load_checkpoints(path) if path.exists() else []
 
 
 def load_sb3_policy(run_dir: str | os.PathLike, deterministic: bool = False) -> Policy:
