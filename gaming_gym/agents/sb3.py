@@ -50,6 +50,7 @@ from gaming_gym.core import GameableVectorEnv, Policy
 from gaming_gym.evaluation import evaluate
 from gaming_gym.files import atomic_write
 from gaming_gym.metrics import Checkpoint, load_checkpoints, save_checkpoints
+from gaming_gym.wrappers import RecordVectorEpisodeStatistics
 
 REWARDS = ("proxy", "true")
 
@@ -72,14 +73,13 @@ class SB3VecEnv(VecEnv):
             )
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
-        self.env = env
+        self.env = (
+            env if isinstance(env, RecordVectorEpisodeStatistics) else RecordVectorEpisodeStatistics(env)
+        )
         self.reward = reward
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
         self.render_mode = env.render_mode
         self._actions: np.ndarray | None = None
-        self._proxy_returns = np.zeros(self.num_envs)
-        self._true_returns = np.zeros(self.num_envs)
-        self._lengths = np.zeros(self.num_envs, dtype=np.int64)
         self._started = time.time()
 
     def reset(self) -> np.ndarray:
@@ -88,7 +88,6 @@ class SB3VecEnv(VecEnv):
         obs, _ = self.env.reset(seed=self._seeds[0])
         self._reset_seeds()
         self._reset_options()
-        self._proxy_returns[:], self._true_returns[:], self._lengths[:] = 0.0, 0.0, 0
         self.reset_infos = [{} for _ in range(self.num_envs)]
         return _to_numpy(obs)
 
@@ -103,36 +102,35 @@ class SB3VecEnv(VecEnv):
         proxy, true = _to_numpy(proxy), _to_numpy(info["true_reward"])
         terminated, truncated = _to_numpy(terminated), _to_numpy(truncated)
         dones = terminated | truncated
-        self._proxy_returns += proxy
-        self._true_returns += true
-        self._lengths += 1
         infos: list[dict[str, Any]] = [
             {"proxy_reward": p, "true_reward": t} for p, t in zip(proxy.tolist(), true.tolist(), strict=True)
         ]
         if dones.any():
             final_obs = _to_numpy(info["final_obs"])
+            episode = {key: _to_numpy(value) for key, value in info["episode"].items()}
             for index in np.flatnonzero(dones):
-                infos[index].update(self._episode_end(index, final_obs[index], bool(truncated[index])))
+                infos[index].update(
+                    self._episode_end(index, final_obs[index], bool(truncated[index]), episode)
+                )
         rewards = proxy if self.reward == "proxy" else true
         return _to_numpy(obs), rewards.astype(np.float32), dones, infos
 
-    def _episode_end(self, index: int, final_obs: np.ndarray, truncated: bool) -> dict[str, Any]:
-        """The SB3 info entries of an episode that just ended, and a fresh start of its returns."""
-        entries = {
+    def _episode_end(
+        self, index: int, final_obs: np.ndarray, truncated: bool, episode: dict[str, np.ndarray]
+    ) -> dict[str, Any]:
+        """The SB3 info entries of an episode that just ended (returns recorded by the wrapper)."""
+        proxy_return, true_return = float(episode["r"][index]), float(episode["true"][index])
+        return {
             "terminal_observation": final_obs,
             "TimeLimit.truncated": truncated,
             "episode": {
-                "r": float(
-                    self._proxy_returns[index] if self.reward == "proxy" else self._true_returns[index]
-                ),
-                "l": int(self._lengths[index]),
+                "r": proxy_return if self.reward == "proxy" else true_return,
+                "l": int(episode["l"][index]),
                 "t": round(time.time() - self._started, 6),
-                "proxy_r": float(self._proxy_returns[index]),
-                "true_r": float(self._true_returns[index]),
+                "proxy_r": proxy_return,
+                "true_r": true_return,
             },
         }
-        self._proxy_returns[index], self._true_returns[index], self._lengths[index] = 0.0, 0.0, 0
-        return entries
 
     def close(self) -> None:
         self.env.close()
