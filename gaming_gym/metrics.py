@@ -72,11 +72,19 @@ class Checkpoint:
     """Per-episode returns of the agent evaluated at one training step.
 
     ``proxy`` and ``true`` are 1-D arrays with one entry per evaluation episode, paired by episode.
+    Optional, where the trainer measured them:
+
+    * ``kl``: mean KL divergence (nats per state) of the policy at this step from the initial
+      policy, over the evaluation states; ``sqrt(kl)`` is Gao et al.'s optimisation distance d.
+    * ``holdout_true``: per-episode true returns of a separate, held-out check (other seeds than
+      the evaluation episodes), the signal early stopping may look at without peeking at ``true``.
     """
 
     step: int
     proxy: np.ndarray
     true: np.ndarray
+    kl: float | None = None
+    holdout_true: np.ndarray | None = None
 
     def __post_init__(self):
         if isinstance(self.step, bool) or not isinstance(self.step, (int, np.integer)) or self.step < 0:
@@ -91,28 +99,63 @@ class Checkpoint:
             )
         object.__setattr__(self, "proxy", proxy)
         object.__setattr__(self, "true", true)
+        if self.kl is not None:
+            kl = float(self.kl)
+            if not math.isfinite(kl) or kl < 0:
+                raise ValueError(
+                    f"Checkpoint at step {self.step}: kl must be a finite number >= 0, got {self.kl!r}"
+                )
+            object.__setattr__(self, "kl", kl)
+        if self.holdout_true is not None:
+            holdout = _episode_array(self.holdout_true, f"Checkpoint at step {self.step}: holdout_true")
+            object.__setattr__(self, "holdout_true", holdout)
 
     @classmethod
-    def from_returns(cls, step: int, returns: EpisodeReturns) -> Checkpoint:
-        """The checkpoint of an :func:`~gaming_gym.evaluation.evaluate` result."""
-        return cls(step, returns.proxy, returns.true)
+    def from_returns(
+        cls,
+        step: int,
+        returns: EpisodeReturns,
+        kl: float | None = None,
+        holdout: EpisodeReturns | None = None,
+    ) -> Checkpoint:
+        """The checkpoint of an :func:`~gaming_gym.evaluation.evaluate` result (and, optionally,
+        the KL from the initial policy and a held-out check's returns)."""
+        return cls(step, returns.proxy, returns.true, kl, None if holdout is None else holdout.true)
+
+    def to_record(self) -> dict[str, Any]:
+        """Plain JSON-able values; optional fields appear only where measured."""
+        record: dict[str, Any] = {
+            "step": self.step,
+            "proxy": [float(x) for x in self.proxy],
+            "true": [float(x) for x in self.true],
+        }
+        if self.kl is not None:
+            record["kl"] = self.kl
+        if self.holdout_true is not None:
+            record["holdout_true"] = [float(x) for x in self.holdout_true]
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Checkpoint:
+        """Inverse of :meth:`to_record` (records without the optional fields load too)."""
+        holdout = record.get("holdout_true")
+        return cls(
+            record["step"],
+            np.asarray(record["proxy"]),
+            np.asarray(record["true"]),
+            record.get("kl"),
+            None if holdout is None else np.asarray(holdout),
+        )
 
 
 def save_checkpoints(path: str | os.PathLike, checkpoints: Sequence[Checkpoint]) -> Path:
-    """Write evaluation records as JSON (atomically): ``[{"step", "proxy", "true"}, ...]``."""
-    records = [
-        {"step": c.step, "proxy": [float(x) for x in c.proxy], "true": [float(x) for x in c.true]}
-        for c in checkpoints
-    ]
-    return write_text_atomically(path, json.dumps(records) + "\n")
+    """Write evaluation records as JSON (atomically): ``[{"step", "proxy", "true", ...}, ...]``."""
+    return write_text_atomically(path, json.dumps([c.to_record() for c in checkpoints]) + "\n")
 
 
 def load_checkpoints(path: str | os.PathLike) -> list[Checkpoint]:
     """Read evaluation records written by :func:`save_checkpoints`."""
-    return [
-        Checkpoint(r["step"], np.asarray(r["proxy"]), np.asarray(r["true"]))
-        for r in json.loads(Path(path).read_text())
-    ]
+    return [Checkpoint.from_record(record) for record in json.loads(Path(path).read_text())]
 
 
 def _episode_array(values: Any, what: str) -> np.ndarray:

@@ -731,10 +731,7 @@ def save_checkpoint(run: _Run, config: PPOConfig, path: Path) -> None:
         "torch_rng": torch.get_rng_state(),
         "env": run.env.get_state(),
         "obs": run.obs,
-        "evaluations": [
-            {"step": c.step, "proxy": torch.as_tensor(c.proxy), "true": torch.as_tensor(c.true)}
-            for c in run.checkpoints
-        ],
+        "evaluations": [c.to_record() for c in run.checkpoints],
     }
     with atomic_write(path) as partial:
         torch.save(state, partial)
@@ -759,9 +756,7 @@ def _restore(run: _Run, state: dict[str, Any], config: PPOConfig) -> None:
     run.env.set_state(state["env"])
     run.obs = state["obs"]
     run.iteration, run.global_step = state["iteration"], state["global_step"]
-    run.checkpoints = [
-        Checkpoint(e["step"], e["proxy"].numpy(), e["true"].numpy()) for e in state["evaluations"]
-    ]
+    run.checkpoints = [Checkpoint.from_record(record) for record in state["evaluations"]]
 
 
 RESUMABLE_CHANGES = ("total_timesteps", "eval_every", "checkpoint_every", "device", "cpu_threads")
