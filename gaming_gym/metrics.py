@@ -40,6 +40,18 @@ runs themselves; every measure is recomputed on each replicate. A seeded
 Several runs: :func:`goodhart_report_over_seeds` averages the normalised curves over runs (each
 run weighs the same) and computes every measure on that mean curve, so the numbers in the
 report are those of the curve it plots.
+
+Goodhart dynamics, when the trainer recorded each checkpoint's ``kl`` (KL from the initial
+policy) and ``holdout_true`` (true returns of a held-out check):
+
+* **Optimisation distance** ``d = sqrt(kl)`` (Gao et al., 2022), an x-axis besides steps.
+* **Gao fits** (:func:`fit_gao`): the true gain ``t - t_origin`` over the initial policy against
+  d, fitted by least squares to ``d (a - b ln d)`` (RL) and ``d (a - b d)`` (best-of-n), with the
+  fitted peak d* and the fit's RMSE, next to the observed peak (argmax of t).
+* **Early stopping** (:func:`early_stop`, after Karwowski et al., 2023): stop when the
+  normalised held-out true curve has stayed ``onset_min_drop`` below its running best for
+  ``patience`` checkpoints, keep that best checkpoint, and report its t against the oracle stop
+  (the argmax of t): the fraction of the attainable true return that early stopping kept.
 """
 
 from __future__ import annotations
@@ -160,12 +172,23 @@ def load_checkpoints(path: str | os.PathLike) -> list[Checkpoint]:
 
 def _episode_array(values: Any, what: str) -> np.ndarray:
     """``values`` as a non-empty, finite 1-D float64 array, or a ValueError saying what is wrong."""
+    return _finite_array(values, what, entries="returns", position="episode")
+
+
+def _curve_array(values: Any, what: str) -> np.ndarray:
+    """A curve over checkpoints (one value each) as a non-empty, finite 1-D float64 array."""
+    return _finite_array(values, what, entries="values", position="checkpoint")
+
+
+def _finite_array(values: Any, what: str, entries: str, position: str) -> np.ndarray:
     array = np.array(values, dtype=np.float64)
     if array.ndim != 1 or len(array) == 0:
-        raise ValueError(f"{what} must be a non-empty 1-D array of episode returns, got shape {array.shape}")
+        raise ValueError(
+            f"{what} must be a non-empty 1-D array of {position} {entries}, got shape {array.shape}"
+        )
     if not np.isfinite(array).all():
         bad = np.flatnonzero(~np.isfinite(array)).tolist()
-        raise ValueError(f"{what} holds non-finite returns (NaN or inf) at episodes {bad}")
+        raise ValueError(f"{what} holds non-finite {entries} (NaN or inf) at {position}s {bad}")
     return array
 
 
@@ -301,6 +324,180 @@ def onset_index(proxy: np.ndarray, true: np.ndarray, min_drop: float = 0.1) -> i
     return None
 
 
+# --- Goodhart dynamics against optimisation distance --------------------------------------------
+
+GAO_FORMS = {"rl": "d (a - b ln d)", "bon": "d (a - b d)"}
+"""Gao et al. (2022)'s functional forms of gold (true) reward gain R(d) at optimisation distance
+d = sqrt(KL from the initial policy): "rl" for RL optimisation, "bon" for best-of-n sampling."""
+
+
+@dataclass(frozen=True)
+class GaoFit:
+    """A least-squares fit of one of :data:`GAO_FORMS` to gold gain against d.
+
+    ``peak_d`` is the fitted d* where R is at its maximum (``exp(a / b - 1)`` for "rl",
+    ``a / (2 b)`` for "bon") and ``peak_gold`` is R(d*); both are ``None`` when the fitted curve
+    has no finite maximum at d > 0 (b <= 0, or a <= 0 for "bon"): the gain never turns down.
+    ``rmse`` is the root-mean-square residual over the ``n_points`` points fitted.
+    """
+
+    form: str
+    a: float
+    b: float
+    peak_d: float | None
+    peak_gold: float | None
+    rmse: float
+    n_points: int
+
+    def predict(self, d: np.ndarray | float) -> np.ndarray:
+        """The fitted R(d), with R(0) = 0."""
+        return _gao_design(np.asarray(d, dtype=np.float64), self.form) @ np.array([self.a, self.b])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GaoFit:
+        return cls(**data)
+
+
+def fit_gao(d: Sequence[float] | np.ndarray, gold: Sequence[float] | np.ndarray, form: str) -> GaoFit:
+    """Fit Gao et al.'s ``R(d) = d (a - b ln d)`` (form "rl") or ``R(d) = d (a - b d)`` ("bon").
+
+    Both forms are linear in (a, b), so this is ordinary least squares. ``gold`` must be the gain
+    over the initial policy (Gao et al. measure gold reward relative to it, so R(0) = 0); points
+    at d = 0 are fitted too (they count in ``rmse``) but cannot inform a and b.
+
+    Raises ValueError for an unknown form, non-finite or mismatched inputs, a negative d, or
+    fewer than two distinct d > 0 (a and b are then not determined).
+    """
+    if form not in GAO_FORMS:
+        raise ValueError(f"Unknown Gao form {form!r}; accepted: {sorted(GAO_FORMS)}")
+    d = _curve_array(d, "fit_gao's d")
+    gold = _curve_array(gold, "fit_gao's gold")
+    if len(d) != len(gold):
+        raise ValueError(f"fit_gao needs one gold value per d, got {len(d)} d and {len(gold)} gold values")
+    if (d < 0).any():
+        raise ValueError(f"fit_gao's d is sqrt(KL) and cannot be negative, got {d[d < 0].tolist()}")
+    if _distinct_positive(d) < 2:
+        raise ValueError(
+            f"fit_gao needs at least two distinct d > 0 to determine a and b, got d = {d.tolist()}"
+        )
+    design = _gao_design(d, form)
+    coefficients, *_ = np.linalg.lstsq(design, gold, rcond=None)
+    a, b = float(coefficients[0]), float(coefficients[1])
+    rmse = float(np.sqrt(np.mean((design @ coefficients - gold) ** 2)))
+    peak_d = _gao_peak(form, a, b)
+    peak_gold = None if peak_d is None else float(_gao_design(np.asarray(peak_d), form) @ coefficients)
+    if peak_gold is not None and not math.isfinite(peak_gold):
+        peak_d = peak_gold = None
+    return GaoFit(form, a, b, peak_d, peak_gold, rmse, len(d))
+
+
+def _distinct_positive(d: np.ndarray) -> int:
+    return len(np.unique(d[d > 0]))
+
+
+def _gao_design(d: np.ndarray, form: str) -> np.ndarray:
+    """Columns multiplying (a, b): ``[d, -d ln d]`` (with d ln d = 0 at d = 0) or ``[d, -d^2]``."""
+    if form == "rl":
+        d_log_d = np.where(d > 0, d * np.log(np.where(d > 0, d, 1.0)), 0.0)
+        return np.stack([d, -d_log_d], axis=-1)
+    return np.stack([d, -(d**2)], axis=-1)
+
+
+def _gao_peak(form: str, a: float, b: float) -> float | None:
+    """d* > 0 where dR/dd = 0 and R is at a maximum, or None when there is no finite one."""
+    if b <= 0:
+        return None
+    try:
+        peak = math.exp(a / b - 1) if form == "rl" else a / (2 * b)
+    except OverflowError:  # a / b so large that d* is beyond any float
+        return None
+    return peak if math.isfinite(peak) and peak > 0 else None
+
+
+FALL_TOLERANCE = 1e-9
+"""Slack in early stopping's fall comparison, so a fall of exactly ``min_drop`` counts despite
+rounding (1.0 - 0.9 is 0.0999... in binary floating point)."""
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """Where :func:`early_stop` fired (``stop_index``, ``None`` if never) and which checkpoint
+    it keeps (``kept_index``: the running best when it fired, else the last checkpoint)."""
+
+    stop_index: int | None
+    kept_index: int
+
+
+def early_stop(holdout: Sequence[float] | np.ndarray, min_drop: float = 0.1, patience: int = 2) -> EarlyStop:
+    """Early stopping at the Goodhart onset, judged on a held-out true-return curve.
+
+    After Karwowski et al. (2023): stop when the true return, measured on a held-out check (never
+    on the evaluation returns that the report scores), has fallen materially from its best.
+
+    Walking forward over ``holdout`` = h_0, h_1, ..., the stop fires at the first index j where
+    the last ``patience`` checkpoints (j - patience + 1 .. j) all come after the running best
+    b = argmax_{i <= j} h_i (its first occurrence) and each lies at least ``min_drop`` below h_b
+    (up to :data:`FALL_TOLERANCE`). It then keeps checkpoint b. If it never fires, training ran
+    to the end and the last checkpoint is kept.
+
+    Prefix-consistent, so a trainer can call it after every new evaluation on the curve so far:
+    whether it fires at j depends on h_0..h_j only, so on any prefix h_0..h_m it returns the same
+    stop as on the whole curve when that stop is at or before m, and no stop otherwise.
+
+    ``min_drop`` is in the units of ``holdout``: 0.1 on normalised returns is a tenth of the
+    random-to-intended distance; on raw returns use ``0.1 * (intended mean - random mean)``.
+    """
+    holdout = _curve_array(holdout, "early_stop's holdout curve")
+    if not math.isfinite(min_drop) or min_drop < 0:
+        raise ValueError(f"early_stop's min_drop must be a finite number >= 0, got {min_drop!r}")
+    _check_patience(patience)
+    best = 0
+    for j in range(len(holdout)):
+        if holdout[j] > holdout[best]:
+            best = j
+        window = holdout[j - patience + 1 : j + 1]
+        if j - patience + 1 > best and bool((holdout[best] - window >= min_drop - FALL_TOLERANCE).all()):
+            return EarlyStop(j, best)
+    return EarlyStop(None, len(holdout) - 1)
+
+
+def _check_patience(patience: int) -> None:
+    if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
+        raise ValueError(f"early stopping's patience must be an int >= 1 (checkpoints), got {patience!r}")
+
+
+@dataclass(frozen=True)
+class Peak:
+    """The checkpoint where the normalised true curve t is highest (first one on ties)."""
+
+    step: int
+    true: float
+    d: float | None = None  # sqrt(kl) there, when the report has KL
+
+
+@dataclass(frozen=True)
+class EarlyStoppingOutcome:
+    """Early stopping (:func:`early_stop` on each run's normalised held-out true curve) against
+    the oracle stop (each run's argmax of its true curve t on the evaluation episodes).
+
+    Per run: ``stop_steps`` (``None`` where it never fired), ``kept_steps``, ``oracle_steps``.
+    ``kept_true`` and ``oracle_true`` are t at the kept and oracle checkpoints, averaged over
+    runs; ``kept_fraction`` is ``kept_true / oracle_true`` (``None`` when ``oracle_true <= 0``).
+    The fall threshold is the report's ``onset_min_drop``.
+    """
+
+    patience: int
+    stop_steps: list[int | None]
+    kept_steps: list[int]
+    oracle_steps: list[int]
+    kept_true: float
+    oracle_true: float
+    kept_fraction: float | None
+
+
 # --- the report ---------------------------------------------------------------------------------
 
 
@@ -312,6 +509,14 @@ class GoodhartReport:
     ``steps``; every ``*_ci`` is a ``(low, high)`` percentile interval at ``confidence``. Trend
     measures are ``None`` when the report has a single checkpoint (see the module docstring).
     ``references`` holds each reference's mean raw and normalised returns.
+
+    Goodhart dynamics, where the trainer recorded them (``None`` otherwise, and in reports
+    written before they existed): ``kl`` (mean over runs, per checkpoint) and ``d = sqrt(kl)``;
+    ``gao_fits`` ({"rl": ..., "bon": ...}, :func:`fit_gao` of the gain ``t - t[origin]``
+    against ``d``, with ``gao_origin_step`` the first checkpoint where kl == 0, i.e. the initial
+    policy; the first checkpoint when none has kl == 0, e.g. no evaluation at step 0);
+    ``observed_peak`` (argmax of t; two checkpoints or more); ``holdout_true`` (the held-out
+    check's normalised true curve, mean over runs) and ``early_stopping``.
     """
 
     env_id: str
@@ -340,6 +545,13 @@ class GoodhartReport:
     n_bootstrap: int = 1000
     bootstrap_seed: int = 0
     onset_min_drop: float = 0.1
+    kl: list[float] | None = None
+    d: list[float] | None = None
+    holdout_true: list[float] | None = None
+    gao_origin_step: int | None = None
+    gao_fits: dict[str, GaoFit] | None = None
+    observed_peak: Peak | None = None
+    early_stopping: EarlyStoppingOutcome | None = None
 
     def to_json(self) -> str:
         """The report as a JSON object (strict JSON: no NaN), tagged with :data:`REPORT_FORMAT`."""
@@ -347,7 +559,7 @@ class GoodhartReport:
 
     @classmethod
     def from_json(cls, text: str) -> GoodhartReport:
-        """Read a report written by :meth:`to_json`."""
+        """Read a report written by :meth:`to_json` (also by versions without Goodhart dynamics)."""
         data = json.loads(text)
         found = data.pop("format", None)
         if found != REPORT_FORMAT:
@@ -356,6 +568,12 @@ class GoodhartReport:
             data[name] = [None if pair is None else tuple(pair) for pair in data[name]]
         for name in ("final_proxy_ci", "final_true_ci", "final_gap_ci", "true_drop_ci", "kendall_tau_ci"):
             data[name] = None if data[name] is None else tuple(data[name])
+        if data.get("gao_fits") is not None:
+            data["gao_fits"] = {form: GaoFit.from_dict(fit) for form, fit in data["gao_fits"].items()}
+        if data.get("observed_peak") is not None:
+            data["observed_peak"] = Peak(**data["observed_peak"])
+        if data.get("early_stopping") is not None:
+            data["early_stopping"] = EarlyStoppingOutcome(**data["early_stopping"])
         return cls(**data)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -391,7 +609,45 @@ class GoodhartReport:
         lines.append(f"{'onset step':<30}{onset:>10}")
         if len(self.steps) < 2:
             lines.append("(true drop, Kendall tau and onset need at least two checkpoints)")
-        return "\n".join(lines)
+        return "\n".join(lines + self._peak_lines() + self._gao_lines() + self._early_stopping_lines())
+
+    def _peak_lines(self) -> list[str]:
+        if self.observed_peak is None:
+            return []
+        peak = self.observed_peak
+        d = "" if peak.d is None else f", d {peak.d:.3f}"
+        return [f"{'observed peak of t':<30}step {peak.step}{d}, t {peak.true:.3f}"]
+
+    def _gao_lines(self) -> list[str]:
+        if self.gao_fits is None:
+            return []
+        lines = [f"Gao et al. fits of t - t(step {self.gao_origin_step}) against d = sqrt(KL):"]
+        for form, fit in self.gao_fits.items():
+            peak = "none" if fit.peak_d is None else f"{fit.peak_d:.3f}"
+            lines.append(
+                f"{'  ' + form + ': ' + GAO_FORMS[form]:<30}"
+                f"a {fit.a:.3f}, b {fit.b:.3f}, d* {peak}, rmse {fit.rmse:.3f}"
+            )
+        return lines
+
+    def _early_stopping_lines(self) -> list[str]:
+        outcome = self.early_stopping
+        if outcome is None:
+            return []
+        per_run = " (per run)" if self.n_runs > 1 else ""
+        mean = "mean " if self.n_runs > 1 else ""
+        rows = [
+            (f"stop step{per_run}", _format_steps(outcome.stop_steps)),
+            (f"kept step{per_run}", _format_steps(outcome.kept_steps)),
+            (f"oracle step{per_run}", _format_steps(outcome.oracle_steps)),
+            (f"{mean}kept t / oracle t", f"{outcome.kept_true:.3f} / {outcome.oracle_true:.3f}"),
+            ("fraction of oracle t kept", _format_value(outcome.kept_fraction)),
+        ]
+        header = (
+            f"early stopping on the held-out check (fall >= {self.onset_min_drop:g}, "
+            f"patience {outcome.patience}):"
+        )
+        return [header] + [f"{'  ' + name:<30}{value}" for name, value in rows]
 
 
 def describe_env(env_id: str, knobs: Mapping[str, Any] | None) -> str:
@@ -402,6 +658,12 @@ def describe_env(env_id: str, knobs: Mapping[str, Any] | None) -> str:
 
 def _format_value(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _format_steps(steps: Sequence[int | None]) -> str:
+    """One run's step as ``3000`` (``none`` for None); several runs' as ``[3000, none]``."""
+    texts = ["none" if step is None else str(step) for step in steps]
+    return texts[0] if len(texts) == 1 else f"[{', '.join(texts)}]"
 
 
 def _format_interval(interval: Interval | None) -> str:
@@ -418,6 +680,7 @@ def goodhart_report(
     n_bootstrap: int = 1000,
     seed: int = 0,
     onset_min_drop: float = 0.1,
+    early_stop_patience: int = 2,
 ) -> GoodhartReport:
     """The Goodhart-gap report of one training run; see the module docstring for the definitions.
 
@@ -429,7 +692,14 @@ def goodhart_report(
         confidence: level of the bootstrap intervals, in (0, 1).
         n_bootstrap: bootstrap replicates.
         seed: seed of the bootstrap's numpy Generator.
-        onset_min_drop: how far (normalised) t must fall after the onset to count.
+        onset_min_drop: how far (normalised) t must fall after the onset to count; also the fall
+            in the held-out check that triggers early stopping.
+        early_stop_patience: how many checkpoints in a row must have fallen that far before
+            early stopping fires (see :func:`early_stop`).
+
+    The Goodhart-dynamics fields (``kl``, ``d``, ``gao_fits``, ``early_stopping``, ...) are filled
+    when every checkpoint records ``kl`` (and ``holdout_true``, for early stopping), and left
+    ``None`` when none does; a mix is an error.
     """
     return goodhart_report_over_seeds(
         [checkpoints],
@@ -440,6 +710,7 @@ def goodhart_report(
         n_bootstrap=n_bootstrap,
         seed=seed,
         onset_min_drop=onset_min_drop,
+        early_stop_patience=early_stop_patience,
     )
 
 
@@ -453,16 +724,20 @@ def goodhart_report_over_seeds(
     n_bootstrap: int = 1000,
     seed: int = 0,
     onset_min_drop: float = 0.1,
+    early_stop_patience: int = 2,
 ) -> GoodhartReport:
     """The Goodhart-gap report of several runs (training seeds) evaluated at the same steps.
 
     The normalised curves are averaged over runs and every measure is taken on that mean curve;
-    the bootstrap resamples runs as well as episodes. Arguments as in :func:`goodhart_report`.
+    the bootstrap resamples runs as well as episodes. Early stopping runs on each run's own
+    held-out curve; its outcome averages t at the kept and oracle checkpoints over runs. Arguments
+    as in :func:`goodhart_report`.
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), e.g. 0.95, got {confidence}")
     if not isinstance(n_bootstrap, int) or n_bootstrap < 1:
         raise ValueError(f"n_bootstrap must be a positive int, got {n_bootstrap!r}")
+    _check_patience(early_stop_patience)
     runs = _checked_runs(runs)
     anchors = _anchors(references)
     steps = [checkpoint.step for checkpoint in runs[0]]
@@ -480,6 +755,11 @@ def goodhart_report_over_seeds(
         return _percentile_interval(values, confidence)
 
     gap = proxy - true
+    kl = _mean_kl(runs)
+    d = None if kl is None else np.sqrt(kl)
+    origin = None if kl is None else _gao_origin_index(kl)
+    holdout = _normalised_holdout(runs, anchors)  # (runs, checkpoints) or None
+    true_per_run = normalise(raw_true, anchors.random_true.mean(), anchors.intended_true.mean())
     return GoodhartReport(
         env_id=env_id,
         knobs=dict(knobs or {}),
@@ -507,6 +787,86 @@ def goodhart_report_over_seeds(
         n_bootstrap=n_bootstrap,
         bootstrap_seed=seed,
         onset_min_drop=onset_min_drop,
+        kl=None if kl is None else kl.tolist(),
+        d=None if d is None else d.tolist(),
+        holdout_true=None if holdout is None else holdout.mean(0).tolist(),
+        gao_origin_step=None if origin is None else steps[origin],
+        gao_fits=None if d is None else _gao_fits(d, true - true[origin]),
+        observed_peak=_observed_peak(steps, true, d) if trends else None,
+        early_stopping=None
+        if holdout is None
+        else _early_stopping(steps, true_per_run, holdout, onset_min_drop, early_stop_patience),
+    )
+
+
+def _recorded_everywhere(runs: list[list[Checkpoint]], name: str) -> bool:
+    """Whether every checkpoint records the optional field ``name``; False when none does.
+
+    A mix is an error: a curve with holes would be fitted and stopped on silently.
+    """
+    missing = [(index, c.step) for index, run in enumerate(runs) for c in run if getattr(c, name) is None]
+    if not missing:
+        return True
+    if len(missing) == sum(len(run) for run in runs):
+        return False
+    raise ValueError(
+        f"{name} is recorded at some checkpoints but missing at (run, step) {missing}; record it at "
+        f"every evaluation or at none"
+    )
+
+
+def _mean_kl(runs: list[list[Checkpoint]]) -> np.ndarray | None:
+    """KL from the initial policy per checkpoint, averaged over runs (None when not recorded)."""
+    if not _recorded_everywhere(runs, "kl"):
+        return None
+    return np.array([[c.kl for c in run] for run in runs]).mean(0)
+
+
+def _normalised_holdout(runs: list[list[Checkpoint]], anchors: _Anchors) -> np.ndarray | None:
+    """Each run's held-out true curve, normalised like t: shape (runs, checkpoints), or None."""
+    if not _recorded_everywhere(runs, "holdout_true"):
+        return None
+    raw = np.array([[c.holdout_true.mean() for c in run] for run in runs])
+    return normalise(raw, anchors.random_true.mean(), anchors.intended_true.mean())
+
+
+def _gao_origin_index(kl: np.ndarray) -> int:
+    """The checkpoint Gao's gain is measured from: the first with kl == 0 (the initial policy),
+    else the first checkpoint."""
+    zero = np.flatnonzero(kl == 0)
+    return int(zero[0]) if len(zero) else 0
+
+
+def _gao_fits(d: np.ndarray, gain: np.ndarray) -> dict[str, GaoFit] | None:
+    """Both Gao forms fitted to the gain, or None when fewer than two distinct d > 0."""
+    if _distinct_positive(d) < 2:
+        return None
+    return {form: fit_gao(d, gain, form) for form in GAO_FORMS}
+
+
+def _observed_peak(steps: list[int], true: np.ndarray, d: np.ndarray | None) -> Peak:
+    best = int(np.argmax(true))
+    return Peak(steps[best], float(true[best]), None if d is None else float(d[best]))
+
+
+def _early_stopping(
+    steps: list[int], true: np.ndarray, holdout: np.ndarray, min_drop: float, patience: int
+) -> EarlyStoppingOutcome:
+    """Early stopping on each run's held-out curve against its oracle stop (argmax of its t);
+    ``true`` and ``holdout`` have shape (runs, checkpoints)."""
+    stops = [early_stop(run_holdout, min_drop, patience) for run_holdout in holdout]
+    kept = [stop.kept_index for stop in stops]
+    oracle = [int(np.argmax(run_true)) for run_true in true]
+    kept_true = float(np.mean([run_true[k] for run_true, k in zip(true, kept, strict=True)]))
+    oracle_true = float(np.mean([run_true[k] for run_true, k in zip(true, oracle, strict=True)]))
+    return EarlyStoppingOutcome(
+        patience=patience,
+        stop_steps=[None if stop.stop_index is None else steps[stop.stop_index] for stop in stops],
+        kept_steps=[steps[k] for k in kept],
+        oracle_steps=[steps[k] for k in oracle],
+        kept_true=kept_true,
+        oracle_true=oracle_true,
+        kept_fraction=kept_true / oracle_true if oracle_true > 0 else None,
     )
 
 

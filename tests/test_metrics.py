@@ -5,6 +5,7 @@ The references used by most tests make normalisation a division by 4: random epi
 returns below are chosen so every normalised value is exact in binary floating point.
 """
 
+import dataclasses
 import json
 import math
 
@@ -17,7 +18,13 @@ import gaming_gym  # noqa: F401  (registers the envs)
 from gaming_gym.evaluation import EpisodeReturns, evaluate, random_policy, reference_policy, reference_returns
 from gaming_gym.metrics import (
     Checkpoint,
+    EarlyStop,
+    EarlyStoppingOutcome,
+    GaoFit,
     GoodhartReport,
+    Peak,
+    early_stop,
+    fit_gao,
     goodhart_report,
     goodhart_report_over_seeds,
     kendall_tau,
@@ -236,6 +243,308 @@ def test_summary_is_one_table():
     assert "GamingGym/BoatRace-v0 (laps=3)" in summary
     assert "Goodhart gap p - t (final)         1.750   [1.750, 1.750]" in summary.splitlines()
     assert "onset step                          2000" in summary.splitlines()
+
+
+# --- Gao et al.'s fits against d ----------------------------------------------------------------
+
+
+def rl_gain(d, a, b):
+    """Gao et al.'s RL form, written out apart from the module: d (a - b ln d), 0 at d = 0."""
+    return np.array([0.0 if x == 0 else x * (a - b * math.log(x)) for x in d])
+
+
+def bon_gain(d, a, b):
+    """Gao et al.'s best-of-n form: d (a - b d)."""
+    return np.asarray(d) * (a - b * np.asarray(d))
+
+
+D = np.linspace(0, 4, 17)
+
+
+def test_gao_rl_fit_recovers_a_and_b():
+    fit = fit_gao(D, rl_gain(D, 2.0, 1.0), "rl")
+    assert (fit.form, fit.n_points) == ("rl", 17)
+    assert fit.a == pytest.approx(2.0, abs=1e-6)
+    assert fit.b == pytest.approx(1.0, abs=1e-6)
+    assert fit.peak_d == pytest.approx(math.e, abs=1e-6)  # exp(a / b - 1)
+    assert fit.peak_gold == pytest.approx(math.e, abs=1e-6)  # R(d*) = b d* in this form
+    assert fit.rmse < 1e-9
+
+
+def test_gao_bon_fit_recovers_a_and_b():
+    fit = fit_gao(D, bon_gain(D, 1.5, 0.8), "bon")
+    assert fit.a == pytest.approx(1.5, abs=1e-6)
+    assert fit.b == pytest.approx(0.8, abs=1e-6)
+    assert fit.peak_d == pytest.approx(0.9375, abs=1e-6)  # a / (2 b)
+    assert fit.peak_gold == pytest.approx(0.703125, abs=1e-6)  # a^2 / (4 b)
+    assert fit.rmse < 1e-9
+
+
+def test_gao_fits_recover_a_and_b_under_noise():
+    rng = np.random.default_rng(0)
+    d = np.linspace(0, 4, 81)
+    for form, gain, a, b in (("rl", rl_gain, 2.0, 1.0), ("bon", bon_gain, 1.5, 0.8)):
+        fit = fit_gao(d, gain(d, a, b) + rng.normal(0, 0.02, len(d)), form)
+        assert fit.a == pytest.approx(a, abs=0.01)
+        assert fit.b == pytest.approx(b, abs=0.01)
+        assert 0.015 < fit.rmse < 0.025  # about the noise's standard deviation
+
+
+@pytest.mark.parametrize(
+    "form, gain, a, b",
+    [
+        ("rl", rl_gain, 2.0, 1.0),
+        ("rl", rl_gain, 0.5, 0.7),
+        ("rl", rl_gain, -0.3, 0.4),  # the gain dips below 0 after an early peak at d* = 0.17
+        ("bon", bon_gain, 1.5, 0.8),
+        ("bon", bon_gain, 0.2, 0.05),
+    ],
+)
+def test_gao_peak_is_the_maximum_of_the_fitted_curve(form, gain, a, b):
+    fit = fit_gao(D, gain(D, a, b), form)
+    grid = np.linspace(1e-5, 10, 1_000_000)  # spacing 1e-5
+    values = fit.predict(grid)
+    assert fit.peak_d == pytest.approx(grid[np.argmax(values)], abs=2e-5)
+    assert fit.peak_gold == pytest.approx(values.max(), abs=1e-9)
+
+
+def test_gao_fit_without_a_turn_down_has_no_peak():
+    straight = fit_gao(D, 0.5 * D, "rl")  # b = 0 (up to rounding)
+    convex = fit_gao(D, bon_gain(D, 1.0, -0.5), "bon")
+    falling = fit_gao(D, bon_gain(D, -1.0, 0.5), "bon")  # concave, but its top is at d < 0
+    for fit in (straight, convex, falling):
+        assert fit.peak_d is None and fit.peak_gold is None
+    assert straight.a == pytest.approx(0.5)
+
+
+def test_gao_fit_rejects_bad_input():
+    with pytest.raises(ValueError, match="Unknown Gao form 'log'; accepted: \\['bon', 'rl'\\]"):
+        fit_gao(D, D, "log")
+    with pytest.raises(ValueError, match="at least two distinct d > 0"):
+        fit_gao([0, 1], [0, 1], "rl")
+    with pytest.raises(ValueError, match="at least two distinct d > 0"):
+        fit_gao([0, 1, 1], [0, 1, 1], "bon")
+    with pytest.raises(
+        ValueError, match="gold holds non-finite values \\(NaN or inf\\) at checkpoints \\[1\\]"
+    ):
+        fit_gao([0, 1, 2], [0, math.nan, 1], "rl")
+    with pytest.raises(ValueError, match="d holds non-finite"):
+        fit_gao([0, math.inf, 2], [0, 1, 1], "rl")
+    with pytest.raises(ValueError, match="cannot be negative, got \\[-1.0\\]"):
+        fit_gao([-1, 1, 2], [0, 1, 1], "rl")
+    with pytest.raises(ValueError, match="got 3 d and 2 gold values"):
+        fit_gao([0, 1, 2], [0, 1], "rl")
+
+
+def test_gao_fit_dict_round_trip():
+    fit = fit_gao(D, bon_gain(D, 1.5, 0.8), "bon")
+    assert GaoFit.from_dict(json.loads(json.dumps(fit.to_dict()))) == fit
+
+
+# --- early stopping on a held-out check ---------------------------------------------------------
+
+
+def test_early_stop_counts_a_fall_of_exactly_min_drop():
+    # Best 1.0 at index 2. At index 3 the window (2, 3) still holds the best; at index 4 both
+    # 0.9s sit 0.1 below it (1.0 - 0.9 is 0.0999... in floating point, and still counts).
+    assert early_stop([0, 0.5, 1.0, 0.9, 0.9, 0.5]) == EarlyStop(stop_index=4, kept_index=2)
+    # A fall of 0.09 never counts: training runs to the end and keeps the last checkpoint.
+    assert early_stop([0, 0.5, 1.0, 0.91, 0.91, 0.91]) == EarlyStop(stop_index=None, kept_index=5)
+
+
+def test_early_stop_never_fires_on_a_rising_curve():
+    assert early_stop([0, 0.2, 0.4, 0.4, 0.5]) == EarlyStop(None, 4)
+    assert early_stop([0.3]) == EarlyStop(None, 0)
+
+
+def test_early_stop_patience():
+    curve = [0, 1, 0.8, 0.95, 0.7, 0.6]  # best 1 at index 1
+    assert early_stop(curve, patience=1) == EarlyStop(2, 1)  # 0.8 is 0.2 below at once
+    # Patience 2: (0.8, 0.95) fails, 0.95 being 0.05 below; so does (0.95, 0.7); (0.7, 0.6) fires.
+    assert early_stop(curve, patience=2) == EarlyStop(5, 1)
+    assert early_stop(curve, patience=3) == EarlyStop(None, 5)  # every window of 3 holds 0.95
+
+
+def test_early_stop_waits_out_a_dip_that_recovers():
+    curve = [0, 1, 0.7, 1.2, 0.5, 0.4]
+    # Patience 2: the dip at index 2 recovers to a new best (1.2 at index 3) before a second fall.
+    assert early_stop(curve) == EarlyStop(5, 3)
+    assert early_stop(curve, patience=1) == EarlyStop(2, 1)
+
+
+def test_early_stop_min_drop():
+    curve = [0, 1, 0.8, 0.7]
+    assert early_stop(curve, min_drop=0.25) == EarlyStop(None, 3)
+    assert early_stop(curve, min_drop=0.2) == EarlyStop(3, 1)  # 1 - 0.8 = 0.19999...
+    # min_drop 0 is plain patience: stop after `patience` checkpoints without a new best.
+    assert early_stop([0, 1, 1, 1], min_drop=0) == EarlyStop(3, 1)
+
+
+def test_early_stop_is_prefix_consistent():
+    rng = np.random.default_rng(3)
+    fired = 0
+    for _ in range(200):
+        curve = np.cumsum(rng.normal(0, 0.1, 12))
+        whole = early_stop(curve)
+        for end in range(1, len(curve) + 1):
+            if whole.stop_index is not None and whole.stop_index < end:
+                assert early_stop(curve[:end]) == whole
+            else:
+                assert early_stop(curve[:end]) == EarlyStop(None, end - 1)
+        fired += whole.stop_index is not None
+    assert 20 < fired < 180  # both branches exercised
+
+
+def test_early_stop_rejects_bad_input():
+    for patience in (0, True, 1.5):
+        with pytest.raises(ValueError, match="patience must be an int >= 1"):
+            early_stop([0, 1], patience=patience)
+    for min_drop in (-0.1, math.nan):
+        with pytest.raises(ValueError, match="min_drop must be a finite number >= 0"):
+            early_stop([0, 1], min_drop=min_drop)
+    with pytest.raises(ValueError, match="holdout curve must be a non-empty 1-D array of checkpoint values"):
+        early_stop([])
+    with pytest.raises(ValueError, match="non-finite values \\(NaN or inf\\) at checkpoints \\[1\\]"):
+        early_stop([0, math.nan])
+
+
+# --- Goodhart dynamics in the report ------------------------------------------------------------
+
+D_DYNAMICS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+
+
+def dynamics_run(true_means, holdout_means):
+    """Checkpoints at steps 0, 1000, ... with kl = d^2 for d in D_DYNAMICS, one episode each."""
+    return [
+        Checkpoint(1000 * k, [2 * k], [t], d**2, [h])
+        for k, (t, h, d) in enumerate(
+            zip(true_means, holdout_means, D_DYNAMICS[: len(true_means)], strict=True)
+        )
+    ]
+
+
+# t = [0, .5, 1, .75, .5, .25, 0] peaks at step 2000; the held-out check
+# h = [0, .5, .75, 1, .75, .5, .25] peaks a checkpoint later, at step 3000.
+PEAKED_TRUE, LATER_HOLDOUT = [0, 2, 4, 3, 2, 1, 0], [0, 2, 3, 4, 3, 2, 1]
+
+
+def test_report_measures_goodhart_dynamics():
+    report = goodhart_report(dynamics_run(PEAKED_TRUE, LATER_HOLDOUT), REFERENCES, BOAT, n_bootstrap=20)
+    assert report.kl == [0.0, 0.25, 1.0, 2.25, 4.0, 6.25, 9.0]
+    assert report.d == D_DYNAMICS
+    assert report.holdout_true == [0.0, 0.5, 0.75, 1.0, 0.75, 0.5, 0.25]
+    assert report.observed_peak == Peak(step=2000, true=1.0, d=1.0)
+    assert report.gao_origin_step == 0
+    assert report.gao_fits == {form: fit_gao(D_DYNAMICS, report.true, form) for form in ("rl", "bon")}
+    # Held-out best 1 at step 3000; at step 5000 the last two (0.75, 0.5) both sit >= 0.1 below
+    # it: stop there, keep step 3000, whose t is 0.75, against the oracle's t = 1 at step 2000.
+    assert report.early_stopping == EarlyStoppingOutcome(
+        patience=2,
+        stop_steps=[5000],
+        kept_steps=[3000],
+        oracle_steps=[2000],
+        kept_true=0.75,
+        oracle_true=1.0,
+        kept_fraction=0.75,
+    )
+    impatient = goodhart_report(
+        dynamics_run(PEAKED_TRUE, LATER_HOLDOUT), REFERENCES, n_bootstrap=20, early_stop_patience=1
+    )
+    assert (impatient.early_stopping.stop_steps, impatient.early_stopping.kept_steps) == ([4000], [3000])
+    with pytest.raises(ValueError, match="patience must be an int >= 1"):
+        goodhart_report(dynamics_run(PEAKED_TRUE, LATER_HOLDOUT), REFERENCES, early_stop_patience=0)
+
+
+def test_gao_gain_is_measured_from_the_initial_policy():
+    # t = [.25, .5, 1, .75] at d = [0, 1, 2, 3]: the gain over step 0 is [0, .25, .75, .5].
+    checkpoints = [Checkpoint(1000 * k, [0], [t], float(k**2)) for k, t in enumerate([1, 2, 4, 3])]
+    report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=20)
+    assert report.gao_origin_step == 0
+    assert report.gao_fits["bon"] == fit_gao([0, 1, 2, 3], [0, 0.25, 0.75, 0.5], "bon")
+    # Without an evaluation at kl = 0 the first checkpoint is the origin.
+    later = goodhart_report(checkpoints[1:], REFERENCES, n_bootstrap=20)
+    assert later.gao_origin_step == 1000
+    assert later.gao_fits["bon"] == fit_gao([1, 2, 3], [0, 0.5, 0.25], "bon")
+
+
+def test_early_stopping_over_seeds_uses_each_runs_own_curves():
+    run_a = dynamics_run(PEAKED_TRUE, LATER_HOLDOUT)  # stop 5000, keep 3000 (t .75); oracle 2000 (t 1)
+    run_b = dynamics_run([0, 1, 2, 3, 4, 3, 2], [0, 1, 2, 3, 4, 3, 2])  # stop 6000, keep = oracle 4000
+    report = goodhart_report_over_seeds([run_a, run_b], REFERENCES, n_bootstrap=20)
+    assert report.early_stopping == EarlyStoppingOutcome(
+        patience=2,
+        stop_steps=[5000, 6000],
+        kept_steps=[3000, 4000],
+        oracle_steps=[2000, 4000],
+        kept_true=0.875,
+        oracle_true=1.0,
+        kept_fraction=0.875,
+    )
+    # The mean curve t = [0, .375, .75, .75, .75, .5, .25]: the observed peak is its first maximum.
+    assert report.observed_peak == Peak(step=2000, true=0.75, d=1.0)
+    assert report.kl == [0.0, 0.25, 1.0, 2.25, 4.0, 6.25, 9.0]
+
+
+def test_kept_fraction_needs_a_positive_oracle():
+    # t = [0, -.25, -.5] never rises above random, so there is nothing to keep a fraction of.
+    report = goodhart_report(dynamics_run([0, -1, -2], [0, -1, -2]), REFERENCES, n_bootstrap=20)
+    assert report.early_stopping.stop_steps == [2000]
+    assert report.early_stopping.oracle_true == 0.0
+    assert report.early_stopping.kept_fraction is None
+
+
+def test_goodhart_dynamics_need_their_records():
+    report = goodhart_report(run([0, 2, 4], [0, 4, 2]), REFERENCES, n_bootstrap=20)
+    assert report.kl is report.d is report.holdout_true is report.gao_origin_step is None
+    assert report.gao_fits is report.early_stopping is None
+    assert report.observed_peak == Peak(step=1000, true=1.0, d=None)
+    assert goodhart_report(run([1], [1]), REFERENCES, n_bootstrap=20).observed_peak is None
+    # KL at two checkpoints gives d but too few points to fit.
+    two = goodhart_report([Checkpoint(0, [0], [0], 0.0), Checkpoint(1000, [1], [1], 1.0)], REFERENCES)
+    assert two.d == [0.0, 1.0]
+    assert two.gao_fits is None
+    with pytest.raises(ValueError, match=r"kl is recorded .* missing at \(run, step\) \[\(0, 1000\)\]"):
+        goodhart_report([Checkpoint(0, [0], [0], 0.0), Checkpoint(1000, [1], [1])], REFERENCES)
+
+
+def test_json_round_trip_with_goodhart_dynamics():
+    report = goodhart_report(dynamics_run(PEAKED_TRUE, LATER_HOLDOUT), REFERENCES, BOAT, n_bootstrap=20)
+    assert GoodhartReport.from_json(report.to_json()) == report
+    data = json.loads(report.to_json())
+    assert data["format"] == "gaming_gym.GoodhartReport/1"
+    assert data["d"] == D_DYNAMICS
+    assert data["gao_fits"]["rl"] == report.gao_fits["rl"].to_dict()
+    assert data["observed_peak"] == {"step": 2000, "true": 1.0, "d": 1.0}
+    assert data["early_stopping"]["kept_steps"] == [3000]
+
+
+def test_reports_written_before_goodhart_dynamics_still_load():
+    report = goodhart_report(run([0, 2, 4], [0, 4, 2]), REFERENCES, BOAT, n_bootstrap=20)
+    old = json.loads(report.to_json())
+    for key in ("kl", "d", "holdout_true", "gao_origin_step", "gao_fits", "observed_peak", "early_stopping"):
+        del old[key]
+    loaded = GoodhartReport.from_json(json.dumps(old))
+    assert loaded == dataclasses.replace(report, observed_peak=None)
+    assert loaded.summary().splitlines()[-1].startswith("onset step")
+
+
+SUMMARY_OF_DYNAMICS = [
+    "observed peak of t            step 2000, d 1.000, t 1.000",
+    "Gao et al. fits of t - t(step 0) against d = sqrt(KL):",
+    "  rl: d (a - b ln d)          a 0.800, b 0.743, d* 1.081, rmse 0.103",
+    "  bon: d (a - b d)            a 1.109, b 0.385, d* 1.440, rmse 0.144",
+    "early stopping on the held-out check (fall >= 0.1, patience 2):",
+    "  stop step                   5000",
+    "  kept step                   3000",
+    "  oracle step                 2000",
+    "  kept t / oracle t           0.750 / 1.000",
+    "  fraction of oracle t kept   0.750",
+]
+
+
+def test_summary_shows_goodhart_dynamics():
+    report = goodhart_report(dynamics_run(PEAKED_TRUE, LATER_HOLDOUT), REFERENCES, BOAT, n_bootstrap=20)
+    assert report.summary().splitlines()[-10:] == SUMMARY_OF_DYNAMICS
 
 
 # --- references and the random policy -----------------------------------------------------------
