@@ -1,8 +1,11 @@
 """Figures of the Goodhart gap, drawn with matplotlib's Agg backend and saved atomically as PNG.
 
-* :func:`plot_goodhart_curve`: normalised proxy and true return against training steps, the gap
-  shaded between them, bootstrap bands, the onset marked, and the random (0) and intended (1)
-  levels drawn.
+* :func:`plot_goodhart_curve`: normalised proxy and true return against training steps (or
+  Gao et al.'s optimisation distance d), the gap shaded between them, bootstrap bands, the onset
+  marked, the random (0) and intended (1) levels drawn, and, where the report has early
+  stopping, the held-out check's curve with the kept and oracle checkpoints.
+* :func:`plot_gao_fit`: the true gain over the initial policy against d, with Gao et al.'s RL and
+  best-of-n forms fitted, their peaks d* and the observed peak.
 * :func:`plot_episode_scatter`: true against proxy return per episode for the references and
   the agent, so one sees where the agent sits between intended behaviour and the exploit.
 
@@ -23,7 +26,7 @@ from matplotlib.figure import Figure
 
 from gaming_gym.evaluation import EpisodeReturns
 from gaming_gym.files import atomic_write
-from gaming_gym.metrics import GoodhartReport, describe_env
+from gaming_gym.metrics import GAO_FORMS, GoodhartReport, describe_env
 
 PROXY_COLOUR = "tab:orange"
 TRUE_COLOUR = "tab:blue"
@@ -34,15 +37,28 @@ REFERENCE_STYLES = {
     "exploit": ("tab:red", "s"),
 }
 AGENT_STYLE = ("tab:purple", "^")
+KEPT_COLOUR = "tab:green"  # the checkpoint early stopping keeps
+GAO_STYLES = {"rl": ("tab:red", "RL"), "bon": ("tab:brown", "best-of-n")}  # form: (colour, name)
+X_AXES = {
+    "step": "training step (environment steps)",
+    "d": "sqrt KL from the initial policy, d (Gao et al.)",
+}
 FIGURE_SIZE = (8.0, 5.0)  # inches
 DPI = 100
 
 
-def plot_goodhart_curve(report: GoodhartReport, path: str | os.PathLike, title: str | None = None) -> Path:
-    """Plot a report's normalised proxy and true curves to a PNG at ``path``; return the path."""
+def plot_goodhart_curve(
+    report: GoodhartReport, path: str | os.PathLike, title: str | None = None, x: str = "step"
+) -> Path:
+    """Plot a report's normalised proxy and true curves to a PNG at ``path``; return the path.
+
+    ``x`` is "step" (training steps) or "d" (sqrt KL from the initial policy, which needs a report
+    with KL). Points are joined in training order, so on the d axis the curve may turn back where
+    the policy moved closer to its start.
+    """
+    steps = _x_values(report, x)
     figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
     axes = figure.add_subplot()
-    steps = np.asarray(report.steps)
     proxy, true = np.asarray(report.proxy), np.asarray(report.true)
 
     axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
@@ -61,21 +77,146 @@ def plot_goodhart_curve(report: GoodhartReport, path: str | os.PathLike, title: 
             )
     if report.onset_step is not None:
         axes.axvline(
-            report.onset_step,
+            _x_at(report, steps, report.onset_step),
             color="black",
             linestyle="--",
             linewidth=1,
             label=f"onset (step {report.onset_step})",
         )
+    if report.early_stopping is not None:
+        _draw_early_stopping(axes, report, steps)
 
     level = f"{report.confidence:.0%} bootstrap CI bands"
     runs = f", mean of {report.n_runs} seeds" if report.n_runs > 1 else ""
-    axes.set_xlabel("training step (environment steps)")
+    axes.set_xlabel(X_AXES[x])
     axes.set_ylabel("normalised return (0 = random, 1 = intended)")
     axes.set_title(
         title
         or f"Goodhart curve: {describe_env(report.env_id, report.knobs)}\n"
-        f"final gap {report.final_gap:.2f}{runs}; {level}",
+        f"final gap {report.final_gap:.2f}{runs}; {level}{_kept_fraction_text(report)}",
+        fontsize=10,
+    )
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def _x_values(report: GoodhartReport, x: str) -> np.ndarray:
+    """Each checkpoint's position on the chosen x axis."""
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {sorted(X_AXES)}, got {x!r}")
+    if x == "step":
+        return np.asarray(report.steps, dtype=np.float64)
+    if report.d is None:
+        raise ValueError(
+            "x='d' needs a report with KL from the initial policy at every checkpoint "
+            "(Checkpoint.kl, recorded by the trainer); this report has none"
+        )
+    return np.asarray(report.d)
+
+
+def _x_at(report: GoodhartReport, xs: np.ndarray, step: int) -> float:
+    """The x position of the checkpoint at training step ``step``."""
+    return float(xs[report.steps.index(step)])
+
+
+def _draw_early_stopping(axes, report: GoodhartReport, xs: np.ndarray) -> None:
+    """The held-out check's curve, and markers on the true curve at the kept and oracle checkpoints
+    (one per seed's step; markers rather than lines, as they often coincide with the onset)."""
+    outcome = report.early_stopping
+    axes.plot(
+        xs,
+        report.holdout_true,
+        color=TRUE_COLOUR,
+        linestyle="--",
+        linewidth=1,
+        alpha=0.8,
+        label="held-out true (early-stopping check)",
+    )
+    one_run = report.n_runs == 1
+    for steps, value, name, style in (
+        (
+            outcome.oracle_steps,
+            outcome.oracle_true,
+            "oracle stop (peak t)",
+            {"marker": "*", "s": 260, "color": "gold", "edgecolors": "black"},
+        ),
+        (
+            outcome.kept_steps,
+            outcome.kept_true,
+            "kept by early stopping",
+            {"marker": "o", "s": 220, "facecolors": "none", "edgecolors": KEPT_COLOUR, "linewidths": 2},
+        ),
+    ):
+        at = f"step {steps[0]}, t {value:.2f}" if one_run else f"one per seed, mean t {value:.2f}"
+        indices = sorted({report.steps.index(step) for step in steps})
+        axes.scatter(xs[indices], np.asarray(report.true)[indices], zorder=4, label=f"{name} ({at})", **style)
+
+
+def _kept_fraction_text(report: GoodhartReport) -> str:
+    outcome = report.early_stopping
+    if outcome is None or outcome.kept_fraction is None:
+        return ""
+    return f"; early stopping kept {outcome.kept_fraction:.0%} of the oracle's t"
+
+
+def plot_gao_fit(report: GoodhartReport, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Plot the true gain over the initial policy against d with Gao et al.'s fitted forms.
+
+    Points: ``t - t(origin)`` per checkpoint; curves: the report's RL and best-of-n fits over a
+    smooth grid; vertical lines: each fit's peak d*; star: the observed peak. Raises ValueError
+    when the report has no KL or too few distinct d > 0 to fit.
+    """
+    _x_values(report, "d")  # the same error as the curve's when KL is missing
+    if report.gao_fits is None:
+        raise ValueError("The report has no Gao fit: it needs at least two checkpoints with distinct d > 0")
+    d = np.asarray(report.d)
+    origin = report.true[report.steps.index(report.gao_origin_step)]
+    gain = np.asarray(report.true) - origin
+    peaks = [fit.peak_d for fit in report.gao_fits.values() if fit.peak_d is not None]
+    right = 1.05 * max([d.max(), *[peak for peak in peaks if peak <= 2 * d.max()]])
+    grid = np.linspace(0.0, right, 300)
+
+    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
+    axes = figure.add_subplot()
+    axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="initial policy (no gain)")
+    axes.scatter(d, gain, color=TRUE_COLOUR, zorder=3, label="checkpoints (mean true gain)")
+    for form, fit in report.gao_fits.items():
+        colour, name = GAO_STYLES.get(form, ("black", form))
+        label = f"{name} fit {GAO_FORMS[form]}: a={fit.a:.3g}, b={fit.b:.3g}"
+        peak_shown = fit.peak_d is not None and fit.peak_d <= right
+        if not peak_shown:
+            where = "no peak" if fit.peak_d is None else f"peak d* = {fit.peak_d:.3g}, off the plot"
+            label += f"; {where} (rmse {fit.rmse:.3g})"
+        axes.plot(grid, fit.predict(grid), color=colour, label=label)
+        if peak_shown:
+            axes.axvline(
+                fit.peak_d,
+                color=colour,
+                linestyle="--",
+                linewidth=1,
+                label=f"{name} fitted peak d* = {fit.peak_d:.3g} (rmse {fit.rmse:.3g})",
+            )
+    peak = report.observed_peak
+    if peak is not None and peak.d is not None:
+        axes.scatter(
+            [peak.d],
+            [peak.true - origin],
+            marker="*",
+            s=260,
+            color="gold",
+            edgecolors="black",
+            zorder=4,
+            label=f"observed peak (step {peak.step}, d {peak.d:.3g})",
+        )
+    runs = f", mean of {report.n_runs} seeds" if report.n_runs > 1 else ""
+    axes.set_xlabel(X_AXES["d"])
+    axes.set_ylabel(f"true gain t - t(step {report.gao_origin_step}) (normalised)")
+    axes.set_title(
+        title
+        or f"Gao et al. fits of true gain against d: {describe_env(report.env_id, report.knobs)}\n"
+        f"{len(d)} checkpoints{runs}; dashed lines: fitted peaks d*",
         fontsize=10,
     )
     axes.grid(alpha=0.3)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from gaming_gym.evaluation import EpisodeReturns
-from gaming_gym.metrics import Checkpoint, goodhart_report
-from gaming_gym.plots import DPI, FIGURE_SIZE, plot_episode_scatter, plot_goodhart_curve
+from gaming_gym.metrics import Checkpoint, goodhart_report, goodhart_report_over_seeds
+from gaming_gym.plots import DPI, FIGURE_SIZE, plot_episode_scatter, plot_gao_fit, plot_goodhart_curve
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -54,6 +54,65 @@ def test_goodhart_curve_is_a_png(tmp_path, references):
     assert png_size(path) == expected_size()
     assert path.stat().st_size > 20_000  # a drawn figure: empty axes take ~9 KB
     assert [p.name for p in path.parent.iterdir()] == ["curve.png"]  # no partial file left
+
+
+def dynamics_run(rng: np.random.Generator, a: float = 1.2, b: float = 0.8) -> list[Checkpoint]:
+    """13 checkpoints at d = 0, 0.25, ..., 3 whose mean true return follows Gao's RL form (peak at
+    d* = exp(a / b - 1)), with KL and a noisy held-out check recorded."""
+    d = np.linspace(0, 3, 13)
+    gain = d * (a - b * np.log(np.where(d > 0, d, 1.0)))  # normalised; the references scale it by 2
+    return [
+        Checkpoint(
+            10_000 * k,
+            rng.normal(2 + 10 * k, 1, 6),
+            rng.normal(2 * gain[k], 0.1, 6),
+            d[k] ** 2,
+            rng.normal(2 * gain[k], 0.2, 6),
+        )
+        for k in range(len(d))
+    ]
+
+
+def test_goodhart_dynamics_plot_on_both_axes(tmp_path, references):
+    report = goodhart_report(
+        dynamics_run(np.random.default_rng(1)), references, "GamingGym/BoatRace-v0", n_bootstrap=100
+    )
+    assert report.early_stopping is not None and report.gao_fits is not None
+    for path in (
+        plot_goodhart_curve(report, tmp_path / "step.png"),
+        plot_goodhart_curve(report, tmp_path / "d.png", x="d"),
+        plot_gao_fit(report, tmp_path / "fit.png"),
+    ):
+        assert png_size(path) == expected_size()
+        assert path.stat().st_size > 20_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "fit.png", "step.png"]
+
+
+def test_goodhart_dynamics_of_seeds_and_of_unpeaked_fits_plot(tmp_path, references):
+    rng = np.random.default_rng(2)
+    seeds = goodhart_report_over_seeds([dynamics_run(rng), dynamics_run(rng, 1.0, 0.6)], references)
+    assert len(seeds.early_stopping.kept_steps) == 2
+    assert png_size(plot_goodhart_curve(seeds, tmp_path / "seeds.png")) == expected_size()
+    # The true gain rises all along (b = 0): the fits find no peak, or one far off the plot.
+    rising = goodhart_report(dynamics_run(rng, 1.0, 0.0), references, n_bootstrap=20)
+    assert all(fit.peak_d is None or fit.peak_d > 6 for fit in rising.gao_fits.values())
+    assert png_size(plot_gao_fit(rising, tmp_path / "rising.png")) == expected_size()
+
+
+def test_d_axis_needs_kl(tmp_path, references):
+    report = goodhart_report([Checkpoint(0, [2.0], [0.0]), Checkpoint(1, [30.0], [0.1])], references)
+    with pytest.raises(ValueError, match="x='d' needs a report with KL from the initial policy"):
+        plot_goodhart_curve(report, tmp_path / "d.png", x="d")
+    with pytest.raises(ValueError, match="x='d' needs a report with KL"):
+        plot_gao_fit(report, tmp_path / "fit.png")
+    with pytest.raises(ValueError, match="x must be one of \\['d', 'step'\\], got 'kl'"):
+        plot_goodhart_curve(report, tmp_path / "kl.png", x="kl")
+    too_few = goodhart_report(
+        [Checkpoint(0, [2.0], [0.0], 0.0), Checkpoint(1, [30.0], [0.1], 1.0)], references
+    )
+    with pytest.raises(ValueError, match="no Gao fit: it needs at least two checkpoints with distinct d > 0"):
+        plot_gao_fit(too_few, tmp_path / "fit.png")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_single_checkpoint_curve_still_plots(tmp_path, references):
