@@ -56,35 +56,33 @@ def plot_goodhart_curve(
     with KL). Points are joined in training order, so on the d axis the curve may turn back where
     the policy moved closer to its start.
     """
-    steps = _x_values(report, x)
+    xs = _x_values(report, x)
     figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
     axes = figure.add_subplot()
     proxy, true = np.asarray(report.proxy), np.asarray(report.true)
 
     axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
     axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)")
-    axes.fill_between(steps, true, proxy, color="tab:red", alpha=0.12, label="Goodhart gap (p - t)")
+    axes.fill_between(xs, true, proxy, color="tab:red", alpha=0.12, label="Goodhart gap (p - t)")
     for curve, intervals, colour, name in (
         (proxy, report.proxy_ci, PROXY_COLOUR, "proxy p"),
         (true, report.true_ci, TRUE_COLOUR, "true t"),
     ):
-        axes.plot(steps, curve, color=colour, marker="o", markersize=3, label=f"normalised {name}")
+        axes.plot(xs, curve, color=colour, marker="o", markersize=3, label=f"normalised {name}")
         low, high = _band(intervals, curve)
-        axes.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
-        if len(steps) == 1:  # a band of one point is invisible: show the interval as an error bar
-            axes.errorbar(
-                steps, curve, yerr=[curve - low, high - curve], color=colour, capsize=4, linestyle=""
-            )
+        axes.fill_between(xs, low, high, color=colour, alpha=0.2, linewidth=0)
+        if len(xs) == 1:  # a band of one point is invisible: show the interval as an error bar
+            axes.errorbar(xs, curve, yerr=[curve - low, high - curve], color=colour, capsize=4, linestyle="")
     if report.onset_step is not None:
         axes.axvline(
-            _x_at(report, steps, report.onset_step),
+            _x_at(report, xs, report.onset_step),
             color="black",
             linestyle="--",
             linewidth=1,
             label=f"onset (step {report.onset_step})",
         )
     if report.early_stopping is not None:
-        _draw_early_stopping(axes, report, steps)
+        _draw_early_stopping(axes, report, xs)
 
     level = f"{report.confidence:.0%} bootstrap CI bands"
     runs = f", mean of {report.n_runs} seeds" if report.n_runs > 1 else ""

@@ -465,6 +465,12 @@ def test_gao_gain_is_measured_from_the_initial_policy():
     later = goodhart_report(checkpoints[1:], REFERENCES, n_bootstrap=20)
     assert later.gao_origin_step == 1000
     assert later.gao_fits["bon"] == fit_gao([1, 2, 3], [0, 0.5, 0.25], "bon")
+    # The origin is the checkpoint with kl == 0 even when it is not the first.
+    moved = [
+        Checkpoint(c.step, c.proxy, c.true, kl)
+        for c, kl in zip(checkpoints, [1.0, 0.0, 4.0, 9.0], strict=True)
+    ]
+    assert goodhart_report(moved, REFERENCES, n_bootstrap=20).gao_origin_step == 1000
 
 
 def test_early_stopping_over_seeds_uses_each_runs_own_curves():
