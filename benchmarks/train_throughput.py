@@ -62,16 +62,18 @@ def native_run(env_id: str, steps: int, seed: int, eval_every: int, references=N
         )
         result = train(config, run_dir=run_dir, progress=False)
         with open(Path(run_dir) / "progress.csv", newline="") as file:
-            rows = list(csv.DictReader(file))
-    seconds = np.cumsum([config.batch_size / float(row["charts/fps"]) for row in rows])
+            rows = [row for row in csv.DictReader(file) if int(row["iteration"]) >= 1]  # 0: step-0 eval
+    seconds = np.concatenate(
+        ([0.0], np.cumsum([config.batch_size / float(row["charts/fps"]) for row in rows]))
+    )
     found = None
     if references is not None:
         for checkpoint in result.checkpoints:
             if exploit_found(checkpoint, references):
-                found = (checkpoint.step, float(seconds[checkpoint.step // config.batch_size - 1]))
+                found = (checkpoint.step, float(seconds[checkpoint.step // config.batch_size]))
                 break
     # the first iteration pays one-off costs (allocations, lazy imports); leave it out of the rate
-    rate = (result.global_step - config.batch_size) / (seconds[-1] - seconds[0])
+    rate = (result.global_step - config.batch_size) / (seconds[-1] - seconds[1])
     return {"steps_per_second": rate, "exploit": found, "final": result.checkpoints[-1]}
 
 

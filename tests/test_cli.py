@@ -124,13 +124,12 @@ def test_train_writes_a_complete_run_directory(capsys, tmp_path):
     assert "Goodhart gap p - t (final)" in out
     run_dir = tmp_path / "run"
     assert _config(run_dir)["agent"] == "ppo" and _config(run_dir)["env_id"] == "MyLab/Dispenser-v0"
-    assert _iterations(run_dir) == [1, 2]
+    assert _iterations(run_dir) == [0, 1, 2]  # 0: the evaluation before the first update
     report = json.loads((run_dir / "goodhart.json").read_text())
-    assert report["steps"] == [ROLLOUT, 2 * ROLLOUT]
-    assert [len(record["proxy"]) for record in json.loads((run_dir / "evaluations.json").read_text())] == [
-        8,
-        8,
-    ]
+    assert report["steps"] == [0, ROLLOUT, 2 * ROLLOUT]
+    evaluations = json.loads((run_dir / "evaluations.json").read_text())
+    assert [len(record["proxy"]) for record in evaluations] == [8, 8, 8]
+    assert evaluations[0]["kl"] == 0.0 and evaluations[-1]["kl"] > 0.0
     for png in ("goodhart_curve.png", "episodes.png"):
         assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(run_dir.glob(".*partial*"))
@@ -155,9 +154,9 @@ def test_rerunning_an_interrupted_run_resumes_it(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(ppo, "_train_iteration", real_iteration)
     code, _, err = train(capsys, tmp_path / "run", *command)
     assert code == 0, err
-    assert _iterations(tmp_path / "run") == [1, 2, 3, 4]  # continued from iteration 2, not restarted
+    assert _iterations(tmp_path / "run") == [0, 1, 2, 3, 4]  # continued from iteration 2, not restarted
     assert json.loads((tmp_path / "run" / "goodhart.json").read_text())["steps"] == [
-        ROLLOUT * k for k in (1, 2, 3, 4)
+        ROLLOUT * k for k in (0, 1, 2, 3, 4)
     ]
 
 

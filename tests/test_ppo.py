@@ -1,8 +1,10 @@
-"""Native PPO: GAE against hand-computed values, training, checkpoints, resume, config errors."""
+"""Native PPO: GAE against hand-computed values, training, checkpoints, resume, KL from the initial
+policy, the KL penalty and its cloned reference, early stopping, config errors."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -21,8 +23,9 @@ from gaming_gym.agents.ppo import (
     load_agent,
     train,
 )
+from gaming_gym.agents.reference import MIN_STD, SmoothedPolicy
 from gaming_gym.core import Kernel
-from gaming_gym.evaluation import evaluate, random_policy
+from gaming_gym.evaluation import evaluate, random_policy, reference_returns
 
 CORRIDOR_ID = "PPOTest/Corridor-v0"
 CORRIDOR_LENGTH = 6  # cells; the walker starts in cell 2, a coin slot is cell 0, the door the last
@@ -149,7 +152,7 @@ def test_short_training_improves_the_proxy_and_writes_a_loadable_checkpoint(tmp_
     result = train(tiny_config(eval_deterministic=True), run_dir=tmp_path, progress=False)
     last = result.checkpoints[-1]
     assert result.iteration == 6 and result.global_step == 4800
-    assert [c.step for c in result.checkpoints] == [2400, 4800]
+    assert [c.step for c in result.checkpoints] == [0, 2400, 4800]  # the untrained policy first
     # two steps left to the coin slot, then a coin on each of the other 19 - 1 steps: the best there is
     assert last.proxy.tolist() == [19.0] * 8 and last.true.tolist() == [0.0] * 8
     untrained = evaluate(random_policy(gym.spaces.Discrete(3), seed=0), CORRIDOR_ID, episodes=8)
@@ -162,43 +165,77 @@ def test_short_training_improves_the_proxy_and_writes_a_loadable_checkpoint(tmp_
     np.testing.assert_allclose(returns.proxy, last.proxy, rtol=1e-6)  # same policy, same episodes
     with open(tmp_path / "progress.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    assert [int(row["iteration"]) for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert [int(row["iteration"]) for row in rows] == [0, 1, 2, 3, 4, 5, 6]  # 0: the step-0 evaluation
+    assert rows[0]["charts/proxy_return"] == "" and float(rows[0]["eval/proxy_return"]) < 10.0
     # training episodes' proxy returns (mean of the last 100) rise along the log
-    assert float(rows[-1]["charts/proxy_return"]) > float(rows[0]["charts/proxy_return"]) + 3.0
+    assert float(rows[-1]["charts/proxy_return"]) > float(rows[1]["charts/proxy_return"]) + 3.0
     assert float(rows[-1]["eval/proxy_return"]) == 19.0 and float(rows[-1]["losses/approx_kl"]) >= 0
 
 
-def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
-    """A run killed during iteration 6 (last checkpoint: iteration 4) resumes to the same weights,
-    evaluations and log as a run never interrupted."""
-    whole = train(tiny_config(), run_dir=tmp_path / "whole", progress=False)
+RESUMED_SETTINGS = {
+    "plain": {},
+    "kl penalty toward the initial policy": {"kl_coef": 0.5},
+    "kl penalty toward the cloned intended policy": {"kl_coef": 0.5, "kl_reference": "intended"},
+    "held-out check and early stopping": {"holdout_episodes": 4, "early_stop": True},
+}
 
+
+def crash_in_iteration(iteration: int, config: PPOConfig, run_dir, monkeypatch) -> None:
+    """Start ``config`` in ``run_dir`` and kill it during ``iteration`` (counting from 1)."""
     real_iteration = ppo._train_iteration
 
     def iteration_then_crash(run, *args):
-        if run.iteration == 5:
+        if run.iteration == iteration - 1:
             raise KeyboardInterrupt
         return real_iteration(run, *args)
 
     monkeypatch.setattr(ppo, "_train_iteration", iteration_then_crash)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_config(), run_dir=tmp_path / "split", progress=False)
+        train(config, run_dir=run_dir, progress=False)
     monkeypatch.setattr(ppo, "_train_iteration", real_iteration)
+
+
+@pytest.mark.parametrize("settings", RESUMED_SETTINGS.values(), ids=RESUMED_SETTINGS.keys())
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, settings):
+    """A run killed during iteration 6 (last checkpoint: iteration 4) resumes to the same weights,
+    evaluations and log as a run never interrupted, with each mitigation on; the cloned
+    reference comes back from the checkpoint, not rebuilt."""
+    whole = train(tiny_config(**settings), run_dir=tmp_path / "whole", progress=False)
+    crash_in_iteration(6, tiny_config(**settings), tmp_path / "split", monkeypatch)
+    monkeypatch.setattr(ppo, "build_intended_reference", None)  # calling it would fail
     assert torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["iteration"] == 4
-    resumed = train(tiny_config(), run_dir=tmp_path / "split", progress=False)
+    resumed = train(tiny_config(**settings), run_dir=tmp_path / "split", progress=False)
     assert resumed.iteration == 6 and resumed.global_step == whole.global_step
+    assert (resumed.stopped_step, resumed.kept_step) == (whole.stopped_step, whole.kept_step)
+    assert resumed.reference_agreement == whole.reference_agreement
     for name, tensor in whole.agent.state_dict().items():
         torch.testing.assert_close(resumed.agent.state_dict()[name], tensor, msg=name)
-    assert [c.step for c in resumed.checkpoints] == [c.step for c in whole.checkpoints]
-    np.testing.assert_array_equal(resumed.checkpoints[-1].proxy, whole.checkpoints[-1].proxy)
+    assert [c.to_record() for c in resumed.checkpoints] == [c.to_record() for c in whole.checkpoints]
     with open(tmp_path / "split" / "progress.csv", newline="") as file:
-        assert [int(row["iteration"]) for row in csv.DictReader(file)] == [1, 2, 3, 4, 5, 6]
+        assert [int(row["iteration"]) for row in csv.DictReader(file)] == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_a_checkpoint_from_before_kl_was_measured_resumes_from_the_seeded_initial_agent(
+    tmp_path, monkeypatch
+):
+    """Older checkpoints hold no initial agent; the seed rebuilds the very same one, so the
+    resumed run measures the same KL as a run never interrupted."""
+    whole = train(tiny_config(), progress=False)
+    crash_in_iteration(6, tiny_config(), tmp_path, monkeypatch)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    old_keys = ("initial_agent", "reference", "best_agent", "best_step", "stopped_step", "kept_step")
+    old = {key: value for key, value in state.items() if key not in old_keys}
+    old["evaluations"] = [{k: v for k, v in e.items() if k != "kl"} for e in old["evaluations"]]
+    torch.save(old, tmp_path / "checkpoint.pt")
+    resumed = train(tiny_config(), run_dir=tmp_path, progress=False)
+    assert [c.kl for c in resumed.checkpoints[:2]] == [None, None]  # saved without it
+    assert resumed.checkpoints[-1].kl == whole.checkpoints[-1].kl > 0
 
 
 def test_how_often_a_run_is_evaluated_does_not_change_its_training():
     often = train(tiny_config(eval_every=1), progress=False)
     rarely = train(tiny_config(eval_every=0), progress=False)
-    assert len(often.checkpoints) == 6 and len(rarely.checkpoints) == 1
+    assert len(often.checkpoints) == 7 and len(rarely.checkpoints) == 2  # step 0, then 6 or only the end
     for name, tensor in often.agent.state_dict().items():
         torch.testing.assert_close(rarely.agent.state_dict()[name], tensor, msg=name)
     np.testing.assert_array_equal(often.checkpoints[-1].proxy, rarely.checkpoints[-1].proxy)
@@ -222,7 +259,9 @@ def test_discrete_and_continuous_actions_both_train(env_id):
     assert result.iteration == 1
     action = result.policy(deterministic=True)(env.reset(seed=0)[0])
     assert env.single_action_space.contains(action[0].numpy())
-    assert len(result.checkpoints) == 1 and len(result.checkpoints[0].proxy) == 2
+    assert [c.step for c in result.checkpoints] == [0, 64] and len(result.checkpoints[1].proxy) == 2
+    # categorical and Gaussian heads alike: no KL from the initial policy before the first update
+    assert result.checkpoints[0].kl == 0.0 and result.checkpoints[1].kl > 0.0
 
 
 def test_training_on_the_true_reward_learns_from_info_true_reward():
@@ -230,6 +269,212 @@ def test_training_on_the_true_reward_learns_from_info_true_reward():
     config = tiny_config(reward="true", total_timesteps=16 * 50 * 8, eval_every=0)
     result = train(config, progress=False)
     assert result.checkpoints[-1].true.mean() >= 0.75
+
+
+# --- KL from the initial policy and the KL penalty -------------------------------------------------
+
+
+def test_kl_from_the_initial_policy_is_zero_at_step_0_and_positive_later(tmp_path):
+    """Every evaluation measures KL(current || initial) on its own states: exactly 0 before the
+    first update, positive once training moved the policy. The checkpoint's initial agent is the
+    network the seed builds, and re-measuring with it reproduces the logged KL."""
+    result = train(tiny_config(), run_dir=tmp_path, progress=False)
+    kls = [c.kl for c in result.checkpoints]
+    assert kls[0] == 0.0 and all(kl > 0.01 for kl in kls[1:])
+    with open(tmp_path / "progress.csv", newline="") as file:
+        evaluated = [row for row in csv.DictReader(file) if row["eval/d"]]
+    assert [int(row["global_step"]) for row in evaluated] == [0, 2400, 4800]
+    for row, kl in zip(evaluated, kls, strict=True):
+        assert float(row["eval/kl_from_initial"]) == pytest.approx(kl)
+        assert float(row["eval/d"]) == pytest.approx(kl**0.5)
+
+    env = gym.make_vec(CORRIDOR_ID, num_envs=1)
+    torch.manual_seed(result.config.seed)
+    seeded = ActorCritic(env.single_observation_space, env.single_action_space)
+    initial_state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["initial_agent"]
+    for name, tensor in seeded.state_dict().items():
+        torch.testing.assert_close(initial_state[name], tensor, msg=name)
+    seeded.requires_grad_(False)
+    again = ppo.evaluate_agent(result.agent, result.config, 4800, torch.device("cpu"), initial=seeded)
+    assert again.kl == kls[-1]
+
+
+def test_the_kl_penalty_takes_kl_coef_times_the_log_ratio_off_each_reward():
+    """Same seed, same actions: the penalised rollout's rewards are the plain ones less
+    kl_coef * log(pi(a|s) / pi_ref(a|s)), scaled by reward_scale afterwards; the analytic
+    per-state KL beside it is what the penalty averages to."""
+    env = gym.make_vec(CORRIDOR_ID, num_envs=8)
+    spaces = (env.single_observation_space, env.single_action_space)
+    torch.manual_seed(0)
+    agent = ActorCritic(*spaces, (8,), norm_obs=False)
+    reference = ActorCritic(*spaces, (8,), norm_obs=False)
+    with torch.no_grad():
+        reference.head.logits.weight.mul_(300.0)  # a reference far from the near-uniform agent
+    rollouts = {}
+    for kl_coef in (0.0, 0.5):
+        config = tiny_config(num_envs=8, num_steps=30, kl_coef=kl_coef, reward_scale=2.0)
+        torch.manual_seed(1)
+        rollouts[kl_coef], _ = collect_rollout(agent, env, env.reset(seed=0)[0], config, reference)
+    plain, penalised = rollouts[0.0], rollouts[0.5]
+    assert torch.equal(plain.actions, penalised.actions) and plain.kl_penalty is None
+    with torch.no_grad():
+        log_ratio = agent.distribution(plain.obs).log_prob(plain.actions) - reference.distribution(
+            plain.obs
+        ).log_prob(plain.actions)
+        kl = torch.distributions.kl_divergence(
+            agent.distribution(plain.obs), reference.distribution(plain.obs)
+        )
+    torch.testing.assert_close(penalised.rewards, plain.rewards - 2.0 * 0.5 * log_ratio)
+    torch.testing.assert_close(penalised.kl_penalty, 0.5 * log_ratio)
+    torch.testing.assert_close(penalised.kl_reference, kl)
+    assert float(kl.mean()) > 0.05  # the penalty really moved the rewards
+
+
+def test_a_strong_kl_penalty_toward_the_initial_policy_keeps_the_policy_near_it(tmp_path):
+    """Same seed and budget: with kl_coef = 10 the final KL from the initial policy stays a small
+    fraction of the unpenalised run's, and the log shows the penalty."""
+    free = train(tiny_config(), progress=False)
+    held = train(tiny_config(kl_coef=10.0), run_dir=tmp_path, progress=False)
+    assert free.checkpoints[-1].kl > 0.1
+    assert held.checkpoints[-1].kl < 0.1 * free.checkpoints[-1].kl
+    with open(tmp_path / "progress.csv", newline="") as file:
+        rows = list(csv.DictReader(file))[1:]
+    # the rollouts' KL to the reference (here the initial policy) stays as small
+    assert all(0 <= float(row["charts/kl_reference"]) < 0.05 for row in rows)
+    assert all(np.isfinite(float(row["charts/kl_penalty"])) for row in rows)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """As training runs (``PPOConfig.cpu_threads``): a second thread only slows these small nets."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_cloned_intended_reference_agrees_with_the_scripted_policy_and_stays_stochastic(
+    one_torch_thread,
+):
+    """The behaviour-cloned BoatRace racer picks the scripted intended policy's action on more
+    than 90% of the teacher's states, on its own held-out envs and on fresh episodes; mixed with
+    a uniform tenth, every action keeps probability >= 0.1 / 9."""
+    config = default_config("GamingGym/BoatRace-v0", kl_coef=0.1, kl_reference="intended")
+    reference = ppo.build_intended_reference(config, torch.device("cpu"))
+    assert float(reference.agreement) > 0.9
+
+    env = gym.make_vec("GamingGym/BoatRace-v0", num_envs=8)
+    teacher = env.unwrapped.reference_policy("intended")
+    obs, _ = env.reset(seed=123)
+    matches, probs = [], []
+    for _ in range(300):
+        action = teacher(obs)
+        with torch.no_grad():
+            distribution = reference.action_distribution(obs)
+        matches.append(distribution.probs.argmax(dim=1) == action)
+        probs.append(distribution.probs)
+        obs, *_ = env.step(action)
+    assert float(torch.cat(matches).float().mean()) > 0.9
+    probs = torch.cat(probs)
+    assert float(probs.min()) >= 0.1 / 9 - 1e-6 and float(probs.max()) <= 0.9 + 0.1 / 9 + 1e-6
+
+
+def test_the_cloned_reference_is_deterministic_from_the_seed_and_floors_a_gaussian_std(one_torch_thread):
+    config = tiny_config(kl_coef=0.1, kl_reference="intended")
+    first, second = (ppo.build_intended_reference(config, torch.device("cpu")) for _ in range(2))
+    for name, tensor in first.state_dict().items():
+        torch.testing.assert_close(second.state_dict()[name], tensor, msg=name)
+    assert float(first.agreement) == 1.0  # the Corridor teacher always steps right
+
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    clone = ActorCritic(gym.spaces.Box(-1.0, 1.0, (3,), np.float32), space)
+    with torch.no_grad():
+        clone.head.log_std.fill_(-5.0)  # what a deterministic teacher's likelihood fit heads for
+    scale = SmoothedPolicy(clone).action_distribution(torch.zeros(4, 3)).base_dist.scale
+    torch.testing.assert_close(scale, torch.full((4, 2), MIN_STD))
+
+
+# --- held-out check and early stopping -------------------------------------------------------------
+
+
+def test_the_held_out_check_plays_other_seeds_and_leaves_training_alone(monkeypatch):
+    seeds = []
+    real_evaluate = ppo.evaluate
+
+    def recording_evaluate(policy, env_id, episodes, seed, **kwargs):
+        seeds.append((episodes, seed))
+        return real_evaluate(policy, env_id, episodes=episodes, seed=seed, **kwargs)
+
+    monkeypatch.setattr(ppo, "evaluate", recording_evaluate)
+    checked = train(tiny_config(holdout_episodes=5), progress=False)
+    plain = train(tiny_config(), progress=False)
+    assert [len(c.holdout_true) for c in checked.checkpoints] == [5, 5, 5]
+    assert set(seeds[:2]) == {(8, 3 + 1_000_003), (5, 3 + 2_000_003)}  # evaluation, then held out
+    for name, tensor in plain.agent.state_dict().items():
+        torch.testing.assert_close(checked.agent.state_dict()[name], tensor, msg=name)
+    for with_check, without in zip(checked.checkpoints, plain.checkpoints, strict=True):
+        np.testing.assert_array_equal(with_check.proxy, without.proxy)
+        assert with_check.kl == without.kl and without.holdout_true is None
+
+
+@pytest.mark.parametrize(
+    "curve, min_drop, patience, expected",
+    [
+        ([0.2, 0.5, 0.9, 0.6, 0.5, 0.95], 0.1, 2, (4, 2)),  # two evaluations 0.3, 0.4 below the best
+        ([1.0, 0.9, 0.9], 0.1, 2, (2, 0)),  # exactly min_drop below counts (within 1e-9)
+        ([1.0, 0.9, 0.91], 0.1, 2, (None, 2)),  # one of the last two is not low enough
+        ([0.0, 1.0, 0.5, 1.0, 0.5, 0.5], 0.1, 2, (5, 1)),  # a tie does not replace the best
+        ([0.5, 0.3], 0.1, 1, (1, 0)),
+        ([0.0, 0.5, 0.45, 0.6], 0.1, 2, (None, 3)),  # never fires: the last is kept
+        ([0.7], 0.1, 1, (None, 0)),
+    ],
+)
+def test_early_stopping_fires_at_the_goodhart_onset_of_the_held_out_curve(
+    curve, min_drop, patience, expected
+):
+    assert ppo._early_stop(curve, min_drop, patience) == expected
+
+
+def test_early_stopping_ends_training_with_the_kept_agent_even_across_a_resume(tmp_path, monkeypatch):
+    """A held-out curve (normalised) of 0, 0.8, 0.7, 0.5, ... per iteration peaks at iteration 1
+    and has fallen 0.1 below it for two evaluations at iteration 3: training stops there and
+    hands back the agent of iteration 1, which a one-iteration run reproduces. A run killed in
+    iteration 3 gets that agent back from its checkpoint (written at iteration 2), and running
+    the finished run again, even for longer, returns the same result."""
+    curve = [0.0, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2]
+    references = reference_returns(CORRIDOR_ID, {})
+    random_true, intended_true = references["random"].true.mean(), references["intended"].true.mean()
+    real_evaluate_agent = ppo.evaluate_agent
+
+    def evaluate_with_a_falling_holdout(agent, config, step, device, initial=None):
+        checkpoint = real_evaluate_agent(agent, config, step, device, initial)
+        held_out = random_true + curve[step // config.batch_size] * (intended_true - random_true)
+        return dataclasses.replace(checkpoint, holdout_true=np.full(4, held_out))
+
+    monkeypatch.setattr(ppo, "evaluate_agent", evaluate_with_a_falling_holdout)
+    config = tiny_config(eval_every=1, holdout_episodes=4, early_stop=True)
+    whole = train(config, run_dir=tmp_path / "whole", progress=False)
+    assert (whole.stopped_step, whole.kept_step, whole.iteration) == (2400, 800, 3)
+    assert [c.step for c in whole.checkpoints] == [0, 800, 1600, 2400]
+    one_iteration = train(tiny_config(total_timesteps=800), progress=False)
+    for name, tensor in one_iteration.agent.state_dict().items():
+        torch.testing.assert_close(whole.agent.state_dict()[name], tensor, msg=name)
+    saved = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    assert (saved["stopped_step"], saved["kept_step"], saved["iteration"]) == (2400, 800, 3)
+    loaded, _ = load_agent(tmp_path / "whole")
+    torch.testing.assert_close(loaded.state_dict(), whole.agent.state_dict())
+
+    crash_in_iteration(3, config, tmp_path / "split", monkeypatch)
+    resumed = train(config, run_dir=tmp_path / "split", progress=False)
+    assert (resumed.stopped_step, resumed.kept_step, resumed.iteration) == (2400, 800, 3)
+    torch.testing.assert_close(resumed.agent.state_dict(), whole.agent.state_dict())
+
+    longer = dataclasses.replace(config, total_timesteps=2 * config.total_timesteps)
+    again = train(longer, run_dir=tmp_path / "whole", progress=False)
+    assert (again.stopped_step, again.kept_step, again.iteration) == (2400, 800, 3)
+    torch.testing.assert_close(again.agent.state_dict(), whole.agent.state_dict())
+    with open(tmp_path / "whole" / "progress.csv", newline="") as file:
+        assert [int(row["iteration"]) for row in csv.DictReader(file)] == [0, 1, 2, 3]
 
 
 # --- configuration ------------------------------------------------------------------------------
@@ -246,6 +491,14 @@ def test_training_on_the_true_reward_learns_from_info_true_reward():
         ("total_timesteps", 100, "less than one rollout"),
         ("hidden_sizes", (), "hidden_sizes must be a non-empty tuple"),
         ("target_kl", 0.0, "target_kl must be None or a number > 0"),
+        ("kl_coef", -0.1, "kl_coef must be a finite number >= 0"),
+        ("kl_coef", float("inf"), "kl_coef must be a finite number >= 0"),
+        ("kl_reference", "sft", "kl_reference must be one of"),
+        ("holdout_episodes", -1, "holdout_episodes must be an int >= 0"),
+        ("early_stop", 1, "early_stop must be True or False"),
+        ("early_stop", True, "early_stop needs holdout_episodes > 0"),
+        ("early_stop_patience", 0, "early_stop_patience must be a positive int"),
+        ("early_stop_min_drop", -0.1, "early_stop_min_drop must be a finite number >= 0"),
     ],
 )
 def test_bad_config_values_are_named_with_what_is_accepted(field, value, message):

@@ -10,6 +10,13 @@ PPO trains on the *proxy* reward by default, which is how it discovers the explo
 ``reward="true"`` trains on ``info["true_reward"]`` instead, the intended baseline every
 Goodhart experiment compares against.
 
+Every evaluation, from the untrained policy at step 0 on, also measures the KL divergence of the
+policy from its initial self (Gao et al.'s optimisation distance is its square root). Two
+mitigations of Goodhart's law are configuration switches: a KL penalty toward the initial policy
+or a behaviour-cloned copy of the env's intended policy (``kl_coef``, ``kl_reference``; RLHF's
+SFT-model penalty), and early stopping at the Goodhart onset as a held-out true-reward check
+sees it (``holdout_episodes``, ``early_stop``; after Karwowski et al.).
+
 Example::
 
     from gaming_gym.agents.ppo import default_config, train
@@ -20,12 +27,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,14 +43,17 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
+from torch.distributions import kl_divergence
 
+from gaming_gym.agents.reference import SmoothedPolicy, behaviour_clone
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
-from gaming_gym.evaluation import evaluate
+from gaming_gym.evaluation import evaluate, reference_returns
 from gaming_gym.files import atomic_write
-from gaming_gym.metrics import Checkpoint
+from gaming_gym.metrics import Checkpoint, normalise
 from gaming_gym.wrappers import RecordVectorEpisodeStatistics
 
 REWARDS = ("proxy", "true")
+KL_REFERENCES = ("initial", "intended")
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "progress.csv"
 
@@ -99,7 +111,8 @@ class PPOConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)
     """widths of the tanh hidden layers of the actor and of the critic"""
     eval_every: int = 10
-    """iterations between evaluations (an evaluation always ends the run); 0 evaluates only at the end"""
+    """iterations between evaluations (one always starts and one always ends the run); 0 evaluates
+    only at the start and the end"""
     eval_episodes: int = 16
     """episodes per evaluation"""
     eval_deterministic: bool = False
@@ -110,11 +123,35 @@ class PPOConfig:
     """torch CPU threads while training; one is fastest for these small networks and batches (more
     threads mostly wait on each other, badly so on a busy machine); ``None`` keeps torch's setting"""
 
+    # Mitigations of Goodhart's law: a KL penalty (as in RLHF) and early stopping (Karwowski et al.).
+    kl_coef: float = 0.0
+    """weight of a KL penalty toward ``kl_reference``, in RLHF's reward form: each step's
+    trained-on reward loses ``kl_coef * log(pi(a|s) / pi_ref(a|s))``, whose mean is
+    ``kl_coef * KL(pi(.|s) || pi_ref(.|s))`` (before ``reward_scale``; logged returns stay
+    unpenalised); 0 turns it off"""
+    kl_reference: str = "initial"
+    """the penalty's reference policy: ``"initial"`` (the untrained policy; near uniform, so the
+    penalty acts much like an entropy bonus) or ``"intended"`` (a behaviour-cloned copy of the env's
+    scripted intended policy, the analogue of RLHF's SFT model; see ``agents/reference.py``)"""
+    holdout_episodes: int = 0
+    """episodes of a held-out true-reward check at each evaluation, on other seeds than the
+    evaluation episodes (``Checkpoint.holdout_true``); 0 runs none"""
+    early_stop: bool = False
+    """stop training at the Goodhart onset as the held-out check sees it and keep the agent of its
+    best evaluation; needs ``holdout_episodes > 0``"""
+    early_stop_patience: int = 2
+    """evaluations in a row, after the best one, that must lie ``early_stop_min_drop`` below it"""
+    early_stop_min_drop: float = 0.1
+    """how far the held-out true return must fall below its best to count, in normalised units
+    (0 is the random policy's true return, 1 the intended policy's)"""
+
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
         self.knobs = dict(self.knobs)
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        if self.kl_reference not in KL_REFERENCES:
+            raise ValueError(f"kl_reference must be one of {KL_REFERENCES}, got {self.kl_reference!r}")
         for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs"):
             _require(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 1, "a positive int")
         for name in ("eval_every", "checkpoint_every"):
@@ -136,6 +173,7 @@ class PPOConfig:
             "None or a positive int",
         )
         _require("target_kl", self.target_kl, lambda v: v is None or v > 0, "None or a number > 0")
+        self._check_mitigations()
         _require(
             "hidden_sizes",
             self.hidden_sizes,
@@ -151,6 +189,32 @@ class PPOConfig:
             raise ValueError(
                 f"total_timesteps={self.total_timesteps} is less than one rollout "
                 f"(num_envs * num_steps = {self.batch_size}); raise it or shrink the rollout"
+            )
+
+    def _check_mitigations(self) -> None:
+        finite_at_least_zero = "a finite number >= 0"
+        _require("kl_coef", self.kl_coef, lambda v: math.isfinite(v) and v >= 0, finite_at_least_zero)
+        _require(
+            "holdout_episodes", self.holdout_episodes, lambda v: isinstance(v, int) and v >= 0, "an int >= 0"
+        )
+        if not isinstance(self.early_stop, bool):
+            raise ValueError(f"PPOConfig.early_stop must be True or False, got {self.early_stop!r}")
+        _require(
+            "early_stop_patience",
+            self.early_stop_patience,
+            lambda v: isinstance(v, int) and v >= 1,
+            "a positive int",
+        )
+        _require(
+            "early_stop_min_drop",
+            self.early_stop_min_drop,
+            lambda v: math.isfinite(v) and v >= 0,
+            finite_at_least_zero,
+        )
+        if self.early_stop and self.holdout_episodes == 0:
+            raise ValueError(
+                "PPOConfig.early_stop needs holdout_episodes > 0: it judges the Goodhart onset on a "
+                "held-out true-reward check, not on the evaluation episodes it reports"
             )
 
     @property
@@ -280,6 +344,10 @@ class DiscreteHead(nn.Module):
     def to_env(self, action: torch.Tensor) -> torch.Tensor:
         return action + self.start
 
+    def from_env(self, action: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_env`: an env action as this head samples it."""
+        return action.long() - self.start
+
 
 class GaussianHead(nn.Module):
     """Diagonal Gaussian over ``Box`` actions with a learned, state-independent log std.
@@ -306,6 +374,10 @@ class GaussianHead(nn.Module):
 
     def to_env(self, action: torch.Tensor) -> torch.Tensor:
         return torch.maximum(torch.minimum(action, self.high), self.low).view(-1, *self.shape)
+
+    def from_env(self, action: torch.Tensor) -> torch.Tensor:
+        """An env action as this head samples it (flat; in-box actions need no unclipping)."""
+        return action.float().flatten(1)
 
 
 def make_head(space: gym.Space, width: int) -> DiscreteHead | GaussianHead:
@@ -372,16 +444,34 @@ class ActorCritic(nn.Module):
     def distribution(self, norm_obs: torch.Tensor) -> torch.distributions.Distribution:
         return self.head.distribution(self.actor(norm_obs))
 
+    def action_distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        """The action distribution on raw observations, normalised by this network's statistics."""
+        return self.distribution(self.normalise(obs))
+
     def policy(self, deterministic: bool = False) -> Policy:
         """A batched policy on raw observations, as :func:`gaming_gym.evaluation.evaluate` takes."""
 
         @torch.no_grad()
         def act(obs: torch.Tensor) -> torch.Tensor:
-            distribution = self.distribution(self.normalise(obs))
+            distribution = self.action_distribution(obs)
             action = self.head.greedy(distribution) if deterministic else distribution.sample()
             return self.head.to_env(action)
 
         return act
+
+
+ReferencePolicy = ActorCritic | SmoothedPolicy
+"""A policy a KL is measured against: both give ``action_distribution(raw_obs)``."""
+
+
+def kl_from(reference: ReferencePolicy, distribution: torch.distributions.Distribution, obs: torch.Tensor):
+    """Per-state KL(distribution || reference(.|s)) in nats, on the raw observations ``obs``.
+
+    The reference normalises ``obs`` with its own statistics, so each policy is the function of
+    raw observations it really is. Analytic (``torch.distributions.kl_divergence``), for
+    categorical and diagonal Gaussian policies alike.
+    """
+    return kl_divergence(distribution, reference.action_distribution(obs))
 
 
 # --- rollout -----------------------------------------------------------------------------------
@@ -395,11 +485,13 @@ class Rollout:
     actions: torch.Tensor
     log_probs: torch.Tensor
     values: torch.Tensor
-    rewards: torch.Tensor  # the trained-on reward, scaled
+    rewards: torch.Tensor  # the trained-on reward, less any KL penalty, scaled
     terminated: torch.Tensor
     truncated: torch.Tensor
     final_values: torch.Tensor  # V(last observation) where truncated, else 0
     next_value: torch.Tensor  # (num_envs,) V of the observation after the rollout
+    kl_penalty: torch.Tensor | None = None  # kl_coef * log(pi(a_t|s_t) / pi_ref(a_t|s_t)), taken off rewards
+    kl_reference: torch.Tensor | None = None  # KL(pi(.|s_t) || pi_ref(.|s_t)), where penalised
 
 
 @torch.no_grad()
@@ -408,18 +500,34 @@ def collect_rollout(
     env: gym.vector.VectorEnv,
     obs: torch.Tensor,
     config: PPOConfig,
+    reference: ReferencePolicy | None = None,
 ) -> tuple[Rollout, torch.Tensor]:
     """Step the batched env ``num_steps`` times with the current policy; return the rollout and the
     observation to continue from.
 
     The env resets ended episodes within the same step, so where an episode was *truncated* its
     last observation comes from ``info["final_obs"]``; its value is kept to bootstrap from.
+
+    With a ``reference`` and ``config.kl_coef > 0``, each step's reward loses
+    ``kl_coef * log(pi(a_t|s_t) / pi_ref(a_t|s_t))`` before ``reward_scale``, as RLHF's PPO does
+    (Ziegler et al. 2019; Ouyang et al. 2022). Its expectation over the action is
+    ``kl_coef * KL(pi(.|s_t) || pi_ref(.|s_t))``, but unlike that analytic per-state KL it depends
+    on the action taken, so the policy gradient pulls each state's action distribution towards
+    the reference. The analytic KL is the same for every action at ``s_t``, so as a reward it only
+    penalises *reaching* states where the policy differs (measured on the tests' Corridor env: 10 x
+    the analytic KL left the KL from the initial policy where no penalty did; 10 x the log-ratio
+    cut it 77-fold). The analytic KL is kept for the log, in ``Rollout.kl_reference``; both stay
+    on the device (no host sync per step).
     """
     steps, n = config.num_steps, config.num_envs
     device = obs.device
+    penalised = reference is not None and config.kl_coef > 0
     buffers = {
         name: torch.zeros(steps, n, device=device)
         for name in ("log_probs", "values", "rewards", "final_values")
+    }
+    kl_buffers = {
+        name: torch.zeros(steps, n, device=device) for name in ("kl_penalty", "kl_reference") if penalised
     }
     terminated_buffer = torch.zeros(steps, n, dtype=torch.bool, device=device)
     truncated_buffer = torch.zeros_like(terminated_buffer)
@@ -428,12 +536,20 @@ def collect_rollout(
         norm_obs = agent.normalise(obs, update=True)
         distribution = agent.distribution(norm_obs)
         action = distribution.sample()
+        log_prob = distribution.log_prob(action)
+        if penalised:
+            reference_distribution = reference.action_distribution(obs)
+            log_ratio = log_prob - reference_distribution.log_prob(action)
+            kl_buffers["kl_penalty"][step] = config.kl_coef * log_ratio
+            kl_buffers["kl_reference"][step] = kl_divergence(distribution, reference_distribution)
         obs, proxy, terminated, truncated, info = env.step(agent.head.to_env(action))
         reward = proxy if config.reward == "proxy" else info["true_reward"]
+        if penalised:
+            reward = reward - kl_buffers["kl_penalty"][step]
 
         obs_buffer.append(norm_obs)
         action_buffer.append(action)
-        buffers["log_probs"][step] = distribution.log_prob(action)
+        buffers["log_probs"][step] = log_prob
         buffers["values"][step] = agent.value(norm_obs)
         buffers["rewards"][step] = reward * config.reward_scale
         terminated_buffer[step], truncated_buffer[step] = terminated, truncated
@@ -448,6 +564,7 @@ def collect_rollout(
         truncated=truncated_buffer,
         next_value=agent.value(agent.normalise(obs)),
         **buffers,
+        **kl_buffers,
     )
     return rollout, obs
 
@@ -549,24 +666,165 @@ def _explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
     return math.nan if variance == 0 else 1.0 - float((target - predicted).var()) / variance
 
 
-def evaluate_agent(agent: ActorCritic, config: PPOConfig, step: int, device: torch.device) -> Checkpoint:
+EVAL_SEED_OFFSET = 1_000_003
+"""Evaluation episodes are seeded ``config.seed + EVAL_SEED_OFFSET``: other episodes than training's."""
+HOLDOUT_SEED_OFFSET = 2_000_003
+"""Seed offset of the held-out true-reward check: other episodes than the evaluation's too."""
+REFERENCE_SEED_OFFSET = 3_000_003
+"""Seed offset of the behaviour-cloned reference's demonstrations and fit."""
+
+
+@contextlib.contextmanager
+def _seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Run the block on a forked torch RNG seeded with ``seed``: reproducible on its own, and the
+    caller's random stream (the training run's) is left exactly where it was."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def evaluate_agent(
+    agent: ActorCritic,
+    config: PPOConfig,
+    step: int,
+    device: torch.device,
+    initial: ActorCritic | None = None,
+) -> Checkpoint:
     """Per-episode proxy and true returns of the current policy, as a Goodhart-metric record.
 
     Runs on a forked, freshly seeded torch RNG: evaluations are reproducible, and how often they
     happen does not change the training run's own random stream.
+
+    With ``initial`` (the policy before training) the record's ``kl`` is the mean
+    KL(current || initial) over every state the policy acted on during the evaluation, all of
+    them on-policy (envs whose episode ended play on until the last one ends, and count too);
+    ``sqrt(kl)`` is Gao et al.'s distance d: exactly 0 before the first update. With
+    ``config.holdout_episodes`` the same policy also plays that many episodes on other seeds (and
+    its own forked RNG), the held-out true-reward check that early stopping reads.
     """
-    seed = config.seed + 1_000_003  # evaluation episodes differ from training ones
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
+    policy = agent.policy(deterministic=config.eval_deterministic)
+    kls: list[torch.Tensor] = []
+    seed = config.seed + EVAL_SEED_OFFSET
+    with _seeded_rng(seed, device):
         returns = evaluate(
-            agent.policy(deterministic=config.eval_deterministic),
+            policy if initial is None else _measuring_kl(policy, agent, initial, kls),
             config.env_id,
             episodes=config.eval_episodes,
             seed=seed,
             device=device,
             knobs=config.knobs,
         )
-    return Checkpoint.from_returns(step, returns)
+    kl = None
+    if initial is not None:  # nearly identical policies can round to a hair below 0
+        kl = max(float(torch.cat(kls).mean()), 0.0)
+    holdout = None
+    if config.holdout_episodes:
+        seed = config.seed + HOLDOUT_SEED_OFFSET
+        with _seeded_rng(seed, device):
+            holdout = evaluate(
+                policy,
+                config.env_id,
+                episodes=config.holdout_episodes,
+                seed=seed,
+                device=device,
+                knobs=config.knobs,
+            )
+    return Checkpoint.from_returns(step, returns, kl=kl, holdout=holdout)
+
+
+def _measuring_kl(
+    policy: Policy, agent: ActorCritic, initial: ActorCritic, kls: list[torch.Tensor]
+) -> Policy:
+    """``policy`` (the agent's), appending KL(agent || initial) on each batch of observations it
+    acts on to ``kls`` (on the device; nothing waits for them until the evaluation is over)."""
+
+    @torch.no_grad()
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        kls.append(kl_from(initial, agent.action_distribution(obs), obs))
+        return policy(obs)
+
+    return act
+
+
+# --- the reference policy of the KL penalty ------------------------------------------------------
+
+REFERENCE_ENVS = 64
+"""Envs the scripted intended policy plays to collect demonstrations for its clone (one episode's
+length each: 64 x 1000 states on BoatRace); the last eighth are held out to measure agreement."""
+
+
+def build_intended_reference(config: PPOConfig, device: torch.device) -> SmoothedPolicy:
+    """A behaviour-cloned copy of the env's scripted ``intended`` policy: RLHF's SFT model here.
+
+    The teacher plays ``REFERENCE_ENVS`` envs (the run's env and knobs) for one episode's length,
+    with random actions mixed in (see :func:`~gaming_gym.agents.reference.collect_demonstrations`);
+    a fresh :class:`ActorCritic` of the run's ``hidden_sizes``, normalising observations with its
+    own statistics, is fitted to the teacher's actions by maximum likelihood and smoothed to stay
+    stochastic (:class:`~gaming_gym.agents.reference.SmoothedPolicy`). Deterministic from
+    ``config.seed``, on a forked RNG, so the training run's random stream is untouched. A few
+    seconds on a CPU.
+    """
+    env = gym.make_vec(config.env_id, num_envs=REFERENCE_ENVS, device=device, **config.knobs)
+    try:
+        steps = env.unwrapped.max_episode_steps or 1000
+        seed = config.seed + REFERENCE_SEED_OFFSET
+        with _seeded_rng(seed, device):
+            clone = _new_agent(env, config, norm_obs=True).to(device)
+            return behaviour_clone(
+                env.unwrapped.reference_policy("intended"),
+                env,
+                clone,
+                steps,
+                seed,
+                held_out_envs=REFERENCE_ENVS // 8,
+            )
+    finally:
+        env.close()
+
+
+def _new_agent(env: gym.vector.VectorEnv, config: PPOConfig, norm_obs: bool) -> ActorCritic:
+    return ActorCritic(env.single_observation_space, env.single_action_space, config.hidden_sizes, norm_obs)
+
+
+# --- early stopping ------------------------------------------------------------------------------
+
+
+def _early_stop(holdout: Sequence[float], min_drop: float = 0.1, patience: int = 2) -> tuple[int | None, int]:
+    """Where early stopping fires on the normalised held-out true curve, and which index it keeps.
+
+    Walking forward, it fires at the first index j whose last ``patience`` checkpoints all come
+    after the running best and each lie at least ``min_drop`` (within 1e-9) below it: the
+    Goodhart onset, judged on the held-out check (Karwowski et al.). It keeps the running best's
+    index (ties keep the earlier). Returns ``(j, kept)``, or ``(None, last index)`` if it never
+    fires.
+    """
+    # TODO(integrate): use metrics.early_stop
+    best = 0
+    for j, value in enumerate(holdout):
+        if value > holdout[best]:
+            best = j
+        recent = range(j - patience + 1, j + 1)
+        if recent.start > best and all(holdout[i] <= holdout[best] - min_drop + 1e-9 for i in recent):
+            return j, best
+    return None, len(holdout) - 1
+
+
+def _true_anchors(config: PPOConfig) -> tuple[float, float]:
+    """Mean true returns of the random and the intended policy on the run's env and knobs: 0 and 1
+    of the normalised units ``early_stop_min_drop`` is given in."""
+    references = reference_returns(config.env_id, config.knobs)
+    random_mean = float(references["random"].true.mean())
+    intended_mean = float(references["intended"].true.mean())
+    if random_mean == intended_mean:
+        raise ValueError(
+            f"early_stop cannot normalise held-out true returns on {config.env_id}: the random and the "
+            f"intended policy both average {random_mean}; turn early_stop off for this env"
+        )
+    return random_mean, intended_mean
+
+
+def _normalised_holdout(checkpoints: Sequence[Checkpoint], anchors: tuple[float, float]) -> list[float]:
+    return [float(normalise(np.mean(c.holdout_true), *anchors)) for c in checkpoints]
 
 
 # --- the training loop ---------------------------------------------------------------------------
@@ -578,10 +836,18 @@ class TrainResult:
 
     config: PPOConfig
     agent: ActorCritic
-    checkpoints: list[Checkpoint]  # one per evaluation, in step order
+    checkpoints: list[Checkpoint]  # one per evaluation, in step order, the first at step 0
     global_step: int
     iteration: int
     run_dir: Path | None
+    stopped_step: int | None = None
+    """step of the evaluation at which early stopping fired and training ended (it may be the
+    last); ``None`` when it never fired"""
+    kept_step: int | None = None
+    """when early stopping fired, the step of the evaluation whose agent ``agent`` is"""
+    reference_agreement: float | None = None
+    """greedy agreement of the cloned ``intended`` reference with the scripted policy (held-out
+    states), when the KL penalty uses it"""
 
     def policy(self, deterministic: bool = False) -> Policy:
         """The trained batched policy, for :func:`gaming_gym.evaluation.evaluate`."""
@@ -596,9 +862,15 @@ class _Run:
     optimizer: torch.optim.Optimizer
     env: RecordVectorEpisodeStatistics
     obs: torch.Tensor
+    initial_agent: ActorCritic  # a frozen copy of the agent before training: KL is measured from it
+    reference: ReferencePolicy | None = None  # the KL penalty's reference, when kl_coef > 0
     iteration: int = 0
     global_step: int = 0
     checkpoints: list[Checkpoint] = field(default_factory=list)
+    best_agent: dict[str, torch.Tensor] | None = None  # early_stop: agent at the best held-out evaluation
+    best_step: int | None = None
+    stopped_step: int | None = None
+    kept_step: int | None = None
 
 
 def train(
@@ -609,13 +881,16 @@ def train(
 ) -> TrainResult:
     """Train PPO as ``config`` says; with ``run_dir``, log there, checkpoint there and resume there.
 
-    ``run_dir`` receives ``checkpoint.pt`` (config, agent with its observation statistics,
-    optimiser, RNG and env state, evaluations; written atomically every ``checkpoint_every``
-    iterations and at the end), ``progress.csv`` (one row per iteration, written as it goes) and
-    TensorBoard scalars (``charts/...``, ``losses/...``, ``eval/...``) when ``tensorboard`` is
-    installed. If ``run_dir`` already holds a checkpoint and ``resume`` is true, training continues
-    from it as if it had never stopped; a finished run just returns its result. ``progress``
-    shows a tqdm bar with the recent proxy and true episode returns.
+    The agent is evaluated before the first update (step 0, where its KL from the initial policy
+    is 0), every ``eval_every`` iterations and at the end. ``run_dir`` receives
+    ``checkpoint.pt`` (config, agent with its observation statistics, the initial agent, the KL
+    penalty's cloned reference, optimiser, RNG and env state, evaluations, early-stopping state;
+    written atomically every ``checkpoint_every`` iterations and at the end), ``progress.csv`` (a
+    row for the step-0 evaluation, then one per iteration, written as it goes) and TensorBoard
+    scalars (``charts/...``, ``losses/...``, ``eval/...``) when ``tensorboard`` is installed. If
+    ``run_dir`` already holds a checkpoint and ``resume`` is true, training continues from it as
+    if it had never stopped; a finished run (or one early stopping ended) just returns its
+    result. ``progress`` shows a tqdm bar with the recent proxy and true episode returns.
     """
     threads_before = torch.get_num_threads()
     if config.cpu_threads is not None:
@@ -630,34 +905,54 @@ def _train(config: PPOConfig, run_dir: str | os.PathLike | None, progress: bool,
     device = resolve_device(config.device)
     run_dir = Path(run_dir) if run_dir is not None else None
     checkpoint_path = run_dir / CHECKPOINT_FILE if run_dir is not None else None
-    run = _start_run(config, device)
+    saved = None
     if checkpoint_path is not None and checkpoint_path.exists():
         if not resume:
             raise FileExistsError(f"{checkpoint_path} exists; pass resume=True to continue that run")
-        _restore(run, torch.load(checkpoint_path, map_location=device, weights_only=True), config)
-    logger = _Logger(run_dir, first_iteration=run.iteration + 1)
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
+    anchors = _true_anchors(config) if config.early_stop else None
+    run = _start_run(config, device)
+    if saved is not None:
+        _restore(run, saved, config, device)
+    elif config.kl_coef > 0 and config.kl_reference == "intended":
+        run.reference = build_intended_reference(config, device)
+    logger = _Logger(run_dir, first_iteration=0 if saved is None else run.iteration + 1)
     bar = _progress_bar(config, run.global_step, enabled=progress)
     try:
-        while run.iteration < config.num_iterations:
+        if run.iteration == 0:
+            logger.write({"iteration": 0, "global_step": 0, **_evaluate(run, config, device, anchors)})
+        while run.iteration < config.num_iterations and run.stopped_step is None:
             row = _train_iteration(run, config, device)
-            if _due(run.iteration, config.eval_every) or run.iteration == config.num_iterations:
-                run.checkpoints.append(evaluate_agent(run.agent, config, run.global_step, device))
-                row["eval/proxy_return"] = float(np.mean(run.checkpoints[-1].proxy))
-                row["eval/true_return"] = float(np.mean(run.checkpoints[-1].true))
+            last = run.iteration == config.num_iterations
+            if _due(run.iteration, config.eval_every) or last:
+                row.update(_evaluate(run, config, device, anchors))
             logger.write(row)
             bar.update(config.batch_size)
             bar.set_postfix(
                 proxy=f"{row['charts/proxy_return']:.2f}", true=f"{row['charts/true_return']:.2f}"
             )
+            if run.stopped_step is not None and progress:
+                bar.write(f"early stop at step {run.stopped_step}: kept the agent of step {run.kept_step}")
             if checkpoint_path is not None and (
-                _due(run.iteration, config.checkpoint_every) or run.iteration == config.num_iterations
+                _due(run.iteration, config.checkpoint_every) or last or run.stopped_step is not None
             ):
                 save_checkpoint(run, config, checkpoint_path)
     finally:
         bar.close()
         logger.close()
         run.env.close()
-    return TrainResult(config, run.agent, run.checkpoints, run.global_step, run.iteration, run_dir)
+    agreement = float(run.reference.agreement) if isinstance(run.reference, SmoothedPolicy) else None
+    return TrainResult(
+        config,
+        run.agent,
+        run.checkpoints,
+        run.global_step,
+        run.iteration,
+        run_dir,
+        stopped_step=run.stopped_step,
+        kept_step=run.kept_step,
+        reference_agreement=agreement,
+    )
 
 
 def _due(iteration: int, every: int) -> bool:
@@ -665,7 +960,11 @@ def _due(iteration: int, every: int) -> bool:
 
 
 def _start_run(config: PPOConfig, device: torch.device) -> _Run:
-    """Seed everything, make the batched env and a fresh agent and optimiser."""
+    """Seed everything, make the batched env, a fresh agent (and its frozen copy) and optimiser.
+
+    The KL penalty's reference is the frozen initial agent with ``kl_reference="initial"``; a
+    cloned ``"intended"`` one is built (or restored) by the caller.
+    """
     torch.manual_seed(config.seed)
     env = gym.make_vec(config.env_id, num_envs=config.num_envs, device=device, **config.knobs)
     if not isinstance(env.unwrapped, GameableVectorEnv):
@@ -674,12 +973,68 @@ def _start_run(config: PPOConfig, device: torch.device) -> _Run:
             "GameableVectorEnv (the vector entry point of a gameable env)"
         )
     env = RecordVectorEpisodeStatistics(env)
-    agent = ActorCritic(
-        env.single_observation_space, env.single_action_space, config.hidden_sizes, config.norm_obs
-    ).to(device)
+    agent = _new_agent(env, config, config.norm_obs).to(device)
+    initial_agent = copy.deepcopy(agent).requires_grad_(False)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
     obs, _ = env.reset(seed=config.seed)
-    return _Run(agent, optimizer, env, obs)
+    run = _Run(agent, optimizer, env, obs, initial_agent)
+    if config.kl_coef > 0 and config.kl_reference == "initial":
+        run.reference = initial_agent
+    return run
+
+
+def _evaluate(
+    run: _Run, config: PPOConfig, device: torch.device, anchors: tuple[float, float] | None
+) -> dict[str, float]:
+    """Evaluate the agent now (early stopping may then end the run); return the log's eval columns."""
+    checkpoint = evaluate_agent(run.agent, config, run.global_step, device, run.initial_agent)
+    run.checkpoints.append(checkpoint)
+    if config.early_stop:
+        _apply_early_stop(run, config, anchors)
+    return _evaluation_row(checkpoint)
+
+
+def _apply_early_stop(run: _Run, config: PPOConfig, anchors: tuple[float, float]) -> None:
+    """Keep a copy of the agent at the best held-out evaluation so far; at the Goodhart onset,
+    put that agent back and mark the run stopped (the optimiser keeps its later state: the run is
+    over)."""
+    curve = _normalised_holdout(run.checkpoints, anchors)
+    if int(np.argmax(curve)) == len(curve) - 1:  # a new running best (a tie keeps the earlier one)
+        run.best_agent = {name: tensor.clone() for name, tensor in run.agent.state_dict().items()}
+        run.best_step = run.global_step
+    fired, kept = _early_stop(curve, config.early_stop_min_drop, config.early_stop_patience)
+    if fired is None:
+        return
+    if run.checkpoints[kept].step != run.best_step:
+        raise RuntimeError(
+            f"early stopping kept step {run.checkpoints[kept].step} but the best agent held is of "
+            f"step {run.best_step}"
+        )
+    run.agent.load_state_dict(run.best_agent)
+    run.stopped_step, run.kept_step = run.checkpoints[fired].step, run.best_step
+
+
+EVAL_COLUMNS = (
+    "eval/proxy_return",
+    "eval/true_return",
+    "eval/kl_from_initial",
+    "eval/d",
+    "eval/holdout_true_return",
+)
+"""Log columns of an evaluation (the held-out one only with ``holdout_episodes``)."""
+
+
+def _evaluation_row(checkpoint: Checkpoint) -> dict[str, float]:
+    row = {
+        "eval/proxy_return": float(np.mean(checkpoint.proxy)),
+        "eval/true_return": float(np.mean(checkpoint.true)),
+    }
+    if checkpoint.kl is not None:
+        row["eval/kl_from_initial"] = checkpoint.kl
+        row["eval/d"] = math.sqrt(checkpoint.kl)  # Gao et al.'s distance from the initial policy
+    if checkpoint.holdout_true is not None:
+        row["eval/holdout_true_return"] = float(np.mean(checkpoint.holdout_true))
+    return row
 
 
 def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict[str, float]:
@@ -688,7 +1043,7 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
     if config.anneal_lr:
         fraction = 1.0 - run.iteration / config.num_iterations
         run.optimizer.param_groups[0]["lr"] = fraction * config.learning_rate
-    rollout, run.obs = collect_rollout(run.agent, run.env, run.obs, config)
+    rollout, run.obs = collect_rollout(run.agent, run.env, run.obs, config, run.reference)
     advantages, returns = compute_gae(
         rollout.rewards,
         rollout.values,
@@ -703,7 +1058,7 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
     run.iteration += 1
     run.global_step += config.batch_size
     episodes = run.env.queues.means()
-    return {
+    row = {
         "iteration": run.iteration,
         "global_step": run.global_step,
         "charts/proxy_return": episodes.get("proxy", math.nan),
@@ -711,9 +1066,12 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
         "charts/episode_length": episodes.get("length", math.nan),
         "charts/episodes": run.env.queues.episode_count,
         "charts/learning_rate": run.optimizer.param_groups[0]["lr"],
-        "charts/fps": config.batch_size / (time.perf_counter() - started),
-        **{f"losses/{name}": value for name, value in losses.items()},
     }
+    if rollout.kl_reference is not None:
+        row["charts/kl_reference"] = float(rollout.kl_reference.mean())  # mean KL(pi || pi_ref) per state
+        row["charts/kl_penalty"] = float(rollout.kl_penalty.mean())  # mean penalty a step, unscaled
+    row["charts/fps"] = config.batch_size / (time.perf_counter() - started)
+    return {**row, **{f"losses/{name}": value for name, value in losses.items()}}
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
@@ -727,18 +1085,29 @@ def save_checkpoint(run: _Run, config: PPOConfig, path: Path) -> None:
         "iteration": run.iteration,
         "global_step": run.global_step,
         "agent": run.agent.state_dict(),
+        "initial_agent": run.initial_agent.state_dict(),
+        "reference": run.reference.state_dict() if isinstance(run.reference, SmoothedPolicy) else None,
         "optimizer": run.optimizer.state_dict(),
         "torch_rng": torch.get_rng_state(),
         "env": run.env.get_state(),
         "obs": run.obs,
         "evaluations": [c.to_record() for c in run.checkpoints],
+        "best_agent": run.best_agent,
+        "best_step": run.best_step,
+        "stopped_step": run.stopped_step,
+        "kept_step": run.kept_step,
     }
     with atomic_write(path) as partial:
         torch.save(state, partial)
 
 
-def _restore(run: _Run, state: dict[str, Any], config: PPOConfig) -> None:
-    """Put a saved run's state back into ``run``, after checking it is the same experiment."""
+def _restore(run: _Run, state: dict[str, Any], config: PPOConfig, device: torch.device) -> None:
+    """Put a saved run's state back into ``run``, after checking it is the same experiment.
+
+    Checkpoints written before the initial agent was saved restore too: :func:`_start_run` seeds
+    torch before building the agent, so the initial agent it made is the one that run started
+    from; their evaluations just carry no KL.
+    """
     saved = PPOConfig(**state["config"])
     differing = [
         f.name
@@ -751,16 +1120,30 @@ def _restore(run: _Run, state: dict[str, Any], config: PPOConfig) -> None:
             f"{', '.join(differing)}); use a fresh run_dir, or the same config to resume"
         )
     run.agent.load_state_dict(state["agent"])
+    if state.get("initial_agent") is not None:
+        run.initial_agent.load_state_dict(state["initial_agent"])
+    if state.get("reference") is not None:  # built before the RNG state below is put back
+        run.reference = SmoothedPolicy(_new_agent(run.env, config, norm_obs=True)).to(device)
+        run.reference.load_state_dict(state["reference"])
+        run.reference.requires_grad_(False)
     run.optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     run.env.set_state(state["env"])
     run.obs = state["obs"]
     run.iteration, run.global_step = state["iteration"], state["global_step"]
     run.checkpoints = [Checkpoint.from_record(record) for record in state["evaluations"]]
+    run.best_agent, run.best_step = state.get("best_agent"), state.get("best_step")
+    run.stopped_step, run.kept_step = state.get("stopped_step"), state.get("kept_step")
 
 
 RESUMABLE_CHANGES = ("total_timesteps", "eval_every", "checkpoint_every", "device", "cpu_threads")
-"""Config fields a resumed run may change (to train longer, say); all others must match."""
+"""Config fields a resumed run may change (to train longer, say); all others must match.
+
+The KL penalty, the held-out check and early stopping are part of the experiment: the penalty
+shapes every update, the stopping rule reads a held-out curve that must be measured the same way
+throughout, and whether and where a run stops decides its result. A run early stopping ended
+stays ended even if resumed with a larger ``total_timesteps``.
+"""
 
 
 def load_agent(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[ActorCritic, PPOConfig]:
@@ -774,9 +1157,7 @@ def load_agent(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     state = torch.load(path, map_location=device, weights_only=True)
     config = PPOConfig(**state["config"])
     env = gym.make_vec(config.env_id, num_envs=1, **config.knobs)
-    agent = ActorCritic(
-        env.single_observation_space, env.single_action_space, config.hidden_sizes, config.norm_obs
-    )
+    agent = _new_agent(env, config, config.norm_obs)
     env.close()
     agent.load_state_dict(state["agent"])
     return agent.to(device), config
@@ -788,7 +1169,9 @@ def load_agent(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
 class _Logger:
     """One CSV row per iteration (flushed as it goes) and TensorBoard scalars if available.
 
-    On resume, rows beyond the checkpoint's iteration (written after it, then lost) are dropped.
+    Rows from ``first_iteration`` on (written after the checkpoint resumed from, then lost) are
+    dropped. The step-0 evaluation's row (iteration 0) waits for the first iteration's row, whose
+    columns make the CSV header.
     """
 
     def __init__(self, run_dir: Path | None, first_iteration: int):
@@ -819,8 +1202,11 @@ class _Logger:
                     self.tensorboard.add_scalar(tag, value, row["global_step"])
         if self.path is None:
             return
+        if self.writer is None and row["iteration"] == 0:
+            self.kept_rows.append(row)
+            return
         if self.writer is None:
-            self.fields = list(row) + [k for k in ("eval/proxy_return", "eval/true_return") if k not in row]
+            self.fields = list(row) + [k for k in EVAL_COLUMNS if k not in row]
             self.file = open(self.path, "w", newline="")
             self.writer = csv.DictWriter(self.file, fieldnames=self.fields, extrasaction="ignore")
             self.writer.writeheader()

@@ -1,0 +1,165 @@
+"""A behaviour-cloned reference policy: the analogue of RLHF's SFT model for PPO's KL penalty.
+
+RLHF penalises the policy for drifting from a supervised fine-tuned (SFT) model, a network that
+imitates good behaviour. Here the env's scripted ``intended`` policy plays the demonstrator: its
+actions on a batch of rollouts are cloned into a fresh :class:`~gaming_gym.agents.ppo.ActorCritic`
+by maximum likelihood, and :class:`SmoothedPolicy` keeps the clone stochastic so a KL penalty
+toward it stays finite (see there). :func:`gaming_gym.agents.ppo.build_intended_reference` wires
+this up for a training run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+from gaming_gym.core import Policy
+from gaming_gym.evaluation import random_policy
+
+if TYPE_CHECKING:
+    from gaming_gym.agents.ppo import ActorCritic
+
+UNIFORM_MIX = 0.1
+"""Share of a uniform distribution mixed into a discrete clone's action probabilities.
+
+A clone of a deterministic teacher is nearly one-hot, so KL(policy || clone) explodes the moment
+the policy puts any weight on another action, and the penalty would forbid exploring at all. With
+a 0.1 mix every action keeps probability >= 0.1 / n, which bounds the per-state KL by
+log(n / 0.1) (4.5 nats for BoatRace's 9 actions) while the teacher's action keeps >= 0.9: an SFT
+model sampled at a temperature, not greedily."""
+
+MIN_STD = 0.25
+"""Floor on a continuous clone's action standard deviation, for the same reason: the maximum
+likelihood std of a deterministic teacher shrinks towards zero, and the Gaussian KL grows with
+(mean difference / std)^2. At 0.25 (an eighth of a [-1, 1] action's range) a mean off by 0.25
+costs half a nat per action dimension."""
+
+EXPLORATION = 0.25
+"""Chance of a uniformly random action at each step while collecting demonstrations."""
+
+
+class SmoothedPolicy(nn.Module):
+    """A cloned policy whose action distribution is kept away from determinism.
+
+    Discrete actions: ``(1 - uniform_mix) * clone + uniform_mix * uniform``. Continuous actions: the
+    clone's Gaussian with its std floored at ``min_std``. Both constants are buffers, saved with
+    the ``state_dict`` beside the clone and ``agreement`` (its greedy agreement with the teacher on
+    held-out states, measured when it was fitted), so a checkpoint restores the same reference.
+    """
+
+    def __init__(self, clone: ActorCritic, uniform_mix: float = UNIFORM_MIX, min_std: float = MIN_STD):
+        super().__init__()
+        self.clone = clone
+        self.register_buffer("uniform_mix", torch.tensor(float(uniform_mix)))
+        self.register_buffer("min_std", torch.tensor(float(min_std)))
+        self.register_buffer("agreement", torch.tensor(float("nan")))
+
+    def action_distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        """The smoothed action distribution on raw observations (the clone's own statistics)."""
+        distribution = self.clone.action_distribution(obs)
+        if isinstance(distribution, torch.distributions.Categorical):
+            uniform = 1.0 / distribution.probs.shape[-1]
+            probs = (1 - self.uniform_mix) * distribution.probs + self.uniform_mix * uniform
+            return torch.distributions.Categorical(probs=probs, validate_args=False)
+        normal = distribution.base_dist
+        floored = torch.distributions.Normal(
+            normal.loc, normal.scale.clamp_min(self.min_std), validate_args=False
+        )
+        return torch.distributions.Independent(floored, 1, validate_args=False)
+
+
+@torch.no_grad()
+def collect_demonstrations(
+    env: gym.vector.VectorEnv, teacher: Policy, steps: int, seed: int, exploration: float = EXPLORATION
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw observations and the teacher's actions on them, shaped ``(steps, num_envs, ...)``.
+
+    With probability ``exploration`` the env is stepped with a uniformly random action instead of
+    the teacher's, but the label stays the teacher's choice (DART-style noise injection). The
+    policy being penalised drifts to states the teacher never visits; a clone fitted only on the
+    teacher's own path would be arbitrary there, and its KL penalty noise. Draws come from
+    generators seeded with ``seed``, so the demonstrations are reproducible.
+    """
+    obs, _ = env.reset(seed=seed)
+    device = obs.device
+    explore_generator = torch.Generator(device=device).manual_seed(seed)
+    random_actions = random_policy(env.single_action_space, seed=seed + 1)
+    observations, actions = [], []
+    for _ in range(steps):
+        action = torch.as_tensor(teacher(obs), device=device)
+        explore = torch.rand(len(obs), generator=explore_generator, device=device) < exploration
+        explore = explore.view(-1, *[1] * (action.dim() - 1))
+        observations.append(obs)
+        actions.append(action)
+        obs, *_ = env.step(torch.where(explore, random_actions(obs).to(action.dtype), action))
+    return torch.stack(observations), torch.stack(actions)
+
+
+def fit_by_likelihood(
+    student: ActorCritic,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    epochs: int = 20,
+    minibatch_size: int = 1024,
+    learning_rate: float = 3e-3,
+) -> None:
+    """Fit the student's actor and head to (raw obs, env action) pairs by maximum likelihood.
+
+    The negative log-likelihood of the teacher's action is cross-entropy for a categorical head
+    and the Gaussian NLL (mean and log std) for a continuous one. The student's observation
+    statistics are set from all of ``obs`` first, so it normalises with its own. Uses the global
+    torch RNG for minibatch order; callers wanting reproducibility seed it.
+    """
+    norm_obs = student.normalise(obs, update=True)
+    targets = student.head.from_env(actions)
+    parameters = [*student.actor.parameters(), *student.head.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=learning_rate)
+    for _ in range(epochs):
+        for rows in torch.randperm(len(norm_obs), device=norm_obs.device).split(minibatch_size):
+            loss = -student.distribution(norm_obs[rows]).log_prob(targets[rows]).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+
+@torch.no_grad()
+def greedy_agreement(student: ActorCritic, obs: torch.Tensor, actions: torch.Tensor) -> float:
+    """Share of states where the student's greedy action matches the teacher's env action.
+
+    Continuous actions match when every dimension lies within 0.1 of the teacher's.
+    """
+    distribution = student.action_distribution(obs)
+    greedy = student.head.to_env(student.head.greedy(distribution))
+    if greedy.is_floating_point():
+        matches = ((greedy - actions).abs() <= 0.1).flatten(1).all(dim=1)
+    else:
+        matches = greedy == actions
+    return float(matches.float().mean())
+
+
+def behaviour_clone(
+    teacher: Policy,
+    env: gym.vector.VectorEnv,
+    student: ActorCritic,
+    steps: int,
+    seed: int,
+    held_out_envs: int,
+) -> SmoothedPolicy:
+    """Clone ``teacher`` into ``student`` from ``steps`` steps of ``env``; return it smoothed.
+
+    The demonstrations of the last ``held_out_envs`` envs are kept out of the fit to measure the
+    clone's greedy agreement with the teacher (stored in ``SmoothedPolicy.agreement``): states
+    of whole separate trajectories, not neighbours of training states.
+    """
+    obs, actions = collect_demonstrations(env, teacher, steps, seed)
+    fit = slice(0, obs.shape[1] - held_out_envs)
+    held_out = slice(obs.shape[1] - held_out_envs, obs.shape[1])
+    fit_by_likelihood(student, obs[:, fit].flatten(0, 1), actions[:, fit].flatten(0, 1))
+    reference = SmoothedPolicy(student).to(obs.device)
+    reference.agreement.fill_(
+        greedy_agreement(student, obs[:, held_out].flatten(0, 1), actions[:, held_out].flatten(0, 1))
+    )
+    return reference.requires_grad_(False)
