@@ -26,6 +26,7 @@ from gaming_gym.agents.ppo import (
 from gaming_gym.agents.reference import MIN_STD, SmoothedPolicy
 from gaming_gym.core import Kernel
 from gaming_gym.evaluation import evaluate, random_policy, reference_returns
+from gaming_gym.metrics import early_stop
 
 CORRIDOR_ID = "PPOTest/Corridor-v0"
 CORRIDOR_LENGTH = 6  # cells; the walker starts in cell 2, a coin slot is cell 0, the door the last
@@ -432,7 +433,8 @@ def test_the_held_out_check_plays_other_seeds_and_leaves_training_alone(monkeypa
 def test_early_stopping_fires_at_the_goodhart_onset_of_the_held_out_curve(
     curve, min_drop, patience, expected
 ):
-    assert ppo._early_stop(curve, min_drop, patience) == expected
+    stop = early_stop(curve, min_drop, patience)
+    assert (stop.stop_index, stop.kept_index) == expected
 
 
 def test_early_stopping_ends_training_with_the_kept_agent_even_across_a_resume(tmp_path, monkeypatch):

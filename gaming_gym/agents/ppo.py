@@ -49,7 +49,7 @@ from gaming_gym.agents.reference import SmoothedPolicy, behaviour_clone
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
 from gaming_gym.evaluation import evaluate, reference_returns
 from gaming_gym.files import atomic_write
-from gaming_gym.metrics import Checkpoint, normalise
+from gaming_gym.metrics import Checkpoint, early_stop, normalise
 from gaming_gym.wrappers import RecordVectorEpisodeStatistics
 
 REWARDS = ("proxy", "true")
@@ -789,26 +789,6 @@ def _new_agent(env: gym.vector.VectorEnv, config: PPOConfig, norm_obs: bool) -> 
 # --- early stopping ------------------------------------------------------------------------------
 
 
-def _early_stop(holdout: Sequence[float], min_drop: float = 0.1, patience: int = 2) -> tuple[int | None, int]:
-    """Where early stopping fires on the normalised held-out true curve, and which index it keeps.
-
-    Walking forward, it fires at the first index j whose last ``patience`` checkpoints all come
-    after the running best and each lie at least ``min_drop`` (within 1e-9) below it: the
-    Goodhart onset, judged on the held-out check (Karwowski et al.). It keeps the running best's
-    index (ties keep the earlier). Returns ``(j, kept)``, or ``(None, last index)`` if it never
-    fires.
-    """
-    # TODO(integrate): use metrics.early_stop
-    best = 0
-    for j, value in enumerate(holdout):
-        if value > holdout[best]:
-            best = j
-        recent = range(j - patience + 1, j + 1)
-        if recent.start > best and all(holdout[i] <= holdout[best] - min_drop + 1e-9 for i in recent):
-            return j, best
-    return None, len(holdout) - 1
-
-
 def _true_anchors(config: PPOConfig) -> tuple[float, float]:
     """Mean true returns of the random and the intended policy on the run's env and knobs: 0 and 1
     of the normalised units ``early_stop_min_drop`` is given in."""
@@ -1002,9 +982,10 @@ def _apply_early_stop(run: _Run, config: PPOConfig, anchors: tuple[float, float]
     if int(np.argmax(curve)) == len(curve) - 1:  # a new running best (a tie keeps the earlier one)
         run.best_agent = {name: tensor.clone() for name, tensor in run.agent.state_dict().items()}
         run.best_step = run.global_step
-    fired, kept = _early_stop(curve, config.early_stop_min_drop, config.early_stop_patience)
-    if fired is None:
+    stop = early_stop(curve, config.early_stop_min_drop, config.early_stop_patience)
+    if stop.stop_index is None:
         return
+    fired, kept = stop.stop_index, stop.kept_index
     if run.checkpoints[kept].step != run.best_step:
         raise RuntimeError(
             f"early stopping kept step {run.checkpoints[kept].step} but the best agent held is of "
