@@ -149,8 +149,6 @@ class Kernel:
             )
         try:
             return self.params_type(**knobs)
-        except ConfigError:
-            raise
         except (ValueError, TypeError, OverflowError) as error:  # the params class's own validation
             raise ConfigError(f"{self.name}: {error}") from error
 

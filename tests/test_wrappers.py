@@ -4,7 +4,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-
 from gymnasium.vector import AutoresetMode
 
 import gaming_gym  # noqa: F401  (registers the envs)
