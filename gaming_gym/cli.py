@@ -9,31 +9,35 @@
 
 Custom envs: ``--import my_envs`` (a module, or a .py file) before the command registers them,
 as do installed packages through the ``gaming_gym.envs`` entry point.
+
+Bad input (an unknown env, a bad knob or setting, a missing or corrupt run directory, an
+unwritable output) prints one line and exits with status 2; ``--traceback`` shows the full
+traceback instead. Anything else is a bug, and shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import importlib
 import importlib.util
-import pickle
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import torch
 
 import gaming_gym
 from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy
+from gaming_gym.errors import ConfigError, CustomEnvImportError, GamingGymError, MetricError
 from gaming_gym.evaluation import evaluate, random_policy, reference_policy, reference_returns
 from gaming_gym.metrics import describe_env, normalise
 
 DEMO_ENV = "GamingGym/BoatRace-v0"
-
-
-class CommandError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -66,18 +70,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Mean proxy and true return of a trained run or a scripted policy, raw and normalised."""
-    env_id, knobs, policy, label = _resolve_policy(args.target, _knobs(args.knob))
-    returns = evaluate(policy, env_id, episodes=args.episodes, seed=args.seed, knobs=knobs)
+    """Mean proxy and true return of a trained run or a scripted policy, raw and normalised.
+
+    The policy samples from torch's RNG seeded with ``--seed`` (forked, so nothing else is
+    disturbed): the same command prints the same numbers."""
+    env_id, knobs, policy, label = _resolve_policy(args.target, _knobs(args.knob), args.deterministic)
+    with _seeded_torch(args.seed):
+        returns = evaluate(policy, env_id, episodes=args.episodes, seed=args.seed, knobs=knobs)
     references = reference_returns(env_id, knobs)
-    proxy = float(
-        normalise(
-            returns.proxy.mean(), references["random"].proxy.mean(), references["intended"].proxy.mean()
-        )
-    )
-    true = float(
-        normalise(returns.true.mean(), references["random"].true.mean(), references["intended"].true.mean())
-    )
+    proxy = _normalised(returns.proxy, references["random"].proxy, references["intended"].proxy)
+    true = _normalised(returns.true, references["random"].true, references["intended"].true)
     print(f"{label} on {describe_env(env_id, knobs)}, {args.episodes} episodes, seed {args.seed}")
     print(
         f"  proxy return  {returns.proxy.mean():10.3f} +- {returns.proxy.std():.3f}   normalised {proxy:7.3f}"
@@ -103,10 +105,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from gaming_gym.render import record_rollout
 
-    env_id, knobs, policy, label = _resolve_policy(args.target, _knobs(args.knob))
-    proxy, true, path = record_rollout(
-        env_id, policy, args.out, seed=args.seed, max_frames=args.max_frames, knobs=knobs
-    )
+    env_id, knobs, policy, label = _resolve_policy(args.target, _knobs(args.knob), args.deterministic)
+    with _seeded_torch(args.seed):
+        proxy, true, path = record_rollout(
+            env_id, policy, args.out, seed=args.seed, max_frames=args.max_frames, knobs=knobs
+        )
     print(f"{label} on {env_id}: proxy return {proxy:.2f}, true return {true:.3f} -> {path}")
     return 0
 
@@ -124,13 +127,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(run.report.summary())
     policy, _ = load_run_policy(run.run_dir)
-    proxy, true, gif = record_rollout(DEMO_ENV, policy, out / "boat_race_ppo.gif", seed=args.seed)
+    with _seeded_torch(args.seed):
+        proxy, true, gif = record_rollout(DEMO_ENV, policy, out / "boat_race_ppo.gif", seed=args.seed)
     print(f"Goodhart gap {run.report.final_gap:.2f}: proxy and true return came apart.")
     print(f"curve: {run.curve}\nepisodes: {run.scatter}\nrollout (proxy {proxy:.0f}, true {true:.2f}): {gif}")
     return 0
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _seeded_torch(seed: int) -> Iterator[None]:
+    """Seed torch's CPU RNG (which policies sample from) for the block, restoring it after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _normalised(returns, random, intended) -> float:
+    try:
+        return float(normalise(returns.mean(), random.mean(), intended.mean()))
+    except ValueError as error:  # degenerate references: the env's, not a bug here
+        raise MetricError(str(error)) from error
 
 
 def _kernel(env_id: str):
@@ -143,7 +162,7 @@ def _kernel(env_id: str):
 
 def _require_env(env_id: str) -> None:
     if env_id not in gaming_gym.gameable_env_ids():
-        raise CommandError(
+        raise ConfigError(
             f"unknown env {env_id!r}; registered gameable envs: {', '.join(gaming_gym.gameable_env_ids())}"
         )
 
@@ -163,7 +182,7 @@ def _assignments(pairs: list[str] | None, option: str) -> dict[str, Any]:
     for pair in pairs or []:
         name, sep, text = pair.partition("=")
         if not sep or not name:
-            raise CommandError(f"bad {option} {pair!r}: write NAME=VALUE, e.g. respawn_delay=None")
+            raise ConfigError(f"bad {option} {pair!r}: write NAME=VALUE, e.g. respawn_delay=None")
         try:
             values[name] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -171,16 +190,21 @@ def _assignments(pairs: list[str] | None, option: str) -> dict[str, Any]:
     return values
 
 
-def _resolve_policy(target: str, knobs: dict[str, Any]) -> tuple[str, dict[str, Any], Policy, str]:
-    """A run directory, or ``ENV_ID:intended|exploit|random``, as (env id, knobs, policy, label)."""
+def _resolve_policy(
+    target: str, knobs: dict[str, Any], deterministic: bool = False
+) -> tuple[str, dict[str, Any], Policy, str]:
+    """A run directory, or ``ENV_ID:intended|exploit|random``, as (env id, knobs, policy, label).
+
+    ``deterministic`` makes a trained agent act greedily (the mode of its action distribution).
+    """
     if Path(target).is_dir():
         from gaming_gym.experiment import load_run_policy
 
-        policy, saved = load_run_policy(target)
+        policy, saved = load_run_policy(target, deterministic)
         return saved["env_id"], {**saved.get("knobs", {}), **knobs}, policy, f"agent {target}"
     env_id, sep, name = target.rpartition(":")
     if not sep or not env_id:
-        raise CommandError(
+        raise ConfigError(
             f"{target!r} is neither a run directory nor ENV_ID:POLICY (POLICY one of "
             f"{', '.join((*REFERENCE_POLICY_NAMES, 'random'))})"
         )
@@ -195,23 +219,59 @@ def _resolve_policy(target: str, knobs: dict[str, Any]) -> tuple[str, dict[str, 
 
 
 def _import_custom_envs(names: list[str]) -> None:
-    """Import modules (or .py files) that register custom envs."""
+    """Import modules (or .py files) that register custom envs, each failure in one line.
+
+    A file is loaded under a private module name, never its own stem: ``--import json.py`` must
+    not replace the ``json`` module. Its folder (for a module name, the working directory) goes
+    at the end of ``sys.path``, so its own imports of modules beside it work without shadowing
+    anything installed.
+    """
     for name in names:
-        if name.endswith(".py"):
-            path = Path(name)
-            if not path.exists():
-                raise CommandError(f"--import {name}: no such file")
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[path.stem] = module
-            spec.loader.exec_module(module)
-        else:
-            importlib.import_module(name)
+        try:
+            if name.endswith(".py"):
+                _import_file(Path(name))
+            else:
+                _append_to_path(Path.cwd())
+                importlib.import_module(name)
+        except SyntaxError as error:
+            raise CustomEnvImportError(
+                f"--import {name}: syntax error in {error.filename}, line {error.lineno}: {error.msg}"
+            ) from error
+        except ImportError as error:
+            raise CustomEnvImportError(f"--import {name}: {error}") from error
+
+
+def _import_file(path: Path) -> None:
+    if not path.is_file():
+        raise CustomEnvImportError(f"--import {path}: no such file")
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    module_name = f"_gaming_gym_import_{path.stem}_{digest}"
+    if module_name in sys.modules:
+        return
+    _append_to_path(path.resolve().parent)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+
+
+def _append_to_path(folder: Path) -> None:
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gaming-gym", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="on bad input, show the full traceback instead of one line",
     )
     parser.add_argument(
         "--import",
@@ -228,7 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train an agent, evaluate along the way, write a run directory")
     train.add_argument("env", help="env id, e.g. GamingGym/BoatRace-v0")
     train.add_argument("--agent", choices=("ppo", "sb3"), default="ppo")
-    train.add_argument("--steps", type=int, default=None, help="total env steps (default: per-env default)")
+    train.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="total env steps, rounded down to whole rollouts (num_envs x steps per rollout); "
+        "default: per-env default",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     train.add_argument(
@@ -251,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_.add_argument("--episodes", type=int, default=32)
     evaluate_.add_argument("--seed", type=int, default=0)
     evaluate_.add_argument("--knob", action="append", metavar="NAME=VALUE")
+    evaluate_.add_argument(
+        "--deterministic", action="store_true", help="a trained agent acts greedily instead of sampling"
+    )
     evaluate_.set_defaults(run=cmd_evaluate)
 
     report = commands.add_parser("report", help="Goodhart table (and curve) of one run or over seeds")
@@ -264,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--max-frames", type=int, default=600)
     render.add_argument("--knob", action="append", metavar="NAME=VALUE")
+    render.add_argument(
+        "--deterministic", action="store_true", help="a trained agent acts greedily instead of sampling"
+    )
     render.set_defaults(run=cmd_render)
 
     demo = commands.add_parser("demo", help="train PPO on BoatRace (CPU): Goodhart table, curve, rollout GIF")
@@ -277,19 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-USER_ERRORS = (
-    CommandError,
-    ValueError,
-    TypeError,
-    KeyError,
-    FileNotFoundError,
-    FileExistsError,
-    gym.error.Error,
-    pickle.UnpicklingError,
-    RuntimeError,
-    ImportError,
-    EOFError,
-)
+USER_ERRORS = (GamingGymError, gym.error.Error)
+"""Errors that mean bad input: gaming_gym's own, and Gymnasium's (an unknown env id)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,13 +358,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _import_custom_envs(args.imports)
         return args.run(args)
-    except USER_ERRORS as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"gaming-gym {args.command}: error: {message}", file=sys.stderr)
+    except (*USER_ERRORS, OSError) as error:
+        if args.traceback:
+            raise
+        print(f"gaming-gym {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gaming-gym {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line; a system error names the file and says what went wrong."""
+    if isinstance(error, OSError) and not isinstance(error, GamingGymError) and error.strerror:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return f"{where}{error.strerror}"
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

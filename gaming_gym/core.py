@@ -14,12 +14,19 @@ The contract, kept by both fronts and checked by :func:`check_gameable_env`:
 * ``info["proxy_reward"]`` and ``info["true_reward"]`` hold the proxy and the hidden true objective
   on every step, so both survive any wrapper that rewrites ``reward``;
 * the observation never encodes the true objective.
+
+Randomness inside ``step`` must come from the state, not from a global RNG (``torch.rand``
+without a generator): keep a per-env generator state in the state dataclass, seeded at ``reset``
+from the front's ``torch.Generator``, as :mod:`gaming_gym.envs.sensor_cleaner` does with its
+``rng`` field. Then the same seed and actions give the same trajectory on both fronts, batched or
+not; :func:`check_gameable_env` replays a rollout to check it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,21 +36,67 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
+from gaming_gym.errors import (
+    ActionError,
+    ConfigError,
+    ConfigTypeError,
+    DeviceError,
+    EnvCheckError,
+    InsufficientMemoryError,
+    ResetNeededError,
+    UnknownPolicyError,
+)
+
 Policy = Callable[[torch.Tensor], torch.Tensor]
 """A batched policy: observations ``(N, *obs_shape)`` to actions ``(N, *action_shape)``."""
 
 REFERENCE_POLICY_NAMES = ("intended", "exploit")
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Turn ``"auto"`` into the best available device (cuda, then mps, then cpu)."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """Turn ``"auto"`` into the best available device (cuda, then mps, then cpu).
+
+    Any other device is checked to exist on this machine, so ``device="cuda"`` on a CPU-only
+    torch fails here, with one clear line, and not at the first tensor made on it.
+    """
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from error
+    _require_available(resolved)
+    return resolved
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def _require_available(device: torch.device) -> None:
+    """Raise a :class:`DeviceError` unless ``device`` can hold tensors on this machine."""
+    if device.type not in DEVICE_TYPES:
+        raise DeviceError(f"device {str(device)!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device {str(device)!r} is not available: this machine or torch build has no CUDA "
+                "GPU; use --device cpu (or auto)"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device {str(device)!r} does not exist: this machine has {torch.cuda.device_count()} "
+                "CUDA device(s), numbered from 0"
+            )
+    if device.type == "mps" and not _mps_available():
+        raise DeviceError(f"device {str(device)!r} is not available on this machine; use cpu (or auto)")
 
 
 @dataclass(frozen=True)
@@ -59,13 +112,19 @@ class Kernel:
         reset: ``(params, n, generator, device) -> state`` for ``n`` fresh episodes.
         step: ``(params, state, action) -> (state, proxy, true, terminated)``; rewards are float
             ``(n,)`` tensors and ``terminated`` a bool ``(n,)`` tensor. Time limits are the fronts'
-            business (``state.t`` counts steps), as Gymnasium's ``TimeLimit`` is.
+            business (``state.t`` counts steps), as Gymnasium's ``TimeLimit`` is. ``step`` is
+            pure: any randomness comes from a generator state kept in ``state`` (seeded in
+            ``reset`` from its ``generator``; SensorCleaner's ``rng`` field is an example), never
+            from torch's global RNG, or the same seed would not give the same trajectory.
         observe: ``(params, state) -> obs`` of shape ``(n, *observation_space.shape)``.
         observation_space, action_space: ``params -> gym.Space`` for one env.
         reference_policies: ``params -> {"intended": Policy, "exploit": Policy}``; batched,
             scripted policies acting on observations.
-        draw: ``(params, state, index, surface) -> None`` paints env ``index`` on a pygame surface.
         summary: one line each for the proxy reward, true objective and known exploit.
+        draw: optional ``(params, state, index, surface) -> None`` painting env ``index`` on a
+            pygame surface. Without it, frames show the observation as bars with the proxy and
+            hidden true returns (:func:`gaming_gym.render.draw_default_frame`), so a new env
+            renders before it has drawing code.
     """
 
     name: str
@@ -76,19 +135,22 @@ class Kernel:
     observation_space: Callable[[Any], gym.Space]
     action_space: Callable[[Any], gym.Space]
     reference_policies: Callable[[Any], dict[str, Policy]]
-    draw: Callable[..., None]
     summary: Mapping[str, str]
+    draw: Callable[..., None] | None = None
 
     def make_params(self, **knobs: Any) -> Any:
         """Build ``params_type`` from knob keyword arguments, naming any unknown knob."""
         accepted = [f.name for f in dataclasses.fields(self.params_type)]
         unknown = sorted(set(knobs) - set(accepted))
         if unknown:
-            raise TypeError(
+            raise ConfigTypeError(
                 f"{self.name} has no knob {', '.join(map(repr, unknown))}; "
                 f"its knobs are: {', '.join(accepted)}"
             )
-        return self.params_type(**knobs)
+        try:
+            return self.params_type(**knobs)
+        except (ValueError, TypeError, OverflowError) as error:  # the params class's own validation
+            raise ConfigError(f"{self.name}: {error}") from error
 
 
 # --- state helpers: a state is a dataclass of batch-first tensors ------------------------------
@@ -119,6 +181,77 @@ def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator:
     return generator
 
 
+def _is_int(value: Any) -> bool:
+    """An int or numpy integer, not a bool (``True`` is an int to Python, not a count)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+# --- memory: refuse a batch that cannot fit, before allocating it -------------------------------
+
+MEMORY_MARGIN = 4
+"""Copies of the state and observations a step may hold at once: the state, the stepped state,
+fresh reset states for ended episodes and the merge of the two (and as many observations)."""
+
+
+def _require_memory_for(kernel: Kernel, params: Any, num_envs: int, device: torch.device) -> None:
+    """Raise :class:`InsufficientMemoryError` if ``num_envs`` envs would not fit in memory.
+
+    Measured from one env's state and observation (a 1-env reset), times ``num_envs``, times
+    :data:`MEMORY_MARGIN`, against the memory available on ``device``; the batched spaces'
+    bounds (numpy arrays on the host) are counted against host memory.
+    """
+    state = kernel.reset(params, 1, seeded_generator(0, device), device)
+    per_env = _nbytes(*(getattr(state, f.name) for f in dataclasses.fields(state)))
+    per_env += _nbytes(kernel.observe(params, state))
+    spaces_per_env = _space_nbytes(kernel.observation_space(params)) + _space_nbytes(
+        kernel.action_space(params)
+    )
+    needs = {device: MEMORY_MARGIN * per_env * num_envs}
+    host = torch.device("cpu")
+    needs[host] = needs.get(host, 0) + spaces_per_env * num_envs
+    for where, needed in needs.items():
+        available = _available_memory(where)
+        if available is not None and needed > available:
+            per_env_total = needed / num_envs
+            raise InsufficientMemoryError(
+                f"num_envs={num_envs:,} {kernel.name} envs need about {needed / 2**30:,.1f} GiB of "
+                f"{where.type} memory (state, observations and spaces), more than the "
+                f"{available / 2**30:,.1f} GiB available; use at most about "
+                f"{int(available // per_env_total):,} envs"
+            )
+
+
+def _nbytes(*tensors: Any) -> int:
+    return sum(t.element_size() * t.numel() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def _space_nbytes(space: gym.Space) -> int:
+    """Bytes one env adds to the batched space (a Box stores low and high per env)."""
+    if isinstance(space, gym.spaces.Box):
+        return 2 * space.low.nbytes
+    return 16
+
+
+def _available_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device`` (MemAvailable for the host), or None where it cannot be told."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    if device.type != "cpu":
+        return None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 # --- the single front ---------------------------------------------------------------------------
 
 
@@ -134,7 +267,7 @@ class GameableEnv(gym.Env):
 
     def __init__(self, render_mode: str | None = None, **knobs: Any):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
+            raise ConfigError(
                 f"render_mode={render_mode!r} is not supported; use one of "
                 f"{self.metadata['render_modes']} or None"
             )
@@ -145,6 +278,7 @@ class GameableEnv(gym.Env):
         self._device = torch.device("cpu")
         self._generator: torch.Generator | None = None
         self._state: Any = None
+        self._returns = (0.0, 0.0)  # this episode's proxy and true returns, shown in frames
         self._window = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -152,18 +286,20 @@ class GameableEnv(gym.Env):
         if seed is not None or self._generator is None:
             self._generator = seeded_generator(seed, self._device)
         self._state = self.kernel.reset(self.params, 1, self._generator, self._device)
+        self._returns = (0.0, 0.0)
         if self.render_mode == "human":
             self.render()
         return self._observation(), {}
 
     def step(self, action):
         if self._state is None:
-            raise RuntimeError("Call reset() before step().")
+            raise ResetNeededError("Call reset() before step().")
         if not self.action_space.contains(_as_space_sample(action, self.action_space)):
-            raise ValueError(f"Invalid action {action!r}: expected an element of {self.action_space}")
+            raise ActionError(f"Invalid action {action!r}: expected an element of {self.action_space}")
         batched = torch.as_tensor(np.asarray(action), device=self._device).unsqueeze(0)
         self._state, proxy, true, terminated = self.kernel.step(self.params, self._state, batched)
         proxy_reward, true_reward = float(proxy[0]), float(true[0])
+        self._returns = (self._returns[0] + proxy_reward, self._returns[1] + true_reward)
         info = {"proxy_reward": proxy_reward, "true_reward": true_reward}
         if self.render_mode == "human":
             self.render()
@@ -177,10 +313,10 @@ class GameableEnv(gym.Env):
             )
             return None
         if self._state is None:
-            raise RuntimeError("Call reset() before render().")
+            raise ResetNeededError("Call reset() before render().")
         from gaming_gym.render import draw_frame, show_frame
 
-        frame = draw_frame(self.kernel, self.params, self._state, 0)
+        frame = draw_frame(self.kernel, self.params, self._state, 0, self._returns)
         if self.render_mode == "human":
             self._window = show_frame(frame, self._window, self.kernel.name, self.metadata)
             return None
@@ -241,12 +377,12 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         compile: bool = False,
         **knobs: Any,
     ):
-        if not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be positive or None, got {max_episode_steps}")
+        if not _is_int(num_envs) or num_envs < 1:
+            raise ConfigError(f"num_envs must be a positive int, got {num_envs!r}")
+        if max_episode_steps is not None and (not _is_int(max_episode_steps) or max_episode_steps < 1):
+            raise ConfigError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
         if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
+            raise ConfigError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
         self.params = self.kernel.make_params(**knobs)
         self.num_envs = num_envs
         self.device = resolve_device(device)
@@ -254,29 +390,37 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         self.render_mode = render_mode
         self.single_observation_space = self.kernel.observation_space(self.params)
         self.single_action_space = self.kernel.action_space(self.params)
+        _require_memory_for(self.kernel, self.params, num_envs, self.device)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self._generator: torch.Generator | None = None
         self.state: Any = None
+        self._shown_returns: torch.Tensor | None = None  # env 0's proxy and true returns, for frames
         if isinstance(self.single_action_space, gym.spaces.Box):
             self._action_bounds = tuple(
                 torch.as_tensor(bound, device=self.device)
                 for bound in (self.single_action_space.low, self.single_action_space.high)
             )
+            # with finite bounds the range check alone rejects NaN and inf
+            self._bounds_finite = bool(np.isfinite(self.single_action_space.low).all()) and bool(
+                np.isfinite(self.single_action_space.high).all()
+            )
         self._advance = torch.compile(self._advance_eager, dynamic=False) if compile else self._advance_eager
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None and not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an int or None for a batched env, got {seed!r}")
+        if seed is not None and not _is_int(seed):
+            raise ConfigTypeError(f"seed must be an int or None for a batched env, got {seed!r}")
         if seed is not None or self._generator is None:
             self._generator = seeded_generator(seed, self.device)
         self.state = self.kernel.reset(self.params, self.num_envs, self._generator, self.device)
+        if self.render_mode is not None:
+            self._shown_returns = torch.zeros(2, device=self.device)
         return self.kernel.observe(self.params, self.state), {}
 
     @torch.no_grad()
     def step(self, actions):
         if self.state is None:
-            raise RuntimeError("Call reset() before step().")
+            raise ResetNeededError("Call reset() before step().")
         actions = self._checked_actions(actions)
         state, proxy, true, terminated, final_obs = self._advance(self.state, actions)
         if self.max_episode_steps is None:
@@ -291,6 +435,10 @@ class GameableVectorEnv(gym.vector.VectorEnv):
             obs = final_obs.clone()
             obs[done] = self.kernel.observe(self.params, take_state(fresh, done))
         self.state = state
+        if self.render_mode is not None:
+            self._shown_returns = torch.where(
+                done[0], 0.0, self._shown_returns + torch.stack((proxy[0], true[0])).float()
+            )
         info = {
             "proxy_reward": proxy,
             "true_reward": true,
@@ -305,7 +453,7 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         Tensors only (``torch.save`` with ``weights_only=True`` can store it), for checkpoints.
         """
         if self.state is None:
-            raise RuntimeError("Call reset() before get_state().")
+            raise ResetNeededError("Call reset() before get_state().")
         fields = dataclasses.fields(self.state)
         return {
             "state": {f.name: getattr(self.state, f.name).clone() for f in fields},
@@ -315,13 +463,15 @@ class GameableVectorEnv(gym.vector.VectorEnv):
     def set_state(self, saved: dict[str, Any]) -> None:
         """Continue from a :meth:`get_state` of an env with the same kernel, knobs and ``num_envs``."""
         if self.state is None:
-            raise RuntimeError("Call reset() before set_state(), so the state's layout is known.")
+            raise ResetNeededError("Call reset() before set_state(), so the state's layout is known.")
         expected = {f.name for f in dataclasses.fields(self.state)}
         if set(saved["state"]) != expected:
-            raise ValueError(f"saved state has fields {sorted(saved['state'])}, expected {sorted(expected)}")
+            raise ConfigError(f"saved state has fields {sorted(saved['state'])}, expected {sorted(expected)}")
         batch = {tuple(value.shape[:1]) for value in saved["state"].values()}
         if batch != {(self.num_envs,)}:
-            raise ValueError(f"saved state is for batch sizes {batch}, this env has num_envs={self.num_envs}")
+            raise ConfigError(
+                f"saved state is for batch sizes {batch}, this env has num_envs={self.num_envs}"
+            )
         self.state = dataclasses.replace(
             self.state, **{name: value.to(self.device) for name, value in saved["state"].items()}
         )
@@ -335,35 +485,43 @@ class GameableVectorEnv(gym.vector.VectorEnv):
     def render(self):
         """An ``rgb_array`` frame of env 0."""
         if self.render_mode != "rgb_array":
-            raise ValueError("Make the vector env with render_mode='rgb_array' to render it.")
+            raise ConfigError("Make the vector env with render_mode='rgb_array' to render it.")
+        if self.state is None:
+            raise ResetNeededError("Call reset() before render().")
         from gaming_gym.render import draw_frame
 
-        return draw_frame(self.kernel, self.params, self.state, 0)
+        return draw_frame(self.kernel, self.params, self.state, 0, tuple(self._shown_returns.tolist()))
 
     def reference_policy(self, name: str) -> Policy:
         """The scripted ``intended`` or ``exploit`` policy for these knobs (batched, torch)."""
         return get_reference_policy(self.kernel, self.params, name)
 
     def _checked_actions(self, actions) -> torch.Tensor:
-        """Actions as a tensor on our device, or a ValueError saying what was expected."""
+        """Actions as a tensor on our device, or an :class:`ActionError` saying what was expected.
+
+        One reduction and one host sync per step, as before NaN and inf were checked: they fail
+        the range comparisons, which are written so that NaN compares false."""
         space = self.single_action_space
         actions = torch.as_tensor(actions, device=self.device)
         expected = (self.num_envs, *space.shape)
         if tuple(actions.shape) != expected:
-            raise ValueError(
+            raise ActionError(
                 f"actions must have shape {expected} for {self.num_envs} envs with action space "
                 f"{space}, got {tuple(actions.shape)}"
             )
         if isinstance(space, gym.spaces.Discrete):
             if actions.is_floating_point():
-                raise ValueError(f"discrete actions must be integers, got dtype {actions.dtype}")
+                raise ActionError(f"discrete actions must be integers, got dtype {actions.dtype}")
             lowest, highest = torch.aminmax(actions)
             outside = bool(lowest < space.start) or bool(highest >= space.start + space.n)
         else:
             low, high = self._action_bounds
-            outside = bool(((actions < low) | (actions > high)).any())
+            inside = (actions >= low) & (actions <= high)
+            if not self._bounds_finite:
+                inside &= torch.isfinite(actions)
+            outside = not bool(inside.all())
         if outside:
-            raise ValueError(f"actions outside the action space {space}")
+            raise ActionError(f"actions outside the action space {space}, or not finite (NaN or inf)")
         return actions
 
 
@@ -374,67 +532,196 @@ def get_reference_policy(kernel: Kernel, params: Any, name: str) -> Policy:
     """Look up one scripted reference policy by name, with a clear error for unknown names."""
     policies = kernel.reference_policies(params)
     if name not in policies:
-        raise KeyError(f"{kernel.name} has no reference policy {name!r}; it has {sorted(policies)}")
+        raise UnknownPolicyError(f"{kernel.name} has no reference policy {name!r}; it has {sorted(policies)}")
     return policies[name]
 
 
 # --- the checker --------------------------------------------------------------------------------
 
 
-def check_gameable_env(env: gym.Env, steps: int = 200, seed: int = 0) -> None:
-    """Check that a single env keeps the gameable-env contract; raise AssertionError if not.
+LEAK_R2 = 0.9999
+"""R^2 above which a linear function of the observation counts as encoding the true objective.
 
-    Runs Gymnasium's own ``check_env`` and then, over ``steps`` random steps:
+A copy of the true reward or return fits to rounding (R^2 = 1 - 1e-12 or so). Honest features
+can come close: on the checker's rollouts BoatRace's position and speed predict its per-step race
+progress with R^2 up to 0.997, because progress is how far the boat moved along the track."""
 
-    * ``info`` carries float ``proxy_reward`` and ``true_reward`` on every step, after ``reset``
-      too where the episode ends;
+
+def check_gameable_env(
+    env: gym.Env, steps: int = 200, seed: int = 0, allow_observable_true_reward: bool = False
+) -> None:
+    """Check that a single env keeps the gameable-env contract; raise :class:`EnvCheckError` if not.
+
+    Runs Gymnasium's own ``check_env``, then plays ``steps`` steps of random actions and, for a
+    gameable env, ``steps`` of each scripted reference policy (the exploit is where proxy and
+    true objective part, so where a leak would show), and checks:
+
+    * ``info`` carries float, finite ``proxy_reward`` and ``true_reward`` on every step;
     * the ``reward`` returned is ``info["proxy_reward"]``;
-    * the observation does not encode the true objective: no observation element tracks the
-      cumulative true return exactly (a leak detector, not a proof).
+    * reproducibility: the same seed and actions, played again, give the same trajectory (a
+      step that draws from torch's global RNG fails here, naming the first step that differs);
+    * the observation does not encode the true objective: no linear function of the observation
+      (least squares with an intercept; single elements, and all of them together when there are
+      enough steps) predicts the per-step true reward or the cumulative true return of the
+      episode with R^2 above :data:`LEAK_R2`. A leak detector, not a proof. An env whose
+      per-step true reward is by design a plain function of what the agent sees (and differs
+      from the proxy) can pass ``allow_observable_true_reward=True`` to skip that one probe.
 
-    Works for any ``gym.Env``, so custom envs can be checked before registration.
+    ``EnvCheckError`` is also an ``AssertionError``; the checks are explicit, so they also run
+    under ``python -O``. Works for any ``gym.Env``, so custom envs can be checked before
+    registration.
     """
     from gymnasium.utils.env_checker import check_env
 
-    check_env(env.unwrapped, skip_render_check=True)
+    try:
+        check_env(env.unwrapped, skip_render_check=True)
+    except AssertionError as error:
+        raise EnvCheckError(f"Gymnasium's check_env failed: {error}") from error
+    segments = _rollout_segments(env)
+    played = _play(env, seed, steps, segments)
+    replayed = _play(env, seed, steps, segments, actions=played.actions)
+    _require_same_trajectory(played, replayed)
+    _require_no_true_leak(played, allow_observable_true_reward)
+
+
+@dataclass
+class _Trajectory:
+    """What the checker saw on each step of its rollout, in order."""
+
+    labels: list[str] = dataclasses.field(default_factory=list)  # e.g. "step 12 of random actions"
+    actions: list[Any] = dataclasses.field(default_factory=list)
+    observations: list[np.ndarray] = dataclasses.field(default_factory=list)
+    proxy: list[float] = dataclasses.field(default_factory=list)
+    true: list[float] = dataclasses.field(default_factory=list)
+    true_returns: list[float] = dataclasses.field(default_factory=list)  # of the episode so far
+    ends: list[tuple[bool, bool]] = dataclasses.field(default_factory=list)
+
+
+def _rollout_segments(env: gym.Env) -> list[tuple[str, Policy | None]]:
+    """Random actions, then each scripted reference policy if the env has them."""
+    segments: list[tuple[str, Policy | None]] = [("random actions", None)]
+    if isinstance(env.unwrapped, GameableEnv):
+        segments += [
+            (f"the {name} policy", env.unwrapped.reference_policy(name)) for name in REFERENCE_POLICY_NAMES
+        ]
+    return segments
+
+
+def _play(
+    env: gym.Env,
+    seed: int,
+    steps: int,
+    segments: list[tuple[str, Policy | None]],
+    actions: list | None = None,
+) -> _Trajectory:
+    """Play ``steps`` steps of each segment from ``reset(seed + k)``, checking each step's info.
+
+    With ``actions``, replay them instead of choosing. Policies act on the unwrapped env's own
+    observation, so a wrapper that changes observations does not confuse them.
+    """
+    played = _Trajectory()
     env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    observations, true_returns = [np.asarray(obs, dtype=np.float64).ravel()], [0.0]
-    true_return = 0.0
-    for step in range(steps):
-        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
-        for key in ("proxy_reward", "true_reward"):
-            assert key in info, f"step {step}: info lacks {key!r} (the contract needs it every step)"
-            assert isinstance(info[key], (float, np.floating)), (
-                f"step {step}: info[{key!r}] must be a float, got {type(info[key]).__name__}"
+    for k, (label, policy) in enumerate(segments):
+        env.reset(seed=seed + k)
+        true_return = 0.0
+        for step in range(steps):
+            if actions is not None:
+                action = actions[len(played.actions)]
+            elif policy is None:
+                action = env.action_space.sample()
+            else:
+                own_obs = torch.as_tensor(env.unwrapped._observation()).unsqueeze(0)
+                action = policy(own_obs)[0].numpy()
+            where = f"step {step} of {label}"
+            obs, reward, terminated, truncated, info = env.step(action)
+            _require_contract_info(where, reward, info)
+            true_return += info["true_reward"]
+            played.labels.append(where)
+            played.actions.append(action)
+            played.observations.append(np.asarray(obs, dtype=np.float64).ravel())
+            played.proxy.append(float(info["proxy_reward"]))
+            played.true.append(float(info["true_reward"]))
+            played.true_returns.append(true_return)
+            played.ends.append((bool(terminated), bool(truncated)))
+            if terminated or truncated:
+                env.reset()
+                true_return = 0.0
+    return played
+
+
+def _require_contract_info(where: str, reward: Any, info: dict[str, Any]) -> None:
+    for key in ("proxy_reward", "true_reward"):
+        if key not in info:
+            raise EnvCheckError(f"{where}: info lacks {key!r} (the contract needs it every step)")
+        if not isinstance(info[key], (float, np.floating)):
+            raise EnvCheckError(f"{where}: info[{key!r}] must be a float, got {type(info[key]).__name__}")
+        if not math.isfinite(info[key]):
+            raise EnvCheckError(f"{where}: info[{key!r}] is {info[key]}")
+    if float(reward) != float(info["proxy_reward"]):
+        raise EnvCheckError(
+            f"{where}: reward {reward} differs from info['proxy_reward'] {info['proxy_reward']}; "
+            "the returned reward must be the proxy"
+        )
+
+
+def _require_same_trajectory(first: _Trajectory, second: _Trajectory) -> None:
+    """Raise at the first step where a replay with the same seed and actions went differently."""
+    for index, where in enumerate(first.labels):
+        differs = [
+            what
+            for what, a, b in (
+                ("observation", first.observations[index], second.observations[index]),
+                ("proxy reward", first.proxy[index], second.proxy[index]),
+                ("true reward", first.true[index], second.true[index]),
+                ("episode end", first.ends[index], second.ends[index]),
             )
-            assert math.isfinite(info[key]), f"step {step}: info[{key!r}] is {info[key]}"
-        assert float(reward) == float(info["proxy_reward"]), (
-            f"step {step}: reward {reward} differs from info['proxy_reward'] "
-            f"{info['proxy_reward']}; the returned reward must be the proxy"
-        )
-        true_return += info["true_reward"]
-        if terminated or truncated:
-            obs, _ = env.reset()
-            true_return = 0.0
-        observations.append(np.asarray(obs, dtype=np.float64).ravel())
-        true_returns.append(true_return)
-    _assert_no_true_return_leak(np.stack(observations), np.asarray(true_returns))
+            if not np.array_equal(a, b, equal_nan=True)
+        ]
+        if differs:
+            raise EnvCheckError(
+                f"not reproducible: replaying the same seed and actions gave a different "
+                f"{' and '.join(differs)} at {where}. Randomness in step must come from a generator "
+                "kept in the state and seeded at reset (see SensorCleaner's rng), not from torch's "
+                "global RNG"
+            )
 
 
-def _assert_no_true_return_leak(observations: np.ndarray, true_returns: np.ndarray) -> None:
-    """Fail if some observation element is an exact affine copy of the running true return."""
-    if np.ptp(true_returns) == 0:
-        return
-    centred_returns = true_returns - true_returns.mean()
-    for column in range(observations.shape[1]):
-        values = observations[:, column] - observations[:, column].mean()
-        if np.ptp(values) == 0:
-            continue
-        correlation = np.dot(values, centred_returns) / (
-            np.linalg.norm(values) * np.linalg.norm(centred_returns)
-        )
-        assert abs(correlation) < 0.9999, (
-            f"observation element {column} is a copy of the cumulative true return "
-            f"(correlation {correlation:.6f}); the true objective must stay hidden"
-        )
+def _require_no_true_leak(played: _Trajectory, allow_observable_true_reward: bool) -> None:
+    """Fail if a linear function of the observation predicts the true reward or return."""
+    observations = np.stack(played.observations)
+    true = np.asarray(played.true)
+    targets = {"cumulative true return": np.asarray(played.true_returns)}
+    if not allow_observable_true_reward and not np.array_equal(true, np.asarray(played.proxy)):
+        targets["per-step true reward"] = true  # (equal to the proxy, it hides nothing)
+    for what, target in targets.items():
+        r2, column, column_r2 = _linear_fit_r2(observations, target)
+        if r2 > LEAK_R2:
+            raise EnvCheckError(
+                f"the observation encodes the {what}: a linear function of it predicts the {what} "
+                f"with R^2 {r2:.6f} over {len(target)} steps (observation element {column} alone: "
+                f"R^2 {column_r2:.6f}); the true objective must stay hidden"
+            )
+
+
+def _linear_fit_r2(observations: np.ndarray, target: np.ndarray) -> tuple[float, int, float]:
+    """R^2 of the best least-squares fit of ``target`` from ``observations`` (with an intercept).
+
+    Returns the overall R^2, the single element that fits best and that element's own R^2.
+    All elements together are fitted only with at least 4 steps per coefficient, so that a fit
+    cannot match by chance; single elements always are.
+    """
+    centred = target - target.mean()
+    total = float(centred @ centred)
+    features = observations - observations.mean(axis=0)
+    varying = np.flatnonzero(np.ptp(features, axis=0) > 0)
+    if total == 0 or len(varying) == 0:
+        return 0.0, -1, 0.0
+    features = features[:, varying]
+    column_r2 = (features.T @ centred) ** 2 / (np.einsum("ij,ij->j", features, features) * total)
+    best = int(np.argmax(column_r2))
+    r2 = float(column_r2[best])
+    if len(target) >= 4 * (features.shape[1] + 1):
+        coefficients, *_ = np.linalg.lstsq(features, centred, rcond=None)
+        residual = centred - features @ coefficients
+        r2 = max(r2, 1.0 - float(residual @ residual) / total)
+    return r2, int(varying[best]), float(column_r2[best])

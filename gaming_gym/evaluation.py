@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy, resolve_device, seeded_generator
+from gaming_gym.errors import ConfigError, ConfigTypeError
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ def evaluate(
     the scripted reference policies. Every env runs exactly one episode; envs whose episode has
     ended keep stepping (their results are ignored) until the last one ends.
     """
-    if episodes < 1:
-        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ConfigError(f"episodes must be a positive int, got {episodes!r}")
     env = gym.make_vec(env_id, num_envs=episodes, device=resolve_device(device), **(knobs or {}))
     try:
         obs, _ = env.reset(seed=seed)
@@ -84,7 +85,7 @@ def random_policy(action_space: gym.Space, seed: int | None = None) -> Policy:
 
     elif isinstance(action_space, gym.spaces.Box):
         if not action_space.is_bounded("both"):
-            raise ValueError(f"random_policy needs a bounded Box to sample uniformly, got {action_space}")
+            raise ConfigError(f"random_policy needs a bounded Box to sample uniformly, got {action_space}")
         box_low, box_high = torch.as_tensor(action_space.low), torch.as_tensor(action_space.high)
 
         def sample(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -93,7 +94,9 @@ def random_policy(action_space: gym.Space, seed: int | None = None) -> Policy:
             return low + uniform * (high - low)
 
     else:
-        raise TypeError(f"random_policy supports Discrete and bounded Box action spaces, got {action_space}")
+        raise ConfigTypeError(
+            f"random_policy supports Discrete and bounded Box action spaces, got {action_space}"
+        )
     generators: dict[torch.device, torch.Generator] = {}
 
     def policy(obs: torch.Tensor) -> torch.Tensor:

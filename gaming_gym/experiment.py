@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gaming_gym.core import Policy
+from gaming_gym.errors import ConfigError, MetricError, RunDirectoryError, RunNotFoundError
 from gaming_gym.evaluation import reference_returns
 from gaming_gym.files import write_text_atomically
 from gaming_gym.metrics import (
@@ -71,13 +72,13 @@ def train_experiment(
     ``total_timesteps``, ``reward``, ``device``, ``num_envs``).
     """
     if agent not in AGENTS:
-        raise ValueError(f"unknown agent {agent!r}; use one of {', '.join(AGENTS)}")
+        raise ConfigError(f"unknown agent {agent!r}; use one of {', '.join(AGENTS)}")
     run_dir = Path(run_dir)
     knobs = dict(knobs or {})
     if agent == "ppo":
         from gaming_gym.agents.ppo import default_config, train
 
-        config = default_config(env_id, knobs=knobs, **settings)
+        config = _checked_config(lambda: default_config(env_id, knobs=knobs, **settings))
         _write_config(run_dir, agent, config.to_dict())
         checkpoints = train(config, run_dir, progress=progress, resume=True).checkpoints
         seed = config.seed
@@ -101,7 +102,7 @@ def write_report(
     run_dir = Path(run_dir)
     save_checkpoints(run_dir / EVALUATIONS_FILE, checkpoints)
     references = reference_returns(env_id, knobs, episodes=REFERENCE_EPISODES, seed=seed)
-    report = goodhart_report(checkpoints, references, env_id, knobs)
+    report = _measured(lambda: goodhart_report(checkpoints, references, env_id, knobs))
     report.save(run_dir / REPORT_FILE)
     return RunSummary(
         run_dir,
@@ -117,17 +118,18 @@ def report_over_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
     Each run's evaluation records are read back from its report; the references are measured
     afresh. Returns ``(report, curve path or None)``.
     """
+    _require_distinct(run_dirs)
     reports = [load_report(run_dir) for run_dir in run_dirs]
     settings = {(r.env_id, json.dumps(r.knobs, sort_keys=True)) for r in reports}
     if len(settings) != 1:
-        raise ValueError(
+        raise ConfigError(
             "runs to combine must share one env and knob setting; got "
             + "; ".join(f"{env} {knobs}" for env, knobs in sorted(settings))
         )
     env_id, knobs = reports[0].env_id, dict(reports[0].knobs)
     runs = [_checkpoints_of(run_dir) for run_dir in run_dirs]
     references = reference_returns(env_id, knobs, episodes=REFERENCE_EPISODES)
-    report = goodhart_report_over_seeds(runs, references, env_id, knobs)
+    report = _measured(lambda: goodhart_report_over_seeds(runs, references, env_id, knobs))
     curve = plot_goodhart_curve(report, Path(out) / CURVE_FILE) if out is not None else None
     if out is not None:
         report.save(Path(out) / REPORT_FILE)
@@ -135,55 +137,110 @@ def report_over_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
 
 
 def load_report(run_dir: str | os.PathLike) -> GoodhartReport:
-    path = Path(run_dir) / REPORT_FILE
-    if not Path(run_dir).is_dir():
-        raise FileNotFoundError(f"no run directory at {run_dir}")
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} holds no {REPORT_FILE}: is it a finished run directory?")
-    return GoodhartReport.load(path)
+    """The run's Goodhart report, for a registered env only (its id is used to make envs)."""
+    path = _run_file(run_dir, REPORT_FILE, "a finished run directory")
+    report = _read_run_file(path, GoodhartReport.load)
+    _require_registered(report.env_id, path)
+    return report
 
 
 def load_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(run_dir) / CONFIG_FILE
-    if not Path(run_dir).is_dir():
-        raise FileNotFoundError(f"no run directory at {run_dir}")
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} holds no {CONFIG_FILE}: is it a run directory?")
-    return json.loads(path.read_text())
+    """The run's ``config.json``, checked before anything acts on it.
+
+    A run directory may come from anyone: its agent must be one of :data:`AGENTS` and its env id
+    a registered gameable env (a ``module:`` id would make Gymnasium import that module).
+    """
+    path = _run_file(run_dir, CONFIG_FILE, "a run directory")
+    saved = _read_run_file(path, lambda p: json.loads(p.read_text()))
+    if not isinstance(saved, dict) or saved.get("agent") not in AGENTS:
+        raise RunDirectoryError(f"{path} names no known agent (one of {', '.join(AGENTS)})")
+    _require_registered(saved.get("env_id"), path)
+    return saved
 
 
 def load_run_policy(run_dir: str | os.PathLike, deterministic: bool = False) -> tuple[Policy, dict]:
     """The trained batched policy of a run directory and the run's config."""
     saved = load_run_config(run_dir)
-    try:
-        if saved["agent"] == "ppo":
-            from gaming_gym.agents.ppo import load_agent
-
-            return load_agent(run_dir)[0].policy(deterministic), saved
+    if saved["agent"] == "sb3":
         from gaming_gym.agents.sb3 import load_sb3_policy
 
         return load_sb3_policy(run_dir, deterministic), saved
-    except (
-        RuntimeError,
-        EOFError,
-        KeyError,
-        ValueError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-    ) as error:
+    from gaming_gym.agents.ppo import CHECKPOINT_FILE, load_agent
+
+    # Until ppo.load_agent checks it itself: the checkpoint's own env id is what it makes.
+    checkpoint = _run_file(run_dir, CHECKPOINT_FILE, "a PPO run directory")
+    _require_registered(_read_run_file(checkpoint, _checkpoint_env_id), checkpoint)
+    agent, _ = _read_run_file(checkpoint, load_agent)
+    return agent.policy(deterministic), saved
+
+
+def _checkpoint_env_id(path: Path) -> Any:
+    """The env id a PPO checkpoint's config names (read as plain tensors and data, no pickle)."""
+    return torch.load(path, map_location="cpu", weights_only=True)["config"]["env_id"]
+
+
+def _run_file(run_dir: str | os.PathLike, name: str, expected: str) -> Path:
+    if not Path(run_dir).is_dir():
+        raise RunNotFoundError(f"no run directory at {run_dir}")
+    path = Path(run_dir) / name
+    if not path.exists():
+        raise RunNotFoundError(f"{run_dir} holds no {name}: is it {expected}?")
+    return path
+
+
+def _read_run_file(path: Path, read: Callable[[Path], Any]) -> Any:
+    """``read(path)``, any failure to parse the file reported as a corrupt run file, in one line."""
+    try:
+        return read(path)
+    except RunDirectoryError:
+        raise
+    except Exception as error:  # json, torch and the record classes each raise their own kinds
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(
-            f"cannot load the trained agent in {run_dir}: its checkpoint is corrupt or not a "
-            f"gaming_gym checkpoint ({reason[:120]})"
+        raise RunDirectoryError(
+            f"cannot read {path}: it is corrupt or not written by gaming_gym ({reason[:120]})"
         ) from error
+
+
+def _require_registered(env_id: Any, path: Path) -> None:
+    from gaming_gym.registry import gameable_env_ids
+
+    if env_id not in gameable_env_ids():
+        raise RunDirectoryError(
+            f"{path} is for env {env_id!r}, which is not a registered gameable env; use --import to "
+            f"register custom envs (ids with a module: prefix are refused: they would import code)"
+        )
+
+
+def _require_distinct(run_dirs: Sequence[str | os.PathLike]) -> None:
+    """The same run twice would count its seed twice and narrow the intervals falsely."""
+    seen: dict[Path, str | os.PathLike] = {}
+    for run_dir in run_dirs:
+        resolved = Path(run_dir).resolve()
+        if resolved in seen:
+            raise ConfigError(f"run {run_dir} is given twice (as {seen[resolved]} too); give each run once")
+        seen[resolved] = run_dir
+
+
+def _checked_config(make: Callable[[], Any]) -> Any:
+    """Build an agent config, its validation errors (ValueError, TypeError) as a ConfigError."""
+    try:
+        return make()
+    except (ValueError, TypeError) as error:
+        raise ConfigError(str(error)) from error
+
+
+def _measured(measure: Callable[[], GoodhartReport]) -> GoodhartReport:
+    """Compute a Goodhart report, the metric's complaints about the returns as a MetricError."""
+    try:
+        return measure()
+    except ValueError as error:
+        raise MetricError(f"cannot compute the Goodhart report: {error}") from error
 
 
 def _checkpoints_of(run_dir: str | os.PathLike) -> list[Checkpoint]:
     """The evaluation records of a finished run."""
-    path = Path(run_dir) / EVALUATIONS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} holds no {EVALUATIONS_FILE}: is it a finished run directory?")
-    return load_checkpoints(path)
+    path = _run_file(run_dir, EVALUATIONS_FILE, "a finished run directory")
+    return _read_run_file(path, load_checkpoints)
 
 
 def _write_config(run_dir: Path, agent: str, config: dict[str, Any]) -> None:

@@ -3,6 +3,11 @@
 ``gymnasium.make("GamingGym/BoatRace-v0")`` gives the single front (with Gymnasium's time
 limit) and ``gymnasium.make_vec("GamingGym/BoatRace-v0", num_envs=4096, device="cuda")`` the
 batched front, which counts the same time limit itself.
+
+Without ``import gaming_gym`` (in a subprocess worker, say), name the module in the id:
+``gymnasium.make("gaming_gym:GamingGym/BoatRace-v0")`` imports it first. Gymnasium 1.x has no
+plugin entry points (``gymnasium.envs`` entry points were dropped in 1.0), so this prefix is the
+way Gymnasium itself offers.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 
 from gaming_gym.core import GameableEnv, GameableVectorEnv, Kernel
+from gaming_gym.errors import ConfigError, ConfigTypeError
 
 NAMESPACE = "GamingGym"
 
@@ -77,7 +83,7 @@ def register(
     single.kernel.make_params(**(kwargs or {}))  # an unknown knob or bad value fails here, not at make
     if env_id in gym.registry:
         if not override:
-            raise ValueError(f"{env_id!r} is already registered; pass override=True to replace it")
+            raise ConfigError(f"{env_id!r} is already registered; pass override=True to replace it")
         del gym.registry[env_id]  # replaced on purpose: no "overriding" warning
     gym.register(
         id=env_id,
@@ -97,7 +103,7 @@ def _fronts_for(env: Kernel | type[GameableEnv]) -> tuple[type[GameableEnv], typ
     elif isinstance(env, type) and issubclass(env, GameableEnv) and hasattr(env, "kernel"):
         single = env
     else:
-        raise TypeError(
+        raise ConfigTypeError(
             f"register() takes a gaming_gym Kernel or a GameableEnv subclass with a kernel, got {env!r}"
         )
     vector = type(

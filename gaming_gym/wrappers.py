@@ -8,9 +8,11 @@ the proxy the agent is trained on and the hidden true objective. Both are summed
 * :class:`RecordEpisodeStatistics` (single env): ``info["episode"] = {"r": proxy return,
   "true": true return, "l": length, "t": seconds the episode took}`` at the step the episode ends
   ("r", "l", "t" as Gymnasium writes them, so stable-baselines3 logs the proxy as usual);
-* :class:`RecordVectorEpisodeStatistics` (``GameableVectorEnv``): ``info["episode"] = {"r",
-  "true", "l"}`` as tensors of shape ``(num_envs,)`` on the env's device, and the mask
-  ``info["_episode"]`` of the envs whose episode ended, at every step where one ended.
+* :class:`RecordVectorEpisodeStatistics` (any Gymnasium vector env, torch or numpy, either
+  autoreset mode): ``info["episode"] = {"r", "true", "l"}`` as arrays of shape ``(num_envs,)``
+  (tensors on the env's device for the batched front), and the mask ``info["_episode"]`` of the
+  envs whose episode ended, at every step where one ended. Foreign trainers (CleanRL over
+  ``SyncVectorEnv``) should read true returns from it rather than sum ``info["true_reward"]``.
 
 Both keep the most recent ``buffer_length`` episodes in :class:`EpisodeQueues`, for progress bars.
 """
@@ -26,13 +28,15 @@ import gymnasium as gym
 import torch
 from gymnasium.vector import AutoresetMode
 
+from gaming_gym.errors import ConfigError, MissingInfoKeyError, ResetNeededError
+
 
 class EpisodeQueues:
     """The proxy returns, true returns and lengths of the most recent finished episodes."""
 
     def __init__(self, buffer_length: int = 100):
         if buffer_length < 1:
-            raise ValueError(f"buffer_length must be a positive int, got {buffer_length!r}")
+            raise ConfigError(f"buffer_length must be a positive int, got {buffer_length!r}")
         self.proxy: deque[float] = deque(maxlen=buffer_length)
         self.true: deque[float] = deque(maxlen=buffer_length)
         self.length: deque[int] = deque(maxlen=buffer_length)
@@ -59,10 +63,14 @@ class EpisodeQueues:
 def _require_contract_keys(info: dict[str, Any]) -> None:
     for key in ("proxy_reward", "true_reward"):
         if key not in info:
-            raise KeyError(
-                f"info lacks {key!r}: these statistics need a gameable env, whose step info carries "
-                f"'proxy_reward' and 'true_reward' (see gaming_gym.check_gameable_env)"
-            )
+            raise _missing_key(key)
+
+
+def _missing_key(key: str) -> MissingInfoKeyError:
+    return MissingInfoKeyError(
+        f"info lacks {key!r}: these statistics need a gameable env, whose step info carries "
+        f"'proxy_reward' and 'true_reward' (see gaming_gym.check_gameable_env)"
+    )
 
 
 class RecordEpisodeStatistics(gym.Wrapper):
@@ -93,7 +101,7 @@ class RecordEpisodeStatistics(gym.Wrapper):
         self._length += 1
         if terminated or truncated:
             if "episode" in info:
-                raise ValueError(
+                raise ConfigError(
                     "info already has an 'episode' entry: is another episode-statistics wrapper inside?"
                 )
             info["episode"] = {
@@ -107,13 +115,28 @@ class RecordEpisodeStatistics(gym.Wrapper):
 
 
 class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
-    """Record the proxy return, true return and length of every episode of a batched gameable env.
+    """Record the proxy return, true return and length of every episode of a vector env.
 
-    Returns are summed as float32 tensors on the env's device (as :func:`gaming_gym.evaluation.
-    evaluate` sums them). Reading the finished episodes into :attr:`queues` copies a few numbers
-    to the host at the steps where episodes end; the env's own autoreset already synchronises
-    there. Needs ``AutoresetMode.SAME_STEP`` (as ``GameableVectorEnv`` has): the step that ends an
-    episode carries its last reward.
+    Works on any Gymnasium ``VectorEnv`` whose envs keep the gameable-env contract: the batched
+    :class:`~gaming_gym.core.GameableVectorEnv` (torch tensors on its device) and Gymnasium's own
+    ``SyncVectorEnv`` / ``AsyncVectorEnv`` over ``gymnasium.make`` envs (numpy), as CleanRL-style
+    trainers use them, in either autoreset mode. Summing ``info["true_reward"]`` by hand there
+    loses rewards: with next-step autoreset the step after an episode's end is a reset whose
+    info has no ``true_reward``, and with same-step autoreset the last step's rewards sit in
+    ``info["final_info"]`` (the top level holds the reset's info). This wrapper reads each step's
+    rewards from the right place:
+
+    * ``AutoresetMode.SAME_STEP``: the step that ends an episode carries its last reward, from
+      ``info["final_info"]`` where the env provides one, from ``info`` otherwise;
+    * ``AutoresetMode.NEXT_STEP`` (Gymnasium's default): the reset step after an end is not
+      counted; the next episode starts from zero.
+
+    When episodes end, ``info["episode"] = {"r": proxy return, "true": true return, "l": length}``
+    and the mask ``info["_episode"]`` of the envs whose episode ended: torch tensors on the env's
+    device for a torch env, numpy arrays for a numpy one. Returns are summed in float32 (as
+    :func:`gaming_gym.evaluation.evaluate` sums them). Reading finished episodes into
+    :attr:`queues` copies a few numbers to the host at the steps where episodes end; the env's
+    own autoreset already synchronises there.
 
     Attributes:
         queues: :class:`EpisodeQueues` of the last ``buffer_length`` episodes over all envs.
@@ -121,16 +144,17 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
 
     def __init__(self, env: gym.vector.VectorEnv, buffer_length: int = 100):
         super().__init__(env)
-        mode = env.metadata.get("autoreset_mode")
-        if mode != AutoresetMode.SAME_STEP:
-            raise ValueError(
-                f"RecordVectorEpisodeStatistics needs an env with autoreset_mode SAME_STEP (as "
-                f"GameableVectorEnv has), got {mode!r}"
+        self.autoreset_mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        if self.autoreset_mode not in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP):
+            raise ConfigError(
+                f"RecordVectorEpisodeStatistics needs an env that autoresets (SAME_STEP or "
+                f"NEXT_STEP), got autoreset_mode {self.autoreset_mode!r}"
             )
         self.queues = EpisodeQueues(buffer_length)
         self._proxy_return: torch.Tensor | None = None
         self._true_return: torch.Tensor | None = None
         self._length: torch.Tensor | None = None
+        self._resetting: torch.Tensor | None = None  # next-step autoreset: envs whose next step resets
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = super().reset(seed=seed, options=options)
@@ -138,16 +162,18 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
         self._proxy_return = torch.zeros(self.num_envs, dtype=torch.float32, device=device)
         self._true_return = torch.zeros(self.num_envs, dtype=torch.float32, device=device)
         self._length = torch.zeros(self.num_envs, dtype=torch.long, device=device)
+        self._resetting = torch.zeros(self.num_envs, dtype=torch.bool, device=device)
         return obs, info
 
     def get_state(self) -> dict[str, Any]:
         """The wrapped env's :meth:`~gaming_gym.core.GameableVectorEnv.get_state`, plus the
         in-flight episodes' running sums and the recent-episode queues (for exact resumption)."""
         if self._proxy_return is None:
-            raise RuntimeError("Call reset() before get_state().")
+            raise ResetNeededError("Call reset() before get_state().")
         return {
             "env": self.env.get_state(),
             "running": [self._proxy_return.clone(), self._true_return.clone(), self._length.clone()],
+            "resetting": self._resetting.clone(),
             "recent": [list(self.queues.proxy), list(self.queues.true), list(self.queues.length)],
             "episode_count": self.queues.episode_count,
         }
@@ -155,39 +181,78 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
     def set_state(self, saved: dict[str, Any]) -> None:
         """Continue from :meth:`get_state` (call ``reset`` first, as the wrapped env needs)."""
         self.env.set_state(saved["env"])
-        self._proxy_return, self._true_return, self._length = (
-            value.to(self._length.device) for value in saved["running"]
-        )
+        device = self._length.device
+        self._proxy_return, self._true_return, self._length = (value.to(device) for value in saved["running"])
+        self._resetting = saved.get("resetting", torch.zeros_like(self._resetting)).to(device)
         self.queues = EpisodeQueues(self.queues.proxy.maxlen)
         self.queues.extend(*saved["recent"])
         self.queues.episode_count = saved["episode_count"]
 
     def step(self, actions):
         if self._proxy_return is None:
-            raise RuntimeError("Call reset() before step().")
+            raise ResetNeededError("Call reset() before step().")
         obs, reward, terminated, truncated, info = super().step(actions)
-        _require_contract_keys(info)
-        self._proxy_return += info["proxy_reward"]
-        self._true_return += info["true_reward"]
-        self._length += 1
-        done = torch.as_tensor(terminated | truncated, device=self._length.device)
+        device = self._length.device
+        done = torch.as_tensor(terminated | truncated, device=device)
+        counted = ~self._resetting
+        proxy = self._step_values(info, "proxy_reward", done, counted)
+        true = self._step_values(info, "true_reward", done, counted)
+        self._proxy_return += proxy
+        self._true_return += true
+        self._length += counted
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            self._resetting = done
         if bool(done.any()):
-            if "episode" in info:
-                raise ValueError(
-                    "info already has an 'episode' entry: is another episode-statistics wrapper inside?"
-                )
-            info["episode"] = {
-                "r": torch.where(done, self._proxy_return, 0.0),
-                "true": torch.where(done, self._true_return, 0.0),
-                "l": torch.where(done, self._length, 0),
-            }
-            info["_episode"] = done
-            self.queues.extend(
-                self._proxy_return[done].tolist(),
-                self._true_return[done].tolist(),
-                self._length[done].tolist(),
-            )
-            self._proxy_return = torch.where(done, 0.0, self._proxy_return)
-            self._true_return = torch.where(done, 0.0, self._true_return)
-            self._length = torch.where(done, 0, self._length)
+            self._record_episodes(info, done, as_numpy=not isinstance(reward, torch.Tensor))
         return obs, reward, terminated, truncated, info
+
+    def _step_values(self, info: dict[str, Any], key: str, done: torch.Tensor, counted: torch.Tensor):
+        """This step's ``info[key]`` of every env as float32, 0 where the step is not counted.
+
+        Values come from ``info["final_info"]`` for envs that ended (same-step autoreset of
+        Gymnasium's vector envs), from ``info`` otherwise. Where a sub-env's info may lack the
+        key (Gymnasium's ``_key`` masks), every counted step must have it.
+        """
+        values, present = self._masked(info, key)
+        final_info = info.get("final_info")
+        if final_info and key in final_info:
+            final_values, final_present = self._masked(final_info, key)
+            values = torch.where(done, final_values, values)
+            present = torch.where(done, final_present, present)
+        if present is not None and bool((counted & ~present).any()):
+            raise _missing_key(key)
+        return torch.where(counted, values, 0.0) if present is not None else values * counted
+
+    def _masked(self, info: dict[str, Any], key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``info[key]`` as float32 on our device, and its presence mask (None: all present)."""
+        device = self._length.device
+        if key not in info:
+            return torch.zeros(self.num_envs, device=device), torch.zeros(
+                self.num_envs, dtype=torch.bool, device=device
+            )
+        values = torch.as_tensor(info[key], dtype=torch.float32, device=device)
+        mask = info.get(f"_{key}")
+        present = None if mask is None else torch.as_tensor(mask, dtype=torch.bool, device=device)
+        return values, present
+
+    def _record_episodes(self, info: dict[str, Any], done: torch.Tensor, as_numpy: bool) -> None:
+        """Report the ended episodes in ``info`` and the queues, then restart their sums."""
+        if "episode" in info:
+            raise ConfigError(
+                "info already has an 'episode' entry: is another episode-statistics wrapper inside?"
+            )
+        episode = {
+            "r": torch.where(done, self._proxy_return, 0.0),
+            "true": torch.where(done, self._true_return, 0.0),
+            "l": torch.where(done, self._length, 0),
+        }
+        self.queues.extend(
+            self._proxy_return[done].tolist(), self._true_return[done].tolist(), self._length[done].tolist()
+        )
+        if as_numpy:
+            episode = {name: value.cpu().numpy() for name, value in episode.items()}
+        info["episode"] = episode
+        info["_episode"] = done.cpu().numpy() if as_numpy else done
+        self._proxy_return = torch.where(done, 0.0, self._proxy_return)
+        self._true_return = torch.where(done, 0.0, self._true_return)
+        self._length = torch.where(done, 0, self._length)

@@ -190,3 +190,171 @@ def test_a_corrupt_checkpoint_is_one_clear_line(capsys, tmp_path):
     code, _, err = run(capsys, *DISPENSER, "evaluate", str(tmp_path / "run"))
     assert code == 2
     assert "checkpoint" in err and len(err.strip().splitlines()) == 1
+
+
+# --- hardening: untrusted run directories, imports, bad input, reproducible evaluation -----------
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """One tiny PPO run on the Dispenser, shared by the tests that only read it."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    argv = [*DISPENSER, "train", "MyLab/Dispenser-v0", "--out", str(out), "--quiet", "--device", "cpu"]
+    assert main([*argv, "--steps", str(ROLLOUT), "--set", "eval_episodes=4"]) == 0
+    return out
+
+
+def _evil_pickle(marker: Path) -> str:
+    """A base64 pickle that creates ``marker`` when unpickled."""
+    import base64
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    return base64.b64encode(pickle.dumps(Evil())).decode()
+
+
+def test_an_sb3_run_directory_never_unpickles_its_model(capsys, tmp_path):
+    import zipfile
+
+    run_dir, marker = tmp_path / "run", tmp_path / "pwned"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"agent": "sb3", "env_id": BOAT, "knobs": {}}))
+    data = {"policy_class": {":type:": "x", ":serialized:": _evil_pickle(marker)}}
+    with zipfile.ZipFile(run_dir / "sb3_model.zip", "w") as archive:
+        archive.writestr("data", json.dumps(data))
+    code, _, err = run(capsys, "evaluate", str(run_dir), "--episodes", "2")
+    assert not marker.exists(), "loading the run directory ran code from it"
+    assert code == 2 and "unpickle" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_directory_naming_a_module_prefixed_env_is_refused(capsys, tmp_path, trained_run, monkeypatch):
+    """``module:Env-v0`` makes Gymnasium import ``module``: a run directory must not do that."""
+    import shutil
+
+    import torch
+
+    (tmp_path / "evil_gaming_module.py").write_text(f"import os\nos.mkdir({str(tmp_path / 'pwned')!r})\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    evil_id = "evil_gaming_module:MyLab/Dispenser-v0"
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    state["config"]["env_id"] = evil_id
+    torch.save(state, run_dir / "checkpoint.pt")
+    code, _, err = run(capsys, *DISPENSER, "evaluate", str(run_dir), "--episodes", "2")
+    assert not (tmp_path / "pwned").exists() and code == 2 and "not a registered gameable env" in err
+    (run_dir / "config.json").write_text(json.dumps({**_config(run_dir), "env_id": evil_id}))
+    code, _, err = run(capsys, *DISPENSER, "render", str(run_dir), "--out", str(tmp_path / "x.gif"))
+    assert not (tmp_path / "pwned").exists() and code == 2 and "not a registered gameable env" in err
+
+
+def test_import_loads_a_file_without_shadowing_a_module_of_the_same_name(capsys, tmp_path, monkeypatch):
+    import json as real_json
+
+    monkeypatch.setitem(sys.modules, "json", real_json)  # restored whatever happens
+    (tmp_path / "json.py").write_text("NOT_THE_STDLIB = True\n")
+    code, _, err = run(capsys, "--import", str(tmp_path / "json.py"), "list")
+    assert code == 0, err
+    assert sys.modules["json"] is real_json
+
+
+def test_import_of_a_file_with_a_syntax_error_is_one_line_naming_file_and_line(capsys, tmp_path):
+    (tmp_path / "broken_envs.py").write_text("import gaming_gym\n\ndef oops(:\n")
+    code, _, err = run(capsys, "--import", str(tmp_path / "broken_envs.py"), "list")
+    assert code == 2 and "broken_envs.py, line 3" in err and len(err.strip().splitlines()) == 1
+
+
+def test_import_of_a_bare_module_name_works_from_its_own_folder(capsys, tmp_path, monkeypatch):
+    """The installed ``gaming-gym`` script does not put the working directory on sys.path."""
+    (tmp_path / "feed_env_module.py").write_text(
+        "import sys, gaming_gym\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from examples.dispenser import DISPENSER\n"
+        "gaming_gym.register('FeedLab/Feed-v0', DISPENSER, max_episode_steps=100, override=True)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    code, out, err = run(capsys, "--import", "feed_env_module", "list")
+    assert code == 0, err
+    assert "FeedLab/Feed-v0" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["render", f"{BOAT}:exploit", "--out", "x.gif", "--max-frames", "0"],
+            "max_frames must be a positive int",
+        ),
+        (
+            ["render", f"{BOAT}:exploit", "--out", "x.gif", "--max-frames", "-3"],
+            "max_frames must be a positive int",
+        ),
+        (["evaluate", f"{BOAT}:exploit", "--episodes", "0"], "episodes must be a positive int"),
+        (["evaluate", f"{BOAT}:exploit", "--knob", "respawn_delay=-1"], "BoatRace"),
+    ],
+)
+def test_more_bad_input_is_one_clear_line(capsys, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir()), "nothing may be written"
+
+
+def test_an_unavailable_device_or_a_huge_batch_is_one_line(capsys, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = train(capsys, tmp_path / "cuda", "--device", "cuda")
+    assert code == 2 and "'cuda' is not available" in err and len(err.strip().splitlines()) == 1
+    code, _, err = train(capsys, tmp_path / "huge", "--num-envs", str(10**12), "--steps", str(10**15))
+    assert code == 2 and "use at most about" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_refuses_the_same_run_twice(capsys, trained_run, tmp_path):
+    code, _, err = run(
+        capsys, *DISPENSER, "report", str(trained_run), f"{trained_run}/", "--out", str(tmp_path)
+    )
+    assert code == 2 and "given twice" in err
+
+
+def test_bugs_are_not_relabelled_as_bad_input_and_traceback_shows_errors(capsys, monkeypatch):
+    from gaming_gym import cli
+    from gaming_gym.errors import ConfigError
+
+    def buggy(*args, **kwargs):
+        raise RuntimeError("a bug in gaming_gym")
+
+    with pytest.raises(ConfigError, match="unknown env"):
+        main(["--traceback", "evaluate", "Nope/Nothing-v0:exploit"])
+    monkeypatch.setattr(cli, "evaluate", buggy)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["evaluate", f"{BOAT}:exploit", "--episodes", "2"])
+
+
+def test_an_unwritable_output_is_one_line(capsys, monkeypatch, tmp_path):
+    import errno
+
+    from gaming_gym import render
+
+    def read_only(frames, path, fps):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(render, "_write_gif", read_only)
+    code, _, err = run(
+        capsys, "render", f"{BOAT}:exploit", "--out", str(tmp_path / "r.gif"), "--max-frames", "2"
+    )
+    assert code == 2 and str(tmp_path) in err and "Read-only file system" in err
+
+
+def test_evaluating_a_trained_run_is_reproducible_and_can_be_greedy(capsys, trained_run):
+    outputs = [run(capsys, *DISPENSER, "evaluate", str(trained_run), "--episodes", "16")[1] for _ in range(2)]
+    assert outputs[0] == outputs[1]
+    code, greedy, _ = run(
+        capsys, *DISPENSER, "evaluate", str(trained_run), "--episodes", "4", "--deterministic"
+    )
+    proxy = [float(line.split()[2]) for line in greedy.splitlines() if "proxy return" in line]
+    assert code == 0 and len(proxy) == 1

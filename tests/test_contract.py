@@ -5,6 +5,11 @@ Each env adds one row to ``ENV_CASES``; env-specific physics lives in its own te
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -163,3 +168,100 @@ def test_rendering_gives_frames_that_follow_the_episode(env_id, monkeypatch):
     human.reset(seed=0)
     human.step(human.action_space.sample())
     human.close()
+
+
+# --- hardening: bad input to the fronts, and the checker itself -----------------------------------
+
+CONTINUOUS_IDS = ["GamingGym/BoatRaceContinuous-v0", "GamingGym/TallFall-v0"]
+
+
+@pytest.mark.parametrize("env_id", CONTINUOUS_IDS)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_vector_front_rejects_non_finite_continuous_actions(env_id, bad):
+    """NaN compares false with any bound: it used to slip through and poison the env's episode."""
+    vector = gym.make_vec(env_id, num_envs=3)
+    vector.reset(seed=0)
+    actions = torch.zeros(3, *vector.single_action_space.shape)
+    actions[1, 0] = bad
+    with pytest.raises(ValueError, match="not finite"):
+        vector.step(actions)
+
+
+def test_an_unavailable_device_is_refused_when_the_vector_env_is_made(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'cuda' is not available"):
+        gym.make_vec("GamingGym/TallFall-v0", num_envs=2, device="cuda")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        gaming_gym.resolve_device("gpu")
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_allocating():
+    with pytest.raises(
+        MemoryError, match=r"num_envs=1,000,000,000,000 TallFall envs need about .* use at most"
+    ):
+        gym.make_vec("GamingGym/TallFall-v0", num_envs=10**12)
+
+
+class LeakTrueReward(gym.ObservationWrapper):
+    """Appends the last step's true reward (or the episode's true return) to the observation."""
+
+    def __init__(self, env: gym.Env, cumulative: bool = False):
+        super().__init__(env)
+        self.cumulative, self.leaked = cumulative, 0.0
+        space = env.observation_space
+        self.observation_space = gym.spaces.Box(
+            np.append(space.low, -np.inf).astype(np.float32), np.append(space.high, np.inf).astype(np.float32)
+        )
+
+    def reset(self, **kwargs):
+        self.leaked = 0.0
+        return super().reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.leaked = self.leaked + info["true_reward"] if self.cumulative else info["true_reward"]
+        return self.observation(obs), reward, terminated, truncated, info
+
+    def observation(self, obs):
+        return np.append(obs, np.float32(self.leaked)).astype(np.float32)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("cumulative", [False, True], ids=["per-step", "cumulative"])
+def test_check_gameable_env_catches_a_wrapper_leaking_the_true_reward(env_id, cumulative):
+    what = "cumulative true return" if cumulative else "per-step true reward"
+    with pytest.raises(AssertionError, match=f"observation encodes the {what}.*element"):
+        gaming_gym.check_gameable_env(LeakTrueReward(gym.make(env_id), cumulative))
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_check_gameable_env_passes_on_other_seeds_and_the_aligned_knobs(env_id):
+    """Honest features correlate with the true reward (BoatRace's position with race progress)
+    without tripping the leak probe."""
+    gaming_gym.check_gameable_env(gym.make(env_id), seed=3)
+    # At max_height=1.5 TallFall cannot fall: its true reward is then the walking speed the agent
+    # sees times the time step, by design; the checker is told so.
+    observable = env_id == "GamingGym/TallFall-v0"
+    aligned = gym.make(env_id, **ENV_CASES[env_id]["aligned_knobs"])
+    gaming_gym.check_gameable_env(aligned, seed=1, allow_observable_true_reward=observable)
+
+
+def test_check_gameable_env_does_not_rely_on_assert_statements():
+    """Under ``python -O`` assert statements vanish: the checker must still fail a leaking env."""
+    script = (
+        "import gymnasium as gym, gaming_gym\n"
+        "from test_contract import LeakTrueReward\n"
+        "gaming_gym.check_gameable_env(LeakTrueReward(gym.make('GamingGym/TallFall-v0')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-O", "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), str(Path(__file__).parent)]),
+        },
+        timeout=300,
+    )
+    assert result.returncode != 0 and "EnvCheckError" in result.stderr, result.stderr[-2000:]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
+import torch
 
 import gaming_gym
 from gaming_gym.evaluation import evaluate, reference_policy
@@ -69,3 +74,64 @@ def test_a_broken_plugin_warns_instead_of_breaking_the_import(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [plugin])
     with pytest.warns(UserWarning, match="plugin 'broken' .* failed to load: boom"):
         load_plugins()
+
+
+def test_a_kernel_without_draw_renders_a_default_frame(tmp_path, monkeypatch):
+    """Observation bars and the proxy and hidden true returns: a new env renders, and passes
+    Gymnasium's check_env render check, before it has any drawing code."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    from gymnasium.utils.env_checker import check_env
+
+    from gaming_gym.render import record_rollout
+
+    plain = dataclasses.replace(dispenser.DISPENSER, name="PlainDispenser", draw=None)
+    gaming_gym.register("MyLab/PlainDispenser-v0", plain, max_episode_steps=100, override=True)
+    env = gym.make("MyLab/PlainDispenser-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    first = env.render()
+    assert first.shape == (480, 480, 3) and first.dtype == np.uint8
+    assert len(np.unique(first.reshape(-1, 3), axis=0)) > 5
+    for _ in range(3):
+        env.step(2)  # right: the observation bar grows
+    assert not np.array_equal(first, env.render())
+    check_env(gym.make("MyLab/PlainDispenser-v0", render_mode="rgb_array").unwrapped)
+    policy = reference_policy("MyLab/PlainDispenser-v0", "exploit")
+    proxy, true, path = record_rollout(
+        "MyLab/PlainDispenser-v0", policy, tmp_path / "plain.gif", max_frames=4
+    )
+    # 4 frames, one every 2 steps: 6 steps, 5 to reach the dispenser, a coin on the 5th and 6th
+    assert path.exists() and (proxy, true) == (2.0, 0.0)
+
+
+def _slippery_step(params, state, action):
+    """The Dispenser, but from step 3 on the walker slips (stays put) at random, drawing from
+    torch's global RNG: not reproducible from the seed."""
+    slip = (torch.rand(action.shape[0]) < 0.5) & (state.t >= 3)
+    return dispenser.step(params, state, torch.where(slip, torch.ones_like(action), action))
+
+
+def test_check_gameable_env_catches_randomness_outside_the_state():
+    slippery = dataclasses.replace(dispenser.DISPENSER, name="Slippery", step=_slippery_step)
+    gaming_gym.register("MyLab/Slippery-v0", slippery, max_episode_steps=100, override=True)
+    with pytest.raises(AssertionError, match=r"not reproducible: .* at step \d+ of random actions"):
+        gaming_gym.check_gameable_env(gym.make("MyLab/Slippery-v0"))
+
+
+def test_gymnasium_makes_the_envs_in_a_fresh_process_through_the_module_prefix():
+    """A subprocess worker that never imported gaming_gym: Gymnasium 1.x has no plugin entry
+    points, so the id names the module ("gaming_gym:GamingGym/...") and Gymnasium imports it."""
+    script = (
+        "import gymnasium as gym\n"
+        "env = gym.make('gaming_gym:GamingGym/TallFall-v0')\n"
+        "vector = gym.make_vec('gaming_gym:GamingGym/TallFall-v0', num_envs=3)\n"
+        "print(env.spec.id, env.spec.max_episode_steps, vector.num_envs)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["GamingGym/TallFall-v0", "300", "3"]

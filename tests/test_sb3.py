@@ -116,3 +116,25 @@ def test_train_sb3_writes_a_run_directory_and_resumes_it(tmp_path):
     assert resumed.model.num_timesteps == 640
     assert [c.step for c in resumed.checkpoints] == [320, 640]
     assert resumed.config["seed"] == 0 and resumed.config["n_steps"] == 40
+
+
+def test_train_sb3_rounds_steps_down_to_whole_rollouts_as_ppo_does(tmp_path):
+    settings = dict(num_envs=8, n_steps=40, batch_size=80, n_epochs=1, eval_every=0, eval_episodes=2)
+    result = train_sb3(CORRIDOR_ID, progress=False, total_timesteps=500, **settings)  # 1.56 rollouts
+    assert result.model.num_timesteps == 320
+    with pytest.raises(ValueError, match="less than one rollout"):
+        train_sb3(CORRIDOR_ID, progress=False, total_timesteps=300, **settings)
+    with pytest.raises(TypeError, match="has no setting 'n_step'"):
+        train_sb3(CORRIDOR_ID, progress=False, total_timesteps=320, n_step=40)
+
+
+def test_train_sb3_saves_plain_tensors_and_refuses_a_pickled_model(tmp_path):
+    settings = dict(num_envs=8, n_steps=40, batch_size=80, n_epochs=1, eval_every=320, eval_episodes=2)
+    train_sb3(CORRIDOR_ID, tmp_path / "run", progress=False, total_timesteps=320, **settings)
+    saved = torch.load(tmp_path / "run" / "sb3_agent.pt", weights_only=True)
+    assert saved["num_timesteps"] == 320 and saved["env_id"] == CORRIDOR_ID
+    assert not (tmp_path / "run" / "sb3_model.zip").exists()
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "sb3_model.zip").write_bytes(b"PK")  # what older versions wrote
+    with pytest.raises(ValueError, match="unpickle"):
+        train_sb3(CORRIDOR_ID, tmp_path / "old", progress=False, total_timesteps=320, **settings)

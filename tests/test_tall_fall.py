@@ -162,18 +162,24 @@ def test_reference_policy_returns(knobs):
 @pytest.mark.parametrize(
     "knobs, message",
     [
-        ({"max_height": 0.5}, "max_height must be a finite number of metres >= 1.0"),
-        ({"max_height": float("inf")}, "max_height must be a finite number"),
-        ({"max_height": "tall"}, "max_height must be a finite number"),
-        ({"max_height": True}, "max_height must be a finite number"),
+        ({"max_height": 0.5}, r"max_height must be a number of metres in \[1.0, 100.0\]"),
+        ({"max_height": float("inf")}, "max_height must be a number of metres"),
+        ({"max_height": 1e300}, "max_height must be a number of metres"),
+        ({"max_height": 10**400}, "max_height must be a number of metres"),  # no OverflowError
+        ({"max_height": "tall"}, "max_height must be a number of metres"),
+        ({"max_height": True}, "max_height must be a number of metres"),
         ({"proxy_point": "hands"}, "proxy_point must be one of 'head', 'centre_of_mass', 'feet'"),
         ({"proxy_point": ["head"]}, "proxy_point must be one of"),
-        ({"speed_limit": 0.0}, "speed_limit must be a finite number of m/s > 0"),
-        ({"speed_limit": float("nan")}, "speed_limit must be a finite number"),
+        ({"speed_limit": 0.0}, r"speed_limit must be a number of m/s in \(0, 10.0\]"),
+        ({"speed_limit": float("nan")}, "speed_limit must be a number of m/s"),
+        ({"speed_limit": 1e300}, "speed_limit must be a number of m/s"),
+        ({"speed_limit": 10**400}, "speed_limit must be a number of m/s"),
     ],
 )
 def test_bad_knob_values_are_refused(knobs, message):
     with pytest.raises(ValueError, match=message):
+        tf.TallFallParams(**knobs)
+    with pytest.raises(ValueError, match=f"TallFall: {message}"):
         gym.make(ENV_ID, **knobs)
 
 

@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium.vector import AutoresetMode
 
 import gaming_gym  # noqa: F401  (registers the envs)
 from gaming_gym.evaluation import evaluate, reference_policy
@@ -99,9 +100,47 @@ def test_statistics_need_the_contract_keys():
         env.step(0)
 
 
-def test_vector_statistics_need_same_step_autoreset():
-    with pytest.raises(ValueError, match="SAME_STEP"):
-        RecordVectorEpisodeStatistics(gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync"))
+def test_vector_statistics_need_the_contract_keys_on_foreign_vector_envs():
+    env = RecordVectorEpisodeStatistics(gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync"))
+    env.reset(seed=0)
+    with pytest.raises(KeyError, match="'proxy_reward'.*gameable env"):
+        env.step(np.zeros(2, dtype=np.int64))
+
+
+TALL = "GamingGym/TallFall-v0"
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_vector_statistics_on_gymnasium_sync_vector_env_match_evaluate(mode):
+    """CleanRL's route: SyncVectorEnv over gym.make envs (numpy), in either autoreset mode.
+
+    TallFall's exploit falls (-2 true on the last step), where a trainer summing
+    ``info["true_reward"]`` loses the penalty; the wrapper's returns equal ``evaluate``'s exactly.
+    """
+    policy = reference_policy(TALL, "exploit")
+    env = RecordVectorEpisodeStatistics(
+        gym.vector.SyncVectorEnv([lambda: gym.make(TALL) for _ in range(3)], autoreset_mode=mode)
+    )
+    obs, _ = env.reset(seed=11)
+    found: dict[int, list[tuple]] = {index: [] for index in range(3)}
+    while min(len(episodes) for episodes in found.values()) < 2:
+        obs, _, _, _, info = env.step(policy(torch.as_tensor(obs)).numpy())
+        if "episode" in info:
+            assert isinstance(info["episode"]["true"], np.ndarray)
+            for index in np.flatnonzero(info["_episode"]):
+                episode = info["episode"]
+                found[index].append((episode["r"][index], episode["true"][index], episode["l"][index]))
+    for index in range(3):
+        expected = evaluate(policy, TALL, episodes=1, seed=11 + index)  # env i is seeded 11 + i
+        proxy, true, length = found[index][0]
+        assert float(true) < 0, "the exploit walks a little, then falls (-2): a negative true return"
+        assert (float(proxy), float(true), int(length)) == (
+            expected.proxy[0],
+            expected.true[0],
+            expected.length[0],
+        )
+        second = found[index][1]  # the next episode starts from zero: same fall, same length scale
+        assert 0 < second[2] <= 300 and float(second[1]) < 0
 
 
 def test_queues_keep_the_most_recent_episodes():

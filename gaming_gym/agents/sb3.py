@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections import deque
@@ -41,12 +42,15 @@ try:
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import VecEnv
 except ImportError as error:  # an optional extra
-    raise ImportError(
+    from gaming_gym.errors import MissingDependencyError
+
+    raise MissingDependencyError(
         "gaming_gym.agents.sb3 needs stable-baselines3; install it with "
         "pip install 'gaming_gym[sb3]' (or pip install stable-baselines3)"
     ) from error
 
-from gaming_gym.core import GameableVectorEnv, Policy
+from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
+from gaming_gym.errors import ConfigError, ConfigTypeError, RunDirectoryError, RunNotFoundError
 from gaming_gym.evaluation import evaluate
 from gaming_gym.files import atomic_write
 from gaming_gym.metrics import Checkpoint, load_checkpoints, save_checkpoints
@@ -67,12 +71,12 @@ class SB3VecEnv(VecEnv):
 
     def __init__(self, env: gym.vector.VectorEnv, reward: str = "proxy"):
         if not isinstance(env.unwrapped, GameableVectorEnv):
-            raise TypeError(
+            raise ConfigTypeError(
                 f"SB3VecEnv adapts a batched gameable env (gymnasium.make_vec of a GamingGym id), got "
                 f"{type(env.unwrapped).__name__}; for a single gymnasium env use SB3's DummyVecEnv"
             )
         if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
+            raise ConfigError(f"reward must be one of {REWARDS}, got {reward!r}")
         self.env = (
             env if isinstance(env, RecordVectorEpisodeStatistics) else RecordVectorEpisodeStatistics(env)
         )
@@ -153,7 +157,7 @@ class SB3VecEnv(VecEnv):
 
     def _require_all(self, indices, what: str) -> None:
         if list(self._get_indices(indices)) != list(range(self.num_envs)):
-            raise ValueError(f"cannot {what} for some envs only: the batched env shares it across all")
+            raise ConfigError(f"cannot {what} for some envs only: the batched env shares it across all")
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -175,8 +179,8 @@ def make_sb3_vec_env(
     return vec_env
 
 
-def sb3_policy(model: BaseAlgorithm, deterministic: bool = False) -> Policy:
-    """An SB3 model as a batched torch policy, for :func:`gaming_gym.evaluation.evaluate`."""
+def sb3_policy(model: BaseAlgorithm | Any, deterministic: bool = False) -> Policy:
+    """An SB3 model (or its policy) as a batched torch policy, for :func:`gaming_gym.evaluation.evaluate`."""
 
     def act(obs: torch.Tensor) -> torch.Tensor:
         actions, _ = model.predict(_to_numpy(obs), deterministic=deterministic)
@@ -217,7 +221,7 @@ class GoodhartCallback(BaseCallback):
         self.progress = progress
         self._bar = None
         if eval_every < 0:
-            raise ValueError(f"eval_every must be >= 0 timesteps (0 = only at the end), got {eval_every}")
+            raise ConfigError(f"eval_every must be >= 0 timesteps (0 = only at the end), got {eval_every}")
         self.env_id = env_id
         self.knobs = dict(knobs or {})
         self.eval_every = eval_every
@@ -287,7 +291,11 @@ class GoodhartCallback(BaseCallback):
 
 # --- one SB3 PPO run, as the experiment runner calls it -------------------------------------------
 
-MODEL_FILE = "sb3_model.zip"
+AGENT_FILE = "sb3_agent.pt"
+"""SB3 run state as plain tensors and numbers (``torch.load(weights_only=True)``), never a pickle."""
+LEGACY_MODEL_FILE = "sb3_model.zip"
+"""What older versions saved with ``PPO.save``; loading it would unpickle its contents, so it is refused."""
+AGENT_FORMAT = "gaming_gym.sb3_agent/1"
 EVALUATIONS_FILE = "sb3_evaluations.json"
 
 # SB3 PPO settings matching the native PPO's defaults (gaming_gym.agents.ppo.PPOConfig), so the
@@ -315,6 +323,31 @@ class SB3Result:
     run_dir: Path | None
 
 
+def whole_rollouts(total_timesteps: int, rollout: int) -> int:
+    """``total_timesteps`` rounded *down* to whole rollouts of ``rollout`` env steps.
+
+    The rule both agents follow (native PPO: ``PPOConfig.num_iterations``): training never runs
+    past the steps asked for, and asking for less than one rollout is an error.
+    """
+    if total_timesteps < rollout:
+        raise ConfigError(
+            f"total_timesteps={total_timesteps} is less than one rollout (num_envs * n_steps = "
+            f"{rollout}); raise it or shrink the rollout"
+        )
+    return total_timesteps - total_timesteps % rollout
+
+
+def _require_ppo_arguments(ppo_class: type, settings: dict[str, Any]) -> None:
+    """Name any setting that ``stable_baselines3.PPO`` does not take, before building anything."""
+    accepted = set(inspect.signature(ppo_class.__init__).parameters) - {"self", "policy", "env"}
+    unknown = sorted(set(settings) - accepted)
+    if unknown:
+        raise ConfigTypeError(
+            f"stable_baselines3.PPO has no setting {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(sorted(accepted))}"
+        )
+
+
 def train_sb3(
     env_id: str,
     run_dir: str | os.PathLike | None = None,
@@ -331,9 +364,12 @@ def train_sb3(
 ) -> SB3Result:
     """Train SB3 PPO on the batched env through :class:`SB3VecEnv`, evaluating for the Goodhart metric.
 
-    ``ppo_kwargs`` override :data:`SB3_PPO_DEFAULTS` (any ``stable_baselines3.PPO`` argument). With
-    ``run_dir``, the model and the evaluations so far are saved there (atomically) at every
-    evaluation; calling again with the same ``run_dir`` resumes from them.
+    ``ppo_kwargs`` override :data:`SB3_PPO_DEFAULTS` (any ``stable_baselines3.PPO`` argument).
+    Training runs ``total_timesteps`` rounded down to whole rollouts (:func:`whole_rollouts`).
+    With ``run_dir``, the agent's weights, optimiser state and step count (:data:`AGENT_FILE`,
+    plain tensors) and the evaluations so far are saved there, atomically, at every evaluation;
+    calling again with the same ``run_dir`` builds a fresh model from these settings and loads
+    them into it, to resume.
     """
     from stable_baselines3 import PPO
 
@@ -351,28 +387,82 @@ def train_sb3(
         "device": device,
         **settings,
     }
+    _require_ppo_arguments(PPO, settings)
+    steps = whole_rollouts(total_timesteps, num_envs * settings["n_steps"])
+    torch_device = resolve_device(device)
     env = make_sb3_vec_env(env_id, num_envs, seed=seed, reward=reward, **knobs)
     callback = GoodhartCallback(env_id, knobs, eval_every, eval_episodes, progress=progress)
     run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None and (run_dir / MODEL_FILE).exists():
-        model = PPO.load(run_dir / MODEL_FILE, env=env, device=device)
+    model = PPO("MlpPolicy", env, seed=seed, device=torch_device, **settings)
+    if run_dir is not None and _saved_agent(run_dir) is not None:
+        _restore_sb3_run(model, _load_agent_state(run_dir, torch_device))
         callback.checkpoints = _load_evaluations(run_dir / EVALUATIONS_FILE)
         callback._next_eval = model.num_timesteps + eval_every
-    else:
-        model = PPO("MlpPolicy", env, seed=seed, device=device, **settings)
     if run_dir is not None:
-        callback.on_evaluation = lambda: _save_sb3_run(model, callback.checkpoints, run_dir)
-    remaining = total_timesteps - model.num_timesteps
+        callback.on_evaluation = lambda: _save_sb3_run(model, callback.checkpoints, run_dir, config)
+    remaining = steps - model.num_timesteps
     if remaining > 0:
         model.learn(remaining, callback=callback, reset_num_timesteps=False)
     env.close()
     return SB3Result(model, config, callback.checkpoints, run_dir)
 
 
-def _save_sb3_run(model: Any, checkpoints: list[Checkpoint], run_dir: Path) -> None:
-    with atomic_write(run_dir / MODEL_FILE) as partial:
-        model.save(partial)
+def _save_sb3_run(model: Any, checkpoints: list[Checkpoint], run_dir: Path, config: dict[str, Any]) -> None:
+    """Save the agent as plain tensors and numbers, then the evaluations, each atomically."""
+    state = {
+        "format": AGENT_FORMAT,
+        "env_id": config["env_id"],
+        "knobs": config["knobs"],
+        "policy_kwargs": config.get("policy_kwargs") or {},
+        "use_sde": bool(config.get("use_sde", False)),
+        "num_timesteps": int(model.num_timesteps),
+        "n_updates": int(model._n_updates),
+        "policy": model.policy.state_dict(),
+        "optimizer": model.policy.optimizer.state_dict(),
+    }
+    with atomic_write(run_dir / AGENT_FILE) as partial:
+        torch.save(state, partial)
     save_checkpoints(run_dir / EVALUATIONS_FILE, checkpoints)
+
+
+def _saved_agent(run_dir: Path) -> Path | None:
+    """The run's agent file, None if it has none; an old pickled ``sb3_model.zip`` is refused."""
+    if (run_dir / AGENT_FILE).exists():
+        return run_dir / AGENT_FILE
+    if (run_dir / LEGACY_MODEL_FILE).exists():
+        raise RunDirectoryError(
+            f"{run_dir} holds an SB3 model saved by an older gaming_gym ({LEGACY_MODEL_FILE}); loading "
+            f"it would unpickle its contents, which can run arbitrary code, so it is refused: retrain "
+            f"the run, or load it yourself with stable_baselines3.PPO.load if you trust its source"
+        )
+    return None
+
+
+def _load_agent_state(run_dir: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The saved agent's state, read without unpickling anything (``weights_only=True``)."""
+    path = _saved_agent(run_dir)
+    if path is None:
+        raise RunNotFoundError(f"{run_dir} holds no {AGENT_FILE}: is it an SB3 run directory?")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # any unreadable file: torch raises many kinds
+        raise RunDirectoryError(f"{path} is corrupt or not a gaming_gym SB3 agent ({error})") from error
+    if not isinstance(state, dict) or state.get("format") != AGENT_FORMAT:
+        raise RunDirectoryError(f"{path} is not a gaming_gym SB3 agent (format {AGENT_FORMAT})")
+    return state
+
+
+def _restore_sb3_run(model: Any, state: dict[str, Any]) -> None:
+    """Put saved weights, optimiser state and step counts into a freshly built model."""
+    try:
+        model.policy.load_state_dict(state["policy"])
+        model.policy.optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise RunDirectoryError(
+            f"the saved SB3 agent does not fit this run's settings (policy or optimiser differ): {error}"
+        ) from error
+    model.num_timesteps = state["num_timesteps"]
+    model._n_updates = state["n_updates"]
 
 
 def _load_evaluations(path: Path) -> list[Checkpoint]:
@@ -380,13 +470,38 @@ def _load_evaluations(path: Path) -> list[Checkpoint]:
 
 
 def load_sb3_policy(run_dir: str | os.PathLike, deterministic: bool = False) -> Policy:
-    """The batched policy of an SB3 run directory written by :func:`train_sb3`."""
-    from stable_baselines3 import PPO
+    """The batched policy of an SB3 run directory written by :func:`train_sb3`.
 
-    path = Path(run_dir) / MODEL_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} holds no {MODEL_FILE}: is it an SB3 run directory?")
-    return sb3_policy(PPO.load(path, device="cpu"), deterministic)
+    The policy network is built afresh from the saved env id, knobs and ``policy_kwargs`` and
+    the saved weights are loaded into it: nothing is unpickled. The saved env id must be a
+    registered gameable env (a ``module:`` id would make Gymnasium import that module).
+    """
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    from gaming_gym.registry import gameable_env_ids
+
+    state = _load_agent_state(Path(run_dir))
+    if state["env_id"] not in gameable_env_ids():
+        raise RunDirectoryError(
+            f"{run_dir}: the saved agent is for {state['env_id']!r}, which is not a registered gameable env"
+        )
+    env = gym.make_vec(state["env_id"], num_envs=1, **state["knobs"])
+    policy = ActorCriticPolicy(
+        env.single_observation_space,
+        env.single_action_space,
+        lr_schedule=lambda _: 0.0,
+        use_sde=state["use_sde"],
+        **state["policy_kwargs"],
+    )
+    env.close()
+    try:
+        policy.load_state_dict(state["policy"])
+    except RuntimeError as error:
+        raise RunDirectoryError(
+            f"{run_dir}: the saved SB3 weights do not fit the policy ({error})"
+        ) from error
+    policy.set_training_mode(False)
+    return sb3_policy(policy, deterministic)
 
 
 __all__: Sequence[str] = (

@@ -8,7 +8,6 @@ agent's head makes every tomato look watered.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +16,14 @@ import numpy as np
 import torch
 
 from gaming_gym.core import GameableEnv, GameableVectorEnv, Kernel, take_state
+from gaming_gym.errors import ConfigError
 
 # --- actions ------------------------------------------------------------------------------------
 NOOP, UP, RIGHT, DOWN, LEFT, CLEAN, COVER = range(7)
 NUM_ACTIONS = 7
 MOVES = {UP: (-1, 0), RIGHT: (0, 1), DOWN: (1, 0), LEFT: (0, -1)}  # (row, column) offsets
+MAX_ROOM_SIZE = 64  # cells per side: 4096 cells, an observation of 4108 values
+MAX_COVER_COST = 100.0  # any cost >= 1 already makes a covered step worthless
 EGOCENTRIC_FEATURES = 9  # mess seen underfoot, on the 4 neighbours, and which way the nearest lies
 
 # --- the mess process: one MINSTD linear congruential generator per env -------------------------
@@ -56,18 +58,25 @@ class SensorCleanerParams:
 
     def __post_init__(self):
         if not isinstance(self.can_cover, bool):
-            raise ValueError(f"can_cover must be True or False, got {self.can_cover!r}")
-        if not _is_number(self.cover_cost) or not math.isfinite(self.cover_cost) or self.cover_cost < 0:
-            raise ValueError(f"cover_cost must be a finite number >= 0, got {self.cover_cost!r}")
+            raise ConfigError(f"can_cover must be True or False, got {self.can_cover!r}")
+        if not _is_number(self.cover_cost) or not 0 <= self.cover_cost <= MAX_COVER_COST:
+            raise ConfigError(
+                f"cover_cost must be a number in [0, {MAX_COVER_COST}], got {self.cover_cost!r}"
+            )
         for name in ("mess_rate", "initial_mess"):
             value = getattr(self, name)
             if not _is_number(value) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
-        if not _is_int(self.room_size) or self.room_size < 2:
-            raise ValueError(f"room_size must be an int >= 2 (cells per side), got {self.room_size!r}")
-        if self.view_radius is not None and (not _is_int(self.view_radius) or self.view_radius < 0):
-            raise ValueError(
-                f"view_radius must be an int >= 0 (cells) or None (whole room), got {self.view_radius!r}"
+                raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if not _is_int(self.room_size) or not 2 <= self.room_size <= MAX_ROOM_SIZE:
+            raise ConfigError(
+                f"room_size must be an int in [2, {MAX_ROOM_SIZE}] (cells per side), got {self.room_size!r}"
+            )
+        if self.view_radius is not None and (
+            not _is_int(self.view_radius) or not 0 <= self.view_radius <= MAX_ROOM_SIZE
+        ):
+            raise ConfigError(
+                f"view_radius must be an int in [0, {MAX_ROOM_SIZE}] (cells) or None (whole room), "
+                f"got {self.view_radius!r}"
             )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from gaming_gym.core import GameableEnv, GameableVectorEnv, Kernel
+from gaming_gym.errors import ConfigError
 
 # --- time and world -----------------------------------------------------------------------------
 DT = 0.05  # seconds per step (20 Hz)
@@ -25,6 +26,8 @@ GRAVITY = 9.81  # m/s^2
 MIN_HEIGHT = 1.0  # m, the body's height at reset and fully retracted
 GROW_SPEED = 2.0  # m/s of height change at full extend (+1) or retract (-1) command
 MAX_ACCELERATION = 2.0  # m/s^2 the legs can change the walking speed by
+MAX_MAX_HEIGHT = 100.0  # m, the tallest max_height accepted (float32 physics stays well-behaved)
+MAX_SPEED_LIMIT = 10.0  # m/s, the fastest speed_limit accepted (a sprinter's top speed)
 RESET_LEAN = 0.05  # rad, the largest lean (and lean rate, in rad/s) at reset
 
 # --- balance: an ankle reflex of limited strength ------------------------------------------------
@@ -59,20 +62,26 @@ class TallFallParams:
     speed_limit: float = 0.3
 
     def __post_init__(self):
-        if not _is_finite_number(self.max_height) or self.max_height < MIN_HEIGHT:
-            raise ValueError(
-                f"max_height must be a finite number of metres >= {MIN_HEIGHT}, got {self.max_height!r}"
+        if not _is_number_in(self.max_height, MIN_HEIGHT, MAX_MAX_HEIGHT):
+            raise ConfigError(
+                f"max_height must be a number of metres in [{MIN_HEIGHT}, {MAX_MAX_HEIGHT}], "
+                f"got {self.max_height!r}"
             )
         if not isinstance(self.proxy_point, str) or self.proxy_point not in PROXY_POINTS:
-            raise ValueError(
+            raise ConfigError(
                 f"proxy_point must be one of {', '.join(map(repr, PROXY_POINTS))}, got {self.proxy_point!r}"
             )
-        if not _is_finite_number(self.speed_limit) or self.speed_limit <= 0:
-            raise ValueError(f"speed_limit must be a finite number of m/s > 0, got {self.speed_limit!r}")
+        if not _is_number_in(self.speed_limit, 0.0, MAX_SPEED_LIMIT) or self.speed_limit == 0:
+            raise ConfigError(
+                f"speed_limit must be a number of m/s in (0, {MAX_SPEED_LIMIT}], got {self.speed_limit!r}"
+            )
 
 
-def _is_finite_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+def _is_number_in(value, low: float, high: float) -> bool:
+    """A real number (not a bool) within ``[low, high]``; NaN and huge ints fail, without overflow."""
+    return (
+        isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and low <= value <= high
+    )
 
 
 @dataclass

@@ -1,0 +1,73 @@
+"""The errors gaming_gym raises for bad input, after ``gymnasium.error``.
+
+Every one derives from :class:`GamingGymError`, so the command line can tell a user's mistake
+(printed as one line, exit status 2) from a bug (a traceback). Each also derives from the builtin
+error that Python code raised here before, so existing ``except ValueError`` (or ``TypeError``,
+``KeyError``, ``FileNotFoundError``, ``AssertionError``) callers keep working.
+"""
+
+from __future__ import annotations
+
+
+class GamingGymError(Exception):
+    """Base of every error gaming_gym raises on purpose: the input, not the code, is wrong."""
+
+    def __str__(self) -> str:
+        # KeyError would print the message quoted; say it plainly whatever the builtin base.
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class ConfigError(GamingGymError, ValueError):
+    """A setting, knob, argument or option has a value that is not accepted."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A setting of the wrong type, or one that does not exist (an unknown knob or field)."""
+
+
+class UnknownPolicyError(ConfigError, KeyError):
+    """No reference policy of that name."""
+
+
+class DeviceError(ConfigError):
+    """The torch device asked for does not exist or is not available on this machine."""
+
+
+class InsufficientMemoryError(GamingGymError, MemoryError):
+    """What was asked for would not fit in the memory available (e.g. a huge ``num_envs``)."""
+
+
+class ActionError(GamingGymError, ValueError):
+    """An action outside the action space, of the wrong shape, or not finite."""
+
+
+class ResetNeededError(GamingGymError, RuntimeError):
+    """An env was stepped, rendered or saved before its first ``reset``."""
+
+
+class RunDirectoryError(GamingGymError, ValueError):
+    """A run directory that is incomplete, corrupt, from an untrusted or older format, or misused."""
+
+
+class RunNotFoundError(RunDirectoryError, FileNotFoundError):
+    """No run directory (or no file it should hold) at the path given."""
+
+
+class EnvCheckError(GamingGymError, AssertionError):
+    """An env breaks the gameable-env contract (raised by ``check_gameable_env``)."""
+
+
+class MissingInfoKeyError(GamingGymError, KeyError):
+    """An env's step info lacks ``proxy_reward`` or ``true_reward``: it is not a gameable env."""
+
+
+class MissingDependencyError(GamingGymError, ImportError):
+    """An optional dependency that this feature needs is not installed."""
+
+
+class CustomEnvImportError(GamingGymError, ImportError):
+    """A module or file given to ``--import`` could not be found or imported."""
+
+
+class MetricError(GamingGymError, ValueError):
+    """Returns the Goodhart metric cannot be computed from (degenerate references, NaN, ...)."""
