@@ -5,10 +5,14 @@ A run directory holds everything a researcher looks at afterwards, each file wri
     RUN_DIR/config.json         what was run (agent, env, knobs, every training setting)
     RUN_DIR/checkpoint.pt       the latest training checkpoint; re-running resumes from it
     RUN_DIR/progress.csv        one row per training iteration (proxy/true returns, losses, fps)
-    RUN_DIR/evaluations.json    per-episode proxy and true returns at each evaluation step
+    RUN_DIR/evaluations.json    per-episode proxy and true returns (and KL) at each evaluation step
     RUN_DIR/goodhart.json       the Goodhart report (gaming_gym.metrics.GoodhartReport)
     RUN_DIR/goodhart_curve.png  normalised proxy and true return along training, the gap shaded
+    RUN_DIR/goodhart_curve_d.png  the same against d = sqrt(KL from the initial policy)
+    RUN_DIR/gao_fit.png         true gain against d with Gao et al.'s fitted forms and peaks
     RUN_DIR/episodes.png        true against proxy return per episode: references and the agent
+
+The two d plots need the KL that native PPO records at every evaluation (SB3 runs have none).
 
 Re-running the same experiment on an interrupted run directory continues it from the checkpoint;
 on a finished one it only rewrites the report and plots.
@@ -37,7 +41,7 @@ from gaming_gym.metrics import (
     load_checkpoints,
     save_checkpoints,
 )
-from gaming_gym.plots import plot_episode_scatter, plot_goodhart_curve
+from gaming_gym.plots import plot_episode_scatter, plot_gao_fit, plot_goodhart_curve
 
 AGENTS = ("ppo", "sb3")
 CONFIG_FILE = "config.json"
@@ -45,6 +49,8 @@ REPORT_FILE = "goodhart.json"
 EVALUATIONS_FILE = "evaluations.json"
 CURVE_FILE = "goodhart_curve.png"
 SCATTER_FILE = "episodes.png"
+KL_CURVE_FILE = "goodhart_curve_d.png"
+GAO_FILE = "gao_fit.png"
 REFERENCE_EPISODES = 32
 
 
@@ -56,6 +62,8 @@ class RunSummary:
     report: GoodhartReport
     curve: Path
     scatter: Path
+    curve_d: Path | None = None  # the curve against d = sqrt(KL), where KL was recorded
+    gao_fit: Path | None = None  # true gain against d with Gao et al.'s fits
 
 
 def train_experiment(
@@ -81,14 +89,13 @@ def train_experiment(
         config = _checked_config(lambda: default_config(env_id, knobs=knobs, **settings))
         _write_config(run_dir, agent, config.to_dict())
         checkpoints = train(config, run_dir, progress=progress, resume=True).checkpoints
-        seed = config.seed
     else:
         from gaming_gym.agents.sb3 import train_sb3
 
         result = train_sb3(env_id, run_dir=run_dir, knobs=knobs, progress=progress, **settings)
         _write_config(run_dir, agent, result.config)
-        checkpoints, seed = result.checkpoints, result.config["seed"]
-    return write_report(run_dir, env_id, knobs, checkpoints, seed=seed)
+        checkpoints = result.checkpoints
+    return write_report(run_dir, env_id, knobs, checkpoints)
 
 
 def write_report(
@@ -96,12 +103,16 @@ def write_report(
     env_id: str,
     knobs: dict[str, Any],
     checkpoints: Sequence[Checkpoint],
-    seed: int = 0,
 ) -> RunSummary:
-    """Measure the references, then write the Goodhart report and its two plots into ``run_dir``."""
+    """Measure the references, then write the Goodhart report and its plots into ``run_dir``.
+
+    The references are measured once per env and knobs, with seed 0 (:func:`_references`), the
+    same set a report over several runs and PPO's early stopping use, so one run's numbers are the
+    same wherever they are computed.
+    """
     run_dir = Path(run_dir)
     save_checkpoints(run_dir / EVALUATIONS_FILE, checkpoints)
-    references = reference_returns(env_id, knobs, episodes=REFERENCE_EPISODES, seed=seed)
+    references = _references(env_id, knobs)
     report = _measured(lambda: goodhart_report(checkpoints, references, env_id, knobs))
     report.save(run_dir / REPORT_FILE)
     return RunSummary(
@@ -109,7 +120,21 @@ def write_report(
         report,
         plot_goodhart_curve(report, run_dir / CURVE_FILE),
         plot_episode_scatter(references, run_dir / SCATTER_FILE, checkpoints[-1], env_id, knobs),
+        *_dynamics_plots(report, run_dir),
     )
+
+
+def _references(env_id: str, knobs: dict[str, Any]):
+    """The metric's reference returns: one set (seed 0) for every report of these env and knobs."""
+    return reference_returns(env_id, knobs, episodes=REFERENCE_EPISODES, seed=0)
+
+
+def _dynamics_plots(report: GoodhartReport, out: Path) -> tuple[Path | None, Path | None]:
+    """The curve against d = sqrt(KL) and the Gao fits, where the run recorded KL."""
+    if report.d is None:
+        return None, None
+    curve = plot_goodhart_curve(report, out / KL_CURVE_FILE, x="d")
+    return curve, plot_gao_fit(report, out / GAO_FILE) if report.gao_fits is not None else None
 
 
 def report_over_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None):
@@ -128,11 +153,12 @@ def report_over_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
         )
     env_id, knobs = reports[0].env_id, dict(reports[0].knobs)
     runs = [_checkpoints_of(run_dir) for run_dir in run_dirs]
-    references = reference_returns(env_id, knobs, episodes=REFERENCE_EPISODES)
+    references = _references(env_id, knobs)
     report = _measured(lambda: goodhart_report_over_seeds(runs, references, env_id, knobs))
     curve = plot_goodhart_curve(report, Path(out) / CURVE_FILE) if out is not None else None
     if out is not None:
         report.save(Path(out) / REPORT_FILE)
+        _dynamics_plots(report, Path(out))
     return report, curve
 
 
