@@ -1,8 +1,8 @@
 """Env-steps per second of the batched VectorEnv against Gymnasium's SyncVectorEnv, random actions.
 
     python benchmarks/env_throughput.py                      # every built-in env, CPU
-    python benchmarks/env_throughput.py --envs GamingGym/BoatRace-v0 --compile --device cuda
-    python benchmarks/env_throughput.py --envs GamingGym/BoatRace-v0 --compile --threads 1
+    python benchmarks/env_throughput.py --envs GamingGym/BoatRace-v1 --compile --device cuda
+    python benchmarks/env_throughput.py --envs GamingGym/BoatRace-v1 --compile --threads 1
 
 A figure, not a timed test: it prints a table and asserts nothing. Actions are sampled on the
 env's device inside the timed loop, as a policy's would be. ``--compile`` adds rows for the

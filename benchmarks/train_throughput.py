@@ -137,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--env", default="GamingGym/BoatRace-v0")
+    parser.add_argument("--env", default="GamingGym/BoatRace-v1")
     parser.add_argument("--steps", type=int, default=300_000, help="env steps per throughput run")
     parser.add_argument("--dummy-steps", type=int, default=50_000, help="steps for SB3 over DummyVecEnv")
     parser.add_argument("--budget", type=int, default=1_500_000, help="most steps to look for the exploit")

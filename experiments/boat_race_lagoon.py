@@ -11,7 +11,7 @@ from _common import parse_args, shared_settings
 
 from gaming_gym.experiment import Condition, run_conditions
 
-ENV = "GamingGym/BoatRace-v0"
+ENV = "GamingGym/BoatRace-v1"
 
 if __name__ == "__main__":
     args = parse_args(__doc__, default_steps=1_500_000, default_out="runs/boat_race_lagoon")

@@ -1,7 +1,7 @@
 """The ``gaming-gym`` command (also ``python -m gaming_gym``).
 
     gaming-gym list
-    gaming-gym train GamingGym/BoatRace-v0 --steps 300000 --seed 0 --out runs/boat
+    gaming-gym train GamingGym/BoatRace-v1 --steps 300000 --seed 0 --out runs/boat
     gaming-gym evaluate runs/boat                 # or an env's scripted policy: ENV_ID:exploit
     gaming-gym report runs/boat-s0 runs/boat-s1   # one Goodhart table over seeds
     gaming-gym render runs/boat --out boat.gif
@@ -37,7 +37,7 @@ from gaming_gym.errors import ConfigError, CustomEnvImportError, GamingGymError,
 from gaming_gym.evaluation import evaluate, random_policy, reference_policy, reference_returns
 from gaming_gym.metrics import describe_env, normalise
 
-DEMO_ENV = "GamingGym/BoatRace-v0"
+DEMO_ENV = "GamingGym/BoatRace-v1"
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="list the registered gameable envs").set_defaults(run=cmd_list)
 
     train = commands.add_parser("train", help="train an agent, evaluate along the way, write a run directory")
-    train.add_argument("env", help="env id, e.g. GamingGym/BoatRace-v0")
+    train.add_argument("env", help="env id, e.g. GamingGym/BoatRace-v1")
     train.add_argument("--agent", choices=("ppo", "sb3"), default="ppo")
     train.add_argument(
         "--steps",

@@ -651,7 +651,7 @@ class GoodhartReport:
 
 
 def describe_env(env_id: str, knobs: Mapping[str, Any] | None) -> str:
-    """``"GamingGym/BoatRace-v0 (respawn_delay=30)"``: env id and knob settings, for titles."""
+    """``"GamingGym/BoatRace-v1 (respawn_delay=30)"``: env id and knob settings, for titles."""
     settings = ", ".join(f"{name}={value}" for name, value in sorted((knobs or {}).items()))
     return f"{env_id or 'unnamed env'} ({settings or 'default knobs'})"
 

@@ -1,11 +1,11 @@
 """Env ids under the ``GamingGym/`` namespace, registered with Gymnasium at import time.
 
-``gymnasium.make("GamingGym/BoatRace-v0")`` gives the single front (with Gymnasium's time
-limit) and ``gymnasium.make_vec("GamingGym/BoatRace-v0", num_envs=4096, device="cuda")`` the
+``gymnasium.make("GamingGym/BoatRace-v1")`` gives the single front (with Gymnasium's time
+limit) and ``gymnasium.make_vec("GamingGym/BoatRace-v1", num_envs=4096, device="cuda")`` the
 batched front, which counts the same time limit itself.
 
 Without ``import gaming_gym`` (in a subprocess worker, say), name the module in the id:
-``gymnasium.make("gaming_gym:GamingGym/BoatRace-v0")`` imports it first. Gymnasium 1.x has no
+``gymnasium.make("gaming_gym:GamingGym/BoatRace-v1")`` imports it first. Gymnasium 1.x has no
 plugin entry points (``gymnasium.envs`` entry points were dropped in 1.0), so this prefix is the
 way Gymnasium itself offers.
 """
@@ -25,8 +25,8 @@ NAMESPACE = "GamingGym"
 
 BUILTIN_ENVS = {
     # id: (module, single front, vector front, max_episode_steps, default kwargs)
-    "BoatRace-v0": ("gaming_gym.envs.boat_race", "BoatRaceEnv", "BoatRaceVectorEnv", 1000, {}),
-    "BoatRaceContinuous-v0": (
+    "BoatRace-v1": ("gaming_gym.envs.boat_race", "BoatRaceEnv", "BoatRaceVectorEnv", 1000, {}),
+    "BoatRaceContinuous-v1": (
         "gaming_gym.envs.boat_race",
         "BoatRaceEnv",
         "BoatRaceVectorEnv",

@@ -14,7 +14,7 @@ from PIL import Image
 from gaming_gym.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-BOAT = "GamingGym/BoatRace-v0"
+BOAT = "GamingGym/BoatRace-v1"
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +32,7 @@ def test_list_names_every_env_with_its_proxy_true_and_exploit(capsys):
     code, out, _ = run(capsys, "list")
     assert code == 0
     boat = next(line for line in out.splitlines() if line.startswith(BOAT))
-    assert (
-        "proxy: game score" in boat and "true: race progress" in boat and "exploit: circle the lagoon" in boat
-    )
+    assert "proxy: game score" in boat and "true: race progress" in boat and "then circle the lagoon" in boat
 
 
 def test_list_includes_custom_envs_given_with_import(capsys):
@@ -48,7 +46,7 @@ def test_evaluate_a_scripted_policy_prints_raw_and_normalised_returns(capsys):
     assert code == 0
     proxy_line = next(line for line in out.splitlines() if "proxy return" in line)
     true_line = next(line for line in out.splitlines() if "true return" in line)
-    assert proxy_line.split()[2] == "17.000"  # 12 targets + the finish bonus
+    assert proxy_line.split()[2] == "38.000"  # 11 buoys a lap for 3 laps + the finish bonus
     assert float(true_line.split()[-1]) == pytest.approx(1.0, abs=0.02)  # intended is 1 by definition
 
 

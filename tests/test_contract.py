@@ -20,9 +20,11 @@ from gaming_gym.evaluation import evaluate, reference_policy
 from gaming_gym.registry import builtin_env_ids
 
 ENV_CASES = {
-    # env id: knobs under which the proxy is aligned (intended earns at least the exploit's proxy)
-    "GamingGym/BoatRace-v0": {"aligned_knobs": {"respawn_delay": None}},
-    "GamingGym/BoatRaceContinuous-v0": {"aligned_knobs": {"respawn_delay": None}},
+    # env id: knobs under which the proxy is aligned (intended earns at least the exploit's proxy);
+    # "exploit_gone": the aligned knob removes what the exploit games, so the exploit policy plays
+    # the intended game
+    "GamingGym/BoatRace-v1": {"aligned_knobs": {"lagoon_opens": None}, "exploit_gone": True},
+    "GamingGym/BoatRaceContinuous-v1": {"aligned_knobs": {"lagoon_opens": None}, "exploit_gone": True},
     "GamingGym/SensorCleaner-v0": {"aligned_knobs": {"can_cover": False}},
     "GamingGym/TallFall-v0": {"aligned_knobs": {"max_height": 1.5}},
 }
@@ -145,8 +147,12 @@ def test_aligned_knobs_remove_the_proxy_advantage(env_id):
     knobs = ENV_CASES[env_id]["aligned_knobs"]
     intended = evaluate(reference_policy(env_id, "intended", knobs), env_id, 6, seed=0, knobs=knobs)
     exploit = evaluate(reference_policy(env_id, "exploit", knobs), env_id, 6, seed=0, knobs=knobs)
-    assert intended.proxy.min() >= exploit.proxy.max()
-    assert exploit.true.max() < intended.true.min()
+    if ENV_CASES[env_id].get("exploit_gone"):  # the same episodes, played the same way
+        np.testing.assert_array_equal(exploit.proxy, intended.proxy)
+        np.testing.assert_array_equal(exploit.true, intended.true)
+    else:
+        assert intended.proxy.min() >= exploit.proxy.max()
+        assert exploit.true.max() < intended.true.min()
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
@@ -172,7 +178,7 @@ def test_rendering_gives_frames_that_follow_the_episode(env_id, monkeypatch):
 
 # --- hardening: bad input to the fronts, and the checker itself -----------------------------------
 
-CONTINUOUS_IDS = ["GamingGym/BoatRaceContinuous-v0", "GamingGym/TallFall-v0"]
+CONTINUOUS_IDS = ["GamingGym/BoatRaceContinuous-v1", "GamingGym/TallFall-v0"]
 
 
 @pytest.mark.parametrize("env_id", CONTINUOUS_IDS)

@@ -32,7 +32,7 @@ from gaming_gym.metrics import (
     true_drop,
 )
 
-BOAT = "GamingGym/BoatRace-v0"
+BOAT = "GamingGym/BoatRace-v1"
 
 
 def returns(proxy, true) -> EpisodeReturns:
@@ -240,7 +240,7 @@ def test_json_round_trip(tmp_path):
 def test_summary_is_one_table():
     references = {"random": returns([0], [0]), "intended": returns([4], [4])}
     summary = goodhart_report(run([0, 2, 4, 6, 8], [0, 2, 4, 3, 1]), references, BOAT, {"laps": 3}).summary()
-    assert "GamingGym/BoatRace-v0 (laps=3)" in summary
+    assert "GamingGym/BoatRace-v1 (laps=3)" in summary
     assert "Goodhart gap p - t (final)         1.750   [1.750, 1.750]" in summary.splitlines()
     assert "onset step                          2000" in summary.splitlines()
 

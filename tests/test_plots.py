@@ -47,7 +47,7 @@ def test_goodhart_curve_is_a_png(tmp_path, references):
         for k, (p, t) in enumerate(zip(proxy_means, true_means, strict=True))
     ]
     report = goodhart_report(
-        checkpoints, references, "GamingGym/BoatRace-v0", {"respawn_delay": 30}, n_bootstrap=100
+        checkpoints, references, "GamingGym/BoatRace-v1", {"respawn_delay": 30}, n_bootstrap=100
     )
     assert report.onset_step == 20_000
     path = plot_goodhart_curve(report, tmp_path / "plots" / "curve.png")
@@ -75,7 +75,7 @@ def dynamics_run(rng: np.random.Generator, a: float = 1.2, b: float = 0.8) -> li
 
 def test_goodhart_dynamics_plot_on_both_axes(tmp_path, references):
     report = goodhart_report(
-        dynamics_run(np.random.default_rng(1)), references, "GamingGym/BoatRace-v0", n_bootstrap=100
+        dynamics_run(np.random.default_rng(1)), references, "GamingGym/BoatRace-v1", n_bootstrap=100
     )
     assert report.early_stopping is not None and report.gao_fits is not None
     for path in (
@@ -122,7 +122,7 @@ def test_single_checkpoint_curve_still_plots(tmp_path, references):
 
 def test_episode_scatter_is_a_png(tmp_path, references):
     agent = episodes(31, 0.3, np.random.default_rng(2))
-    path = plot_episode_scatter(references, tmp_path / "scatter.png", agent, "GamingGym/BoatRace-v0")
+    path = plot_episode_scatter(references, tmp_path / "scatter.png", agent, "GamingGym/BoatRace-v1")
     assert png_size(path) == expected_size()
     assert path.stat().st_size > 20_000
 

@@ -250,7 +250,7 @@ def test_resume_refuses_a_different_experiment_and_can_be_turned_off(tmp_path):
         train(tiny_config(), run_dir=tmp_path, progress=False, resume=False)
 
 
-@pytest.mark.parametrize("env_id", ["GamingGym/BoatRace-v0", "GamingGym/BoatRaceContinuous-v0"])
+@pytest.mark.parametrize("env_id", ["GamingGym/BoatRace-v1", "GamingGym/BoatRaceContinuous-v1"])
 def test_discrete_and_continuous_actions_both_train(env_id):
     config = default_config(
         env_id, num_envs=4, num_steps=16, total_timesteps=64, eval_every=0, eval_episodes=2
@@ -360,11 +360,11 @@ def test_the_cloned_intended_reference_agrees_with_the_scripted_policy_and_stays
     """The behaviour-cloned BoatRace racer picks the scripted intended policy's action on more
     than 90% of the teacher's states, on its own held-out envs and on fresh episodes; mixed with
     a uniform tenth, every action keeps probability >= 0.1 / 9."""
-    config = default_config("GamingGym/BoatRace-v0", kl_coef=0.1, kl_reference="intended")
+    config = default_config("GamingGym/BoatRace-v1", kl_coef=0.1, kl_reference="intended")
     reference = ppo.build_intended_reference(config, torch.device("cpu"))
     assert float(reference.agreement) > 0.9
 
-    env = gym.make_vec("GamingGym/BoatRace-v0", num_envs=8)
+    env = gym.make_vec("GamingGym/BoatRace-v1", num_envs=8)
     teacher = env.unwrapped.reference_policy("intended")
     obs, _ = env.reset(seed=123)
     matches, probs = [], []
@@ -509,10 +509,10 @@ def test_bad_config_values_are_named_with_what_is_accepted(field, value, message
 
 
 def test_default_config_takes_the_env_table_then_the_true_reward_table_then_overrides():
-    boat = default_config("GamingGym/BoatRace-v0")
-    assert boat.total_timesteps == 150 * 8192 and boat.reward_scale == 1.0
-    assert default_config("GamingGym/BoatRace-v0", reward="true").reward_scale == 100.0
-    assert default_config("GamingGym/BoatRace-v0", reward="true", reward_scale=2.0).reward_scale == 2.0
+    boat = default_config("GamingGym/BoatRace-v1")
+    assert boat.total_timesteps == 480 * 8192 and boat.num_envs == 256 and boat.reward_scale == 1.0
+    assert default_config("GamingGym/BoatRace-v1", reward="true").reward_scale == 100.0
+    assert default_config("GamingGym/BoatRace-v1", reward="true", reward_scale=2.0).reward_scale == 2.0
     assert default_config(CORRIDOR_ID) == PPOConfig(env_id=CORRIDOR_ID)  # no entry: the dataclass defaults
 
 

@@ -19,7 +19,7 @@ from test_ppo import CORRIDOR_ID  # noqa: E402  (a 20-step toy env registered by
 
 from gaming_gym.agents.sb3 import GoodhartCallback, SB3VecEnv, make_sb3_vec_env, train_sb3  # noqa: E402
 
-BOAT = "GamingGym/BoatRace-v0"
+BOAT = "GamingGym/BoatRace-v1"
 IDLE = 4  # throttle 0, rudder 0: the boat never moves, so its episode runs into the time limit
 
 
@@ -29,8 +29,8 @@ def test_adapter_follows_sb3_conventions_for_terminated_and_truncated_episodes()
 
     A bare batched env with the same seed and actions is the ground truth for every number.
     """
-    sb3_env = make_sb3_vec_env(BOAT, num_envs=2, seed=7)
-    raw = gym.make_vec(BOAT, num_envs=2)
+    sb3_env = make_sb3_vec_env(BOAT, num_envs=2, seed=7, chop=0.0)
+    raw = gym.make_vec(BOAT, num_envs=2, chop=0.0)
     intended = raw.unwrapped.reference_policy("intended")
     obs = sb3_env.reset()
     raw_obs, _ = raw.reset(seed=7)
@@ -57,7 +57,7 @@ def test_adapter_follows_sb3_conventions_for_terminated_and_truncated_episodes()
     race_end, race_info = ends[0]
     assert race_end < 1000 and race_info["TimeLimit.truncated"] is False
     assert race_info["episode"]["l"] == race_end
-    assert race_info["episode"]["r"] == race_info["episode"]["proxy_r"] == proxy_return == 17.0
+    assert race_info["episode"]["r"] == race_info["episode"]["proxy_r"] == proxy_return == 38.0
     assert race_info["episode"]["true_r"] == pytest.approx(2.0, abs=0.02)  # whole race + finish bonus
     idle_end, idle_info = ends[1]
     assert idle_end == 1000 and idle_info["TimeLimit.truncated"] is True

@@ -10,7 +10,7 @@ import gaming_gym  # noqa: F401  (registers the envs)
 from gaming_gym.evaluation import evaluate, reference_policy
 from gaming_gym.wrappers import EpisodeQueues, RecordEpisodeStatistics, RecordVectorEpisodeStatistics
 
-BOAT = "GamingGym/BoatRace-v0"
+BOAT = "GamingGym/BoatRace-v1"
 
 
 def first_episodes(env: RecordVectorEpisodeStatistics, policy, seed: int) -> dict[int, tuple]:
@@ -43,7 +43,7 @@ def test_vector_statistics_match_evaluate(name):
 
 def test_vector_statistics_restart_after_an_episode_ends():
     policy = reference_policy(BOAT, "intended")
-    env = RecordVectorEpisodeStatistics(gym.make_vec(BOAT, num_envs=2), buffer_length=3)
+    env = RecordVectorEpisodeStatistics(gym.make_vec(BOAT, num_envs=2, chop=0.0), buffer_length=3)
     obs, _ = env.reset(seed=0)
     endings = []
     while len(endings) < 2:
@@ -51,12 +51,12 @@ def test_vector_statistics_restart_after_an_episode_ends():
         if bool(info.get("_episode", torch.zeros(1, dtype=torch.bool))[0]):
             assert torch.equal(info["_episode"], terminated | truncated)
             endings.append((float(info["episode"]["r"][0]), int(info["episode"]["l"][0])))
-    # The intended policy scores the four line targets on each of 3 laps and the 5-point bonus;
+    # The intended policy scores 11 of the 12 buoys on each of 3 laps and the 5-point bonus;
     # the second episode is counted from zero again, not added to the first.
-    assert [proxy for proxy, _ in endings] == [17.0, 17.0]
+    assert [proxy for proxy, _ in endings] == [38.0, 38.0]
     assert all(350 < length < 400 for _, length in endings)
     assert len(env.queues.proxy) == 3  # buffer_length episodes kept, of at least 3 finished
-    assert env.queues.means()["proxy"] == 17.0
+    assert env.queues.means()["proxy"] == 38.0
 
 
 def test_vector_statistics_are_absent_while_no_episode_ends():
@@ -69,18 +69,18 @@ def test_vector_statistics_are_absent_while_no_episode_ends():
 
 def test_single_statistics_match_evaluate():
     policy = reference_policy(BOAT, "intended")
-    env = RecordEpisodeStatistics(gym.make(BOAT))
+    env = RecordEpisodeStatistics(gym.make(BOAT, chop=0.0))
     obs, _ = env.reset(seed=2)
     terminated = truncated = False
     while not (terminated or truncated):
         obs, _, terminated, truncated, info = env.step(policy(torch.as_tensor(obs)[None])[0].numpy())
-    expected = evaluate(policy, BOAT, episodes=1, seed=2)
+    expected = evaluate(policy, BOAT, episodes=1, seed=2, knobs={"chop": 0.0})
     episode = info["episode"]
-    assert episode["r"] == expected.proxy[0] == 17.0
+    assert episode["r"] == expected.proxy[0] == 38.0
     assert episode["true"] == pytest.approx(float(expected.true[0]), abs=1e-5)  # float64 vs float32 sums
     assert episode["l"] == expected.length[0]
     assert episode["t"] > 0
-    assert env.queues.means() == {"proxy": 17.0, "true": episode["true"], "length": episode["l"]}
+    assert env.queues.means() == {"proxy": 38.0, "true": episode["true"], "length": episode["l"]}
 
 
 def test_single_statistics_count_truncated_episodes():

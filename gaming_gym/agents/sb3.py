@@ -16,8 +16,8 @@ Example::
     from stable_baselines3 import PPO
     from gaming_gym.agents.sb3 import GoodhartCallback, make_sb3_vec_env
 
-    env = make_sb3_vec_env("GamingGym/BoatRace-v0", num_envs=16, seed=0)
-    callback = GoodhartCallback("GamingGym/BoatRace-v0", eval_every=50_000)
+    env = make_sb3_vec_env("GamingGym/BoatRace-v1", num_envs=16, seed=0)
+    callback = GoodhartCallback("GamingGym/BoatRace-v1", eval_every=50_000)
     PPO("MlpPolicy", env, seed=0).learn(500_000, callback=callback)
     callback.checkpoints  # one Checkpoint(step, proxy, true) per evaluation
 """

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from gaming_gym import lcg
 from gaming_gym.core import GameableEnv, GameableVectorEnv, Kernel, take_state
 from gaming_gym.errors import ConfigError
 
@@ -26,9 +27,7 @@ MAX_ROOM_SIZE = 64  # cells per side: 4096 cells, an observation of 4108 values
 MAX_COVER_COST = 100.0  # any cost >= 1 already makes a covered step worthless
 EGOCENTRIC_FEATURES = 9  # mess seen underfoot, on the 4 neighbours, and which way the nearest lies
 
-# --- the mess process: one MINSTD linear congruential generator per env -------------------------
-LCG_MODULUS = 2**31 - 1  # a prime: every state in [1, LCG_MODULUS - 1] lies on one long cycle
-LCG_MULTIPLIER = 48271  # Park, Miller and Stockmeyer's MINSTD; state * multiplier fits in int64
+# The mess process draws from one MINSTD generator per env, kept in the state (gaming_gym.lcg).
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ class SensorCleanerState:
     mess_count: torch.Tensor  # (n,) float, mess.sum(1), kept up to date so no step sums the room
     cell: torch.Tensor  # (n,) int64, the robot's cell, row * room_size + column
     covered: torch.Tensor  # (n,) uint8, 1 while the bucket is over the camera
-    rng: torch.Tensor  # (n,) int64 MINSTD state in [1, LCG_MODULUS - 1]
+    rng: torch.Tensor  # (n,) int64 MINSTD state in [1, lcg.MODULUS - 1]
     t: torch.Tensor  # (n,) int, steps since reset
 
 
@@ -132,7 +131,7 @@ def reset(params: SensorCleanerParams, n: int, generator: torch.Generator, devic
         mess_count=mess.sum(dim=1, dtype=torch.float32),
         cell=torch.zeros(n, dtype=torch.int64, device=device),
         covered=torch.zeros(n, dtype=torch.uint8, device=device),
-        rng=1 + (uniforms[:, cells] * (LCG_MODULUS - 1)).long(),
+        rng=lcg.seeded(uniforms[:, cells]),
         t=torch.zeros(n, dtype=torch.int32, device=device),
     )
 
@@ -156,7 +155,7 @@ def step(params: SensorCleanerParams, state: SensorCleanerState, action: torch.T
     left = here * constants.keeps_mess.index_select(0, action).unsqueeze(1)  # 0 where cleaned
     mess = state.mess.scatter(1, column, left)
 
-    rng = state.rng * LCG_MULTIPLIER % LCG_MODULUS
+    rng = lcg.advance(state.rng)
     drops = (rng < _drop_threshold(params)).unsqueeze(1)
     spot = (rng % constants.cells).unsqueeze(1)
     before = mess.gather(1, spot)
@@ -243,8 +242,8 @@ def _visible(params: SensorCleanerParams, state: SensorCleanerState) -> torch.Te
 
 
 def _drop_threshold(params: SensorCleanerParams) -> int:
-    """MINSTD states below this (out of ``LCG_MODULUS - 1`` equally likely ones) drop mess."""
-    return 1 + round(params.mess_rate * (LCG_MODULUS - 1))
+    """MINSTD states below this (out of ``lcg.MODULUS - 1`` equally likely ones) drop mess."""
+    return 1 + round(params.mess_rate * (lcg.MODULUS - 1))
 
 
 @dataclass(frozen=True)
