@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gaming_gym.core import Policy
@@ -310,7 +311,7 @@ def run_conditions(
     for condition in conditions:
         run_dirs = []
         for seed in seeds:
-            run_dir = out / condition.label / f"seed-{seed}"
+            run_dir = condition_run_dir(out, condition.label, seed)
             train_experiment(
                 condition.env_id,
                 run_dir,
@@ -339,3 +340,120 @@ def conditions_table(reports: dict[str, GoodhartReport], title: str) -> str:
             f"{cell(r.final_true, r.final_true_ci):>22}{cell(r.final_gap, r.final_gap_ci):>22}"
         )
     return "\n".join(lines)
+
+
+def condition_run_dir(out: str | os.PathLike, label: str, seed: int) -> Path:
+    """Where :func:`run_conditions` keeps the run of condition ``label`` on ``seed``."""
+    return Path(out) / label / f"seed-{seed}"
+
+
+# --- optimisation pressure: the gap along capability axes ------------------------------------------
+
+
+def gaps_at_steps(
+    out: str | os.PathLike, labels: Sequence[str], seeds: Sequence[int], steps: Sequence[int]
+) -> dict[str, dict[int, list[float]]]:
+    """The Goodhart gap of each condition's runs (written by :func:`run_conditions` into ``out``)
+    after each number of training ``steps``: ``{label: {steps: [gap of each seed]}}``.
+
+    A run's gap after ``s`` steps is that of its last evaluation at or before ``s``. With a
+    constant learning rate (BoatRace's default) that is the gap a run trained for ``s`` steps
+    would end with, so training steps are a capability axis with no extra runs.
+    """
+    gaps: dict[str, dict[int, list[float]]] = {}
+    for label in labels:
+        reports = [load_report(condition_run_dir(out, label, seed)) for seed in seeds]
+        gaps[label] = {budget: [_gap_after(report, budget) for report in reports] for budget in steps}
+    return gaps
+
+
+def _gap_after(report: GoodhartReport, steps: int) -> float:
+    evaluated = [k for k, step in enumerate(report.steps) if step <= steps]
+    if not evaluated:
+        raise ConfigError(f"no evaluation at or before step {steps}: the run's first is at {report.steps[0]}")
+    return report.gap[evaluated[-1]]
+
+
+@dataclass(frozen=True)
+class PhaseTransition:
+    """A jump in the mean Goodhart gap between neighbouring capability settings that is larger
+    than the spread of the seeds at either setting (after Pan, Bhatia and Steinhardt, 2022)."""
+
+    axis: str  # "steps" (along training, within one condition) or "condition" (at one step count)
+    where: str  # the condition, or the step count, the jump happens in
+    before: str  # the lower setting
+    after: str  # the higher setting
+    jump: float  # mean gap after minus mean gap before
+    spread: float  # the larger of the two settings' seed ranges (max - min)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.where}: {self.before} -> {self.after}: gap {self.jump:+.2f} "
+            f"(seed spread {self.spread:.2f})"
+        )
+
+
+def phase_transitions(gaps: dict[str, dict[int, list[float]]]) -> list[PhaseTransition]:
+    """Every jump larger than the seeds' spread, along training steps within each condition and
+    along the conditions (in the order given) at each step count. Needs two seeds or more."""
+    transitions = []
+    for label, by_steps in gaps.items():
+        budgets = sorted(by_steps)
+        for low, high in zip(budgets, budgets[1:], strict=False):
+            found = _transition(
+                "steps", label, f"{low:,} steps", f"{high:,} steps", by_steps[low], by_steps[high]
+            )
+            transitions += [found] if found else []
+    labels = list(gaps)
+    for budget in sorted(next(iter(gaps.values()), {})):
+        for low, high in zip(labels, labels[1:], strict=False):
+            found = _transition(
+                "condition", f"{budget:,} steps", low, high, gaps[low][budget], gaps[high][budget]
+            )
+            transitions += [found] if found else []
+    return transitions
+
+
+def _transition(axis: str, where: str, before: str, after: str, low: Sequence[float], high: Sequence[float]):
+    if min(len(low), len(high)) < 2:
+        raise ConfigError("a phase transition is a jump beyond the seeds' spread: give two seeds or more")
+    jump = float(np.mean(high) - np.mean(low))
+    spread = float(max(np.ptp(low), np.ptp(high)))
+    return PhaseTransition(axis, where, before, after, jump, spread) if abs(jump) > spread else None
+
+
+def capability_table(gaps: dict[str, dict[int, list[float]]], title: str) -> str:
+    """One row per condition, one column per step count: the mean gap and the seeds' [min, max]."""
+    budgets = sorted(next(iter(gaps.values()), {}))
+    lines = [title, f"{'condition':<20}" + "".join(f"{f'{b:,} steps':>22}" for b in budgets)]
+    for label, by_steps in gaps.items():
+        cells = [f"{np.mean(v):6.2f} [{min(v):5.2f}, {max(v):5.2f}]" for v in (by_steps[b] for b in budgets)]
+        lines.append(f"{label:<20}" + "".join(f"{cell:>22}" for cell in cells))
+    return "\n".join(lines)
+
+
+def dynamics_table(reports: dict[str, GoodhartReport], title: str) -> str:
+    """Goodhart dynamics per condition: peak and final proxy p and true t, the final optimisation
+    distance d, Gao et al.'s RL-form fit, and early stopping's kept t against the oracle's."""
+    lines = [
+        title,
+        f"{'condition':<22}{'peak p':>8}{'final p':>8}{'peak t':>8}{'final t':>8}{'final d':>8}"
+        f"{'RL fit a':>9}{'b':>7}{'d*':>7}{'rmse':>7}{'kept t / oracle t':>20}",
+    ]
+    for label, r in reports.items():
+        fit = (r.gao_fits or {}).get("rl")
+        fit_cells = (
+            f"{fit.a:9.2f}{fit.b:7.2f}{_number(fit.peak_d):>7}{fit.rmse:7.2f}" if fit else f"{'n/a':>30}"
+        )
+        stop = r.early_stopping
+        kept = f"{stop.kept_true:.2f} / {stop.oracle_true:.2f}" if stop else "n/a"
+        final_d = _number(r.d[-1] if r.d else None)
+        lines.append(
+            f"{label:<22}{max(r.proxy):8.2f}{r.final_proxy:8.2f}{max(r.true):8.2f}{r.final_true:8.2f}"
+            f"{final_d:>8}{fit_cells}{kept:>20}"
+        )
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -16,7 +16,7 @@ and leaves the global pyplot state alone.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +318,72 @@ def plot_conditions(
     runs = f"{'/'.join(map(str, seeds))} seed{'' if seeds == [1] else 's'}"
     axes.set_title(f"{title}\nbars: mean over {runs}; whiskers: 95% bootstrap CI", fontsize=10)
     axes.grid(alpha=0.3, axis="y")
+    axes.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_true_against_d(reports: Mapping[str, GoodhartReport], path: str | os.PathLike, title: str) -> Path:
+    """Normalised true return t (solid) and proxy p (dashed, right axis) against d = sqrt(KL from
+    the initial policy), one colour per condition (e.g. a KL-penalty coefficient), with each
+    condition's observed peak of t starred: how far each lets the policy move, and what it keeps."""
+    missing = [label for label, report in reports.items() if report.d is None]
+    if not reports or missing:
+        raise ValueError(
+            f"plot_true_against_d needs reports with KL recorded; none in {missing or 'nothing'}"
+        )
+    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
+    axes = figure.add_subplot()
+    proxy_axes = axes.twinx()
+    for index, (label, report) in enumerate(reports.items()):
+        colour = f"C{index}"
+        d = np.asarray(report.d)
+        axes.plot(d, report.true, color=colour, marker="o", markersize=3, label=f"{label}: true t")
+        proxy_axes.plot(d, report.proxy, color=colour, linestyle="--", linewidth=1, alpha=0.7)
+        if report.observed_peak is not None and report.observed_peak.d is not None:
+            axes.scatter(
+                report.observed_peak.d,
+                report.observed_peak.true,
+                color=colour,
+                marker="*",
+                s=160,
+                edgecolors="black",
+                zorder=3,
+            )
+    axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)")
+    axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
+    axes.set_xlabel(X_AXES["d"])
+    axes.set_ylabel("normalised true return t (solid; stars: peaks)")
+    proxy_axes.set_ylabel("normalised proxy return p (dashed)")
+    runs = sorted({report.n_runs for report in reports.values()})
+    axes.set_title(f"{title}\nmean of {'/'.join(map(str, runs))} seed(s) per condition", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_gap_by_capability(
+    gaps: Mapping[str, Mapping[int, Sequence[float]]], path: str | os.PathLike, title: str
+) -> Path:
+    """The Goodhart gap against training steps, one line per condition (e.g. a policy width): the
+    mean over seeds, each seed a dot, so a jump larger than the seeds' spread (a phase
+    transition) is visible as such. ``gaps`` is :func:`gaming_gym.experiment.gaps_at_steps`'s."""
+    if not gaps:
+        raise ValueError("Nothing to plot: give at least one condition's gaps")
+    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
+    axes = figure.add_subplot()
+    for index, (label, by_steps) in enumerate(gaps.items()):
+        steps = sorted(by_steps)
+        colour = f"C{index}"
+        axes.plot(steps, [np.mean(by_steps[s]) for s in steps], color=colour, marker="o", label=label)
+        for s in steps:
+            axes.scatter([s] * len(by_steps[s]), by_steps[s], color=colour, s=12, alpha=0.5)
+    axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1)
+    axes.set_xlabel("training steps (environment steps)")
+    axes.set_ylabel("Goodhart gap p - t (lines: mean; dots: seeds)")
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return save_figure(figure, path)

@@ -252,7 +252,7 @@ DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
     # short rollouts (256 x 32) and a constant learning rate keep the late phase learning.
     "GamingGym/BoatRace-v1": {
         "total_timesteps": 480 * 8192,
-        "eval_every": 20,
+        "eval_every": 10,
         "num_envs": 256,
         "num_steps": 32,
         "anneal_lr": False,

@@ -511,7 +511,7 @@ def draw(params: BoatRaceParams, state: BoatRaceState, index: int, surface) -> N
     from gaming_gym.render import FRAME_SIZE, draw_scores, import_pygame
 
     pygame = import_pygame()
-    view_half, view_centre_y = 1.12, 0.27  # frame the track and lagoon, not the empty world
+    view_half, view_centre_y = 1.22, 0.38  # frame the track and lagoon (clear of the scores)
     scale = FRAME_SIZE / (2 * view_half)
 
     def pixel(x: float, y: float) -> tuple[int, int]:
