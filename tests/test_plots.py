@@ -8,7 +8,15 @@ import pytest
 
 from gaming_gym.evaluation import EpisodeReturns
 from gaming_gym.metrics import Checkpoint, goodhart_report, goodhart_report_over_seeds
-from gaming_gym.plots import DPI, FIGURE_SIZE, plot_episode_scatter, plot_gao_fit, plot_goodhart_curve
+from gaming_gym.plots import (
+    DPI,
+    FIGURE_SIZE,
+    plot_episode_scatter,
+    plot_gao_fit,
+    plot_gap_by_capability,
+    plot_goodhart_curve,
+    plot_true_against_d,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -131,3 +139,24 @@ def test_plots_need_a_png_path(tmp_path, references):
     with pytest.raises(ValueError, match="ending in .png"):
         plot_episode_scatter(references, tmp_path / "scatter.jpg")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_true_against_d_plots_each_condition_and_needs_kl(tmp_path, references):
+    runs = {
+        label: goodhart_report(dynamics_run(np.random.default_rng(seed), a=a), references, n_bootstrap=20)
+        for label, seed, a in (("no penalty", 1, 1.2), ("kl_coef 0.1", 2, 0.6))
+    }
+    path = plot_true_against_d(runs, tmp_path / "true_against_d.png", "KL penalty")
+    assert png_size(path) == expected_size() and path.stat().st_size > 20_000
+    without_kl = goodhart_report([Checkpoint(0, [2.0], [0.0]), Checkpoint(10, [9.0], [1.0])], references)
+    with pytest.raises(ValueError, match="KL recorded"):
+        plot_true_against_d({"no kl": without_kl}, tmp_path / "never.png", "x")
+    assert not (tmp_path / "never.png").exists()
+
+
+def test_gap_by_capability_is_a_png(tmp_path):
+    gaps = {"width 4": {100: [0.0, 0.1], 200: [0.1, 0.2]}, "width 64": {100: [0.0, 0.2], 200: [2.0, 2.4]}}
+    path = plot_gap_by_capability(gaps, tmp_path / "capability.png", "optimisation pressure")
+    assert png_size(path) == expected_size() and path.stat().st_size > 20_000
+    with pytest.raises(ValueError, match="Nothing to plot"):
+        plot_gap_by_capability({}, tmp_path / "empty.png", "x")
