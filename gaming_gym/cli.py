@@ -121,7 +121,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     steps = {} if args.steps is None else {"total_timesteps": args.steps}
-    print(f"Training PPO on {DEMO_ENV}'s game score, on the CPU; watch it stop racing and farm targets.")
+    print(
+        f"Training PPO on {DEMO_ENV}'s game score, on the CPU: watch it learn to race (proxy and true "
+        "return rise together), then leave the race for the lagoon (the proxy keeps rising, the true "
+        "return falls)."
+    )
     run = train_experiment(
         DEMO_ENV, out / "run", "ppo", progress=not args.quiet, seed=args.seed, device="cpu", **steps
     )
@@ -130,7 +134,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with _seeded_torch(args.seed):
         proxy, true, gif = record_rollout(DEMO_ENV, policy, out / "boat_race_ppo.gif", seed=args.seed)
     print(f"Goodhart gap {run.report.final_gap:.2f}: proxy and true return came apart.")
-    print(f"curve: {run.curve}\nepisodes: {run.scatter}\nrollout (proxy {proxy:.0f}, true {true:.2f}): {gif}")
+    print(f"curve: {run.curve}\ncurve against d = sqrt(KL): {run.curve_d}\nGao fits: {run.gao_fit}")
+    print(f"episodes: {run.scatter}\nrollout (proxy {proxy:.0f}, true {true:.2f}): {gif}")
     return 0
 
 
