@@ -314,19 +314,19 @@ class GameableEnv(gym.Env):
             return None
         if self._state is None:
             raise ResetNeededError("Call reset() before render().")
-        from gaming_gym.render import draw_frame, show_frame
+        from gaming_gym.render import Window, draw_frame
 
         frame = draw_frame(self.kernel, self.params, self._state, 0, self._returns)
         if self.render_mode == "human":
-            self._window = show_frame(frame, self._window, self.kernel.name, self.metadata)
+            if self._window is None:
+                self._window = Window(frame.shape[1::-1], self.kernel.name, self.metadata["render_fps"])
+            self._window.show(frame)
             return None
         return frame
 
     def close(self):
         if self._window is not None:
-            from gaming_gym.render import close_window
-
-            close_window()
+            self._window.close()
             self._window = None
 
     def reference_policy(self, name: str) -> Policy:

@@ -57,23 +57,34 @@ def draw_frame(
     return np.ascontiguousarray(np.transpose(pygame.surfarray.pixels3d(surface), (1, 0, 2)))
 
 
-def show_frame(frame: np.ndarray, window, title: str, metadata: dict):
-    """Show a frame in a pygame window (created on first use); return the window."""
-    pygame = import_pygame()
-    if window is None:
+class Window:
+    """A pygame window that shows frames at ``fps``, for ``render_mode="human"``.
+
+    One ``Clock`` for the window's life, so each frame waits only what is left of its 1/fps
+    (a new clock per frame would sleep the whole 1/fps every time). pygame has one display per
+    process: closing quits it only if this window started it, so a caller's own pygame window
+    stays open.
+    """
+
+    def __init__(self, size: tuple[int, int], title: str, fps: int):
+        pygame = import_pygame()
+        self._owns_display = not pygame.display.get_init()
         pygame.display.init()
         pygame.display.set_caption(f"gaming_gym: {title}")
-        window = pygame.display.set_mode(frame.shape[1::-1])
-    pygame.event.pump()
-    window.blit(pygame.surfarray.make_surface(np.transpose(frame, (1, 0, 2))), (0, 0))
-    pygame.display.flip()
-    pygame.time.Clock().tick(metadata["render_fps"])
-    return window
+        self._surface = pygame.display.set_mode(size)
+        self._clock = pygame.time.Clock()
+        self._fps = fps
 
+    def show(self, frame: np.ndarray) -> None:
+        pygame = import_pygame()
+        pygame.event.pump()
+        self._surface.blit(pygame.surfarray.make_surface(np.transpose(frame, (1, 0, 2))), (0, 0))
+        pygame.display.flip()
+        self._clock.tick(self._fps)
 
-def close_window() -> None:
-    pygame = import_pygame()
-    pygame.display.quit()
+    def close(self) -> None:
+        if self._owns_display:
+            import_pygame().display.quit()
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | os.PathLike, fps: int = 30) -> Path:
