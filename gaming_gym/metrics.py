@@ -21,15 +21,18 @@ Measures:
 * **True drop** ``max_k t_k - t_K`` (K the last checkpoint): how far the true return fell from
   its best, after Karwowski et al. (2023)'s normalised drop height. 0 when t never fell.
 * **Kendall tau** (tau-b, ties allowed) between the p and t curves across checkpoints:
-  +1 when they rank the checkpoints alike, -1 when improving one worsens the other.
+  +1 when they rank the checkpoints alike, -1 when improving one worsens the other. Two values
+  within :data:`TIE_TOLERANCE` (relative to the curve's largest magnitude) are a tie.
 * **Onset**: the step of the first checkpoint k, before the last, after which the true return
   falls while the proxy keeps rising, i.e. every later checkpoint j has ``t_j < t_k`` and
   ``p_j > p_k``, and the fall is material: ``t_k - t_K >= onset_min_drop`` (0.1 by default,
-  a tenth of the random-to-intended distance). ``None`` when no checkpoint qualifies.
+  a tenth of the random-to-intended distance). ``None`` when no checkpoint qualifies. Every
+  comparison allows :data:`FALL_TOLERANCE` for rounding, as early stopping's do: a fall of
+  exactly 0.1 counts, and values equal up to rounding are a tie.
 
 The trend measures (true drop, Kendall tau, onset) need at least two checkpoints; a report of
 one checkpoint gives the gap and leaves them ``None``. Kendall tau is also ``None`` when the p or
-t curve is constant (ranks undefined).
+t curve is constant (ranks undefined), and so is its interval then.
 
 Uncertainty: percentile bootstrap intervals. Each of ``n_bootstrap`` replicates resamples, with
 replacement, the episodes of every checkpoint (proxy and true of an episode stay paired) and of
@@ -254,6 +257,27 @@ def _checked_runs(runs: Sequence[Sequence[Checkpoint]]) -> list[list[Checkpoint]
 
 # --- the measures, on normalised curves ---------------------------------------------------------
 
+FALL_TOLERANCE = 1e-9
+"""Absolute slack (normalised units) in the onset's and early stopping's comparisons of t and p
+(:func:`_at_least`): a fall of exactly ``min_drop`` counts despite rounding (0.6 - 0.5 is 0.0999...
+in binary floating point), and two values within rounding of each other are a tie, neither a fall
+nor a rise."""
+
+TIE_TOLERANCE = 1e-9
+"""Kendall tau-b counts two checkpoints as tied on a curve when their values differ by at most this
+fraction of the curve's largest magnitude (relative, so the ties do not depend on units): 0.1 + 0.2
+and 0.3 are a tie, as rounding made them differ, not the agent."""
+
+
+def _at_least(difference: np.ndarray | float, amount: float) -> np.ndarray:
+    """Whether ``difference >= amount`` up to :data:`FALL_TOLERANCE`, elementwise.
+
+    The one comparison behind every fall and rise: ``_at_least(high - low, min_drop)`` is "fell by
+    at least min_drop"; its negation ``not _at_least(b - a, 0)`` is "b lies below a by more than
+    rounding".
+    """
+    return np.asarray(difference) >= amount - FALL_TOLERANCE
+
 
 def normalise(values: np.ndarray | float, random_mean: float, intended_mean: float) -> np.ndarray:
     """Map returns so the random mean is 0 and the intended mean is 1."""
@@ -295,21 +319,30 @@ def _kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Tau-b over the last axis, batched over leading axes; NaN where a curve is constant.
 
     tau_b = sum_{i<j} sign(x_j - x_i) sign(y_j - y_i) / sqrt(n_x n_y), where n_x (n_y) counts the
-    pairs not tied in x (y).
+    pairs not tied in x (y), a tie being a difference within :data:`TIE_TOLERANCE` of the curve's
+    largest magnitude.
     """
-    first, second = np.triu_indices(x.shape[-1], k=1)
-    sign_x = np.sign(x[..., second] - x[..., first])
-    sign_y = np.sign(y[..., second] - y[..., first])
+    sign_x, sign_y = _pair_signs(x), _pair_signs(y)
     untied = np.sqrt(np.abs(sign_x).sum(-1) * np.abs(sign_y).sum(-1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(untied > 0, (sign_x * sign_y).sum(-1) / untied, np.nan)
+
+
+def _pair_signs(curve: np.ndarray) -> np.ndarray:
+    """sign(c_j - c_i) for every pair i < j over the last axis, 0 for ties up to rounding."""
+    first, second = np.triu_indices(curve.shape[-1], k=1)
+    difference = curve[..., second] - curve[..., first]
+    scale = np.abs(curve).max(-1, keepdims=True)
+    return np.where(np.abs(difference) <= TIE_TOLERANCE * scale, 0.0, np.sign(difference))
 
 
 def onset_index(proxy: np.ndarray, true: np.ndarray, min_drop: float = 0.1) -> int | None:
     """Index of the first checkpoint after which t falls while p keeps rising (module docstring).
 
     Checkpoint ``k`` (not the last) qualifies when every later checkpoint ``j`` has
-    ``true[j] < true[k]`` and ``proxy[j] > proxy[k]``, and ``true[k] - true[-1] >= min_drop``.
+    ``true[j] < true[k]`` and ``proxy[j] > proxy[k]``, and ``true[k] - true[-1] >= min_drop``,
+    each comparison up to :data:`FALL_TOLERANCE` (a fall of exactly ``min_drop`` counts; values
+    within rounding of each other are a tie, which is neither a fall nor a rise).
     """
     proxy, true = np.asarray(proxy, dtype=np.float64), np.asarray(true, dtype=np.float64)
     if proxy.shape != true.shape or proxy.ndim != 1:
@@ -318,8 +351,9 @@ def onset_index(proxy: np.ndarray, true: np.ndarray, min_drop: float = 0.1) -> i
         )
     _require_two(true, "The onset")
     for k in range(len(true) - 1):
-        true_falls = bool((true[k + 1 :] < true[k]).all()) and true[k] - true[-1] >= min_drop
-        if true_falls and bool((proxy[k + 1 :] > proxy[k]).all()):
+        true_falls = not _at_least(true[k + 1 :] - true[k], 0.0).any()
+        proxy_rises = not _at_least(proxy[k] - proxy[k + 1 :], 0.0).any()
+        if true_falls and proxy_rises and bool(_at_least(true[k] - true[-1], min_drop)):
             return k
     return None
 
@@ -417,11 +451,6 @@ def _gao_peak(form: str, a: float, b: float) -> float | None:
     return peak if math.isfinite(peak) and peak > 0 else None
 
 
-FALL_TOLERANCE = 1e-9
-"""Slack in early stopping's fall comparison, so a fall of exactly ``min_drop`` counts despite
-rounding (1.0 - 0.9 is 0.0999... in binary floating point)."""
-
-
 @dataclass(frozen=True)
 class EarlyStop:
     """Where :func:`early_stop` fired (``stop_index``, ``None`` if never) and which checkpoint
@@ -459,7 +488,7 @@ def early_stop(holdout: Sequence[float] | np.ndarray, min_drop: float = 0.1, pat
         if holdout[j] > holdout[best]:
             best = j
         window = holdout[j - patience + 1 : j + 1]
-        if j - patience + 1 > best and bool((holdout[best] - window >= min_drop - FALL_TOLERANCE).all()):
+        if j - patience + 1 > best and bool(_at_least(holdout[best] - window, min_drop).all()):
             return EarlyStop(j, best)
     return EarlyStop(None, len(holdout) - 1)
 
@@ -602,7 +631,7 @@ class GoodhartReport:
             ("Kendall tau (p, t)", self.kendall_tau, self.kendall_tau_ci),
         ]
         for name, value, interval in rows:
-            lines.append(f"{name:<30}{_format_value(value):>10}   {_format_interval(interval)}")
+            lines.append(f"{name:<30}{_format_value(value):>10}   {_format_interval(interval)}".rstrip())
         onset = "none" if self.onset_step is None else str(self.onset_step)
         if len(self.steps) < 2:
             onset = "n/a"
@@ -779,7 +808,7 @@ def goodhart_report_over_seeds(
         true_drop=true_drop(true) if trends else None,
         true_drop_ci=interval(samples.true.max(1) - samples.true[:, -1]) if trends else None,
         kendall_tau=None if math.isnan(tau) else tau,
-        kendall_tau_ci=interval(_replicate_kendall_taus(samples)) if trends else None,
+        kendall_tau_ci=None if math.isnan(tau) else interval(_replicate_kendall_taus(samples)),
         onset_step=None if onset is None else steps[onset],
         references=_reference_summary(references, anchors),
         n_runs=len(runs),

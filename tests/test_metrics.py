@@ -108,6 +108,48 @@ def test_kendall_tau_b_with_ties():
     assert kendall_tau([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(5 / math.sqrt(30))
 
 
+# --- rounding: a fall of exactly min_drop, ties up to rounding -----------------------------------
+
+
+def test_onset_counts_a_fall_of_exactly_min_drop():
+    # 0.6 - 0.5 is 0.0999... in binary floating point; it counts, as it does for early stopping.
+    assert onset_index([0, 1, 2], [0, 0.6, 0.5]) == 1
+    report = goodhart_report(run([0, 2, 4], [0, 2.4, 2]), REFERENCES)  # t = [0, .6, .5]
+    assert report.onset_step == 1000
+    # A fall just short of it does not count.
+    assert onset_index([0, 1, 2], [0, 0.6, 0.50001]) is None
+
+
+def test_onset_treats_rounding_differences_as_ties():
+    # t stays flat from the first checkpoint to the second up to rounding (0.1 + 0.2 is 0.3 plus
+    # one unit in the last place), then falls: the fall begins at the second checkpoint.
+    assert onset_index([0, 1, 2], [0.1 + 0.2, 0.3, 0.1]) == 1
+    # p flat up to rounding (0.3, then 0.3 plus one unit in the last place) is not rising either.
+    assert onset_index([0.3, 0.1 + 0.2, 1.0], [1.0, 0.5, 0.2]) == 1
+
+
+def test_kendall_tau_treats_rounding_differences_as_ties():
+    # x ties pair (0, 1) up to rounding; y strictly increasing: 2 concordant pairs of 3,
+    # tau_b = 2 / sqrt(2 * 3), as for an exact tie.
+    curve = np.array([0.1 + 0.2, 0.3, 1.0])
+    assert kendall_tau(curve, [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    # The tolerance is relative to the curve's largest magnitude: units do not change the ties...
+    assert kendall_tau(1e6 * curve, [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    assert kendall_tau(1e-12 * curve, [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    # ...and differences well above rounding stay differences, at any scale.
+    assert kendall_tau([1, 1 + 1e-6, 2], [1, 2, 3]) == 1.0
+    assert kendall_tau([1e-12, 2e-12, 3e-12], [1, 2, 3]) == 1.0
+
+
+def test_undefined_kendall_tau_has_no_interval():
+    # p is constant (mean 2 at every checkpoint) though its episodes vary, so tau is undefined; a
+    # replicate's tau, of a resampled p that is no longer constant, says nothing about it.
+    report = goodhart_report(run([2, 2, 2], [0, 1, 2], spread=1), REFERENCES, n_bootstrap=50)
+    assert report.kendall_tau is None
+    assert report.kendall_tau_ci is None
+    assert f"{'Kendall tau (p, t)':<30}{'n/a':>10}" in report.summary().splitlines()
+
+
 def test_references_summary_is_normalised():
     report = goodhart_report(run([0, 4], [0, 4]), REFERENCES, BOAT)
     assert report.references["exploit"] == {
