@@ -1,7 +1,7 @@
 """Figures of the Goodhart gap, drawn with matplotlib's Agg backend and saved atomically as PNG.
 
 * :func:`plot_goodhart_curve`: normalised proxy and true return against training steps (or
-  Gao et al.'s optimisation distance d), the gap shaded between them, bootstrap bands, the onset
+  Gao et al.'s optimisation distance d), the gap shaded between them, interval bands, the onset
   marked, the random (0) and intended (1) levels drawn, and, where the report has early
   stopping, the held-out check's curve with the kept and oracle checkpoints.
 * :func:`plot_gao_fit`: the true gain over the initial policy against d, with Gao et al.'s RL and
@@ -84,7 +84,9 @@ def plot_goodhart_curve(
     if report.early_stopping is not None:
         _draw_early_stopping(axes, report, xs)
 
-    level = f"{report.confidence:.0%} bootstrap CI bands"
+    level = f"{report.interval_label} bands"
+    if any(interval is None for interval in report.proxy_ci + report.true_ci):
+        level += " (none at one-episode checkpoints)" if report.min_episodes == 1 else " (some undefined)"
     runs = f", mean of {report.n_runs} seeds" if report.n_runs > 1 else ""
     axes.set_xlabel(X_AXES[x])
     axes.set_ylabel("normalised return (0 = random, 1 = intended)")
@@ -316,7 +318,8 @@ def plot_conditions(
     axes.set_ylabel("normalised return at the end of training (0 = random, 1 = intended)")
     seeds = sorted({report.n_runs for report in reports.values()})
     runs = f"{'/'.join(map(str, seeds))} seed{'' if seeds == [1] else 's'}"
-    axes.set_title(f"{title}\nbars: mean over {runs}; whiskers: 95% bootstrap CI", fontsize=10)
+    intervals = " / ".join(sorted({report.interval_label for report in reports.values()}))
+    axes.set_title(f"{title}\nbars: mean over {runs}; whiskers: {intervals}", fontsize=10)
     axes.grid(alpha=0.3, axis="y")
     axes.legend(fontsize=8, loc="best")
     figure.tight_layout()

@@ -8,6 +8,7 @@ returns below are chosen so every normalised value is exact in binary floating p
 import dataclasses
 import json
 import math
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -22,6 +23,7 @@ from gaming_gym.metrics import (
     EarlyStoppingOutcome,
     GaoFit,
     GoodhartReport,
+    GoodhartWarning,
     Peak,
     early_stop,
     fit_gao,
@@ -29,6 +31,7 @@ from gaming_gym.metrics import (
     goodhart_report_over_seeds,
     kendall_tau,
     onset_index,
+    student_t_quantile,
     true_drop,
 )
 
@@ -44,6 +47,11 @@ REFERENCES = {
     "intended": returns([3, 5], [3, 5]),
     "exploit": returns([8, 8], [0, 0]),
 }
+
+
+def said(report: GoodhartReport) -> str:
+    """The report's summary with its line breaks and indents as single spaces (notes wrap)."""
+    return " ".join(report.summary().split())
 
 
 def run(proxy_means, true_means, spread=0.0):
@@ -108,6 +116,48 @@ def test_kendall_tau_b_with_ties():
     assert kendall_tau([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(5 / math.sqrt(30))
 
 
+# --- rounding: a fall of exactly min_drop, ties up to rounding -----------------------------------
+
+
+def test_onset_counts_a_fall_of_exactly_min_drop():
+    # 0.6 - 0.5 is 0.0999... in binary floating point; it counts, as it does for early stopping.
+    assert onset_index([0, 1, 2], [0, 0.6, 0.5]) == 1
+    report = goodhart_report(run([0, 2, 4], [0, 2.4, 2]), REFERENCES)  # t = [0, .6, .5]
+    assert report.onset_step == 1000
+    # A fall just short of it does not count.
+    assert onset_index([0, 1, 2], [0, 0.6, 0.50001]) is None
+
+
+def test_onset_treats_rounding_differences_as_ties():
+    # t stays flat from the first checkpoint to the second up to rounding (0.1 + 0.2 is 0.3 plus
+    # one unit in the last place), then falls: the fall begins at the second checkpoint.
+    assert onset_index([0, 1, 2], [0.1 + 0.2, 0.3, 0.1]) == 1
+    # p flat up to rounding (0.3, then 0.3 plus one unit in the last place) is not rising either.
+    assert onset_index([0.3, 0.1 + 0.2, 1.0], [1.0, 0.5, 0.2]) == 1
+
+
+def test_kendall_tau_treats_rounding_differences_as_ties():
+    # x ties pair (0, 1) up to rounding; y strictly increasing: 2 concordant pairs of 3,
+    # tau_b = 2 / sqrt(2 * 3), as for an exact tie.
+    curve = np.array([0.1 + 0.2, 0.3, 1.0])
+    assert kendall_tau(curve, [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    # The tolerance is relative to the curve's largest magnitude: units do not change the ties...
+    assert kendall_tau(1e6 * curve, [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    assert kendall_tau(1e-12 * curve, [1, 2, 3]) == pytest.approx(2 / math.sqrt(6))
+    # ...and differences well above rounding stay differences, at any scale.
+    assert kendall_tau([1, 1 + 1e-6, 2], [1, 2, 3]) == 1.0
+    assert kendall_tau([1e-12, 2e-12, 3e-12], [1, 2, 3]) == 1.0
+
+
+def test_undefined_kendall_tau_has_no_interval():
+    # p is constant (mean 2 at every checkpoint) though its episodes vary, so tau is undefined; a
+    # replicate's tau, of a resampled p that is no longer constant, says nothing about it.
+    report = goodhart_report(run([2, 2, 2], [0, 1, 2], spread=1), REFERENCES, n_bootstrap=50)
+    assert report.kendall_tau is None
+    assert report.kendall_tau_ci is None
+    assert f"{'Kendall tau (p, t)':<30}{'n/a':>10}" in report.summary().splitlines()
+
+
 def test_references_summary_is_normalised():
     report = goodhart_report(run([0, 4], [0, 4]), REFERENCES, BOAT)
     assert report.references["exploit"] == {
@@ -144,17 +194,194 @@ def test_intervals_cover_the_estimate_and_are_reproducible():
     )
 
 
-def test_seeds_are_averaged_and_resampled():
+def test_seeds_give_a_student_t_interval_over_runs():
     # Two runs without episode noise: final gaps 1 (p=1, t=0) and 3 (p=3, t=0); references fixed.
-    references = {"random": returns([0], [0]), "intended": returns([1], [1])}
-    run_a = [Checkpoint(0, [0], [0]), Checkpoint(10, [1], [0])]
-    run_b = [Checkpoint(0, [0], [0]), Checkpoint(10, [3], [0])]
+    references = {"random": returns([0, 0], [0, 0]), "intended": returns([1, 1], [1, 1])}
+    run_a = [Checkpoint(0, [0, 0], [0, 0]), Checkpoint(10, [1, 1], [0, 0])]
+    run_b = [Checkpoint(0, [0, 0], [0, 0]), Checkpoint(10, [3, 3], [0, 0])]
     report = goodhart_report_over_seeds([run_a, run_b], references, n_bootstrap=2000)
     assert report.n_runs == 2
+    assert report.interval_method == "student-t-over-runs"
     assert report.final_gap == 2.0  # mean of the two runs' curves
-    # Resampled pairs of runs give a final gap of 1 (a, a), 2 (a, b or b, a) or 3 (b, b), each
-    # extreme with probability 1/4, so the 2.5% and 97.5% percentiles are exactly 1 and 3.
-    assert report.final_gap_ci == (1.0, 3.0)
+    # The per-run gaps 1 and 3: mean 2, standard error s / sqrt(2) = 1, and Student's t with one
+    # degree of freedom has its 97.5% quantile at 12.706. (A percentile bootstrap over the two
+    # runs said [1, 3]: it can never reach beyond the runs seen.)
+    t_1 = 12.7062047361747
+    assert report.final_gap_ci == pytest.approx((2 - t_1, 2 + t_1), abs=1e-9)
+    assert report.proxy_ci == [(0.0, 0.0), pytest.approx((2 - t_1, 2 + t_1), abs=1e-9)]
+    assert report.final_true_ci == (0.0, 0.0)
+    assert report.true_drop_ci == (0.0, 0.0)
+
+
+def synthetic_seeds(rng, n_runs, episodes=8, between=2.0, within=2.0):
+    """References of 32 episodes and ``n_runs`` runs whose final normalised gap is 1 on average.
+
+    Raw means: random 0 and intended 4 on both axes (the normalisation divides by 4); a run's final
+    proxy and true means are 8 and 4 (p = 2, t = 1) plus the run's own N(0, between) offsets (seed
+    to seed variation), its episodes N(0, within) around them.
+    """
+    references = {
+        "random": returns(rng.normal(0, 1, 32), rng.normal(0, 1, 32)),
+        "intended": returns(rng.normal(4, 1, 32), rng.normal(4, 1, 32)),
+    }
+    runs = []
+    for _ in range(n_runs):
+        offset_proxy, offset_true = rng.normal(0, between, 2)
+        runs.append(
+            [
+                Checkpoint(0, rng.normal(0, within, episodes), rng.normal(0, within, episodes)),
+                Checkpoint(
+                    1000,
+                    rng.normal(8 + offset_proxy, within, episodes),
+                    rng.normal(4 + offset_true, within, episodes),
+                ),
+            ]
+        )
+    return runs, references
+
+
+def percentile_bootstrap_gap(runs, references, rng, n=400, confidence=0.95):
+    """The final gap's interval as the metric computed it over seeds before: a percentile bootstrap
+    over runs, then over the episodes of each drawn run and of the references."""
+
+    def resampled_means(returns_, count):
+        index = rng.integers(0, len(returns_.proxy), size=(count, len(returns_.proxy)))
+        return returns_.proxy[index].mean(1), returns_.true[index].mean(1)
+
+    drawn = rng.integers(0, len(runs), size=(n, len(runs)))
+    proxy, true = np.zeros(n), np.zeros(n)
+    for slot in range(len(runs)):
+        for index, run_ in enumerate(runs):
+            rows = drawn[:, slot] == index
+            p, t = resampled_means(run_[-1], int(rows.sum()))
+            proxy[rows] += p / len(runs)
+            true[rows] += t / len(runs)
+    random_proxy, random_true = resampled_means(references["random"], n)
+    intended_proxy, intended_true = resampled_means(references["intended"], n)
+    gap = (proxy - random_proxy) / (intended_proxy - random_proxy) - (true - random_true) / (
+        intended_true - random_true
+    )
+    tail = 100 * (1 - confidence) / 2
+    return np.percentile(gap, [tail, 100 - tail])
+
+
+@pytest.mark.parametrize("seeds", [2, 3])
+def test_intervals_over_few_seeds_cover_at_their_level(seeds):
+    # 200 simulated experiments of 2 or 3 seeds whose true final gap is 1 (synthetic_seeds); the
+    # counts at this seed: 193 and 194 (Student t), 145 and 162 (percentile bootstrap).
+    rng = np.random.default_rng(10)
+    covered = {"student t": 0, "percentile bootstrap": 0}
+    for _ in range(200):
+        runs, references = synthetic_seeds(rng, seeds)
+        low, high = goodhart_report_over_seeds(runs, references, n_bootstrap=200).final_gap_ci
+        covered["student t"] += low <= 1 <= high
+        low, high = percentile_bootstrap_gap(runs, references, rng)
+        covered["percentile bootstrap"] += low <= 1 <= high
+    assert covered["student t"] >= 0.9 * 200
+    assert covered["percentile bootstrap"] < 0.9 * 200  # the interval used before: too short
+
+
+def test_student_t_quantiles():
+    for df, level, expected in [
+        (1, 0.975, 12.7062047361747),
+        (2, 0.975, 4.30265272974946),
+        (3, 0.975, 3.18244630528371),
+        (4, 0.975, 2.77644510519779),
+        (9, 0.975, 2.2621571627982),
+        (30, 0.975, 2.04227245630124),
+        (120, 0.975, 1.97993040508244),
+        (1, 0.95, 6.31375151467504),
+        (5, 0.95, 2.01504837333302),
+        (2, 0.995, 9.92484320091829),
+    ]:
+        assert student_t_quantile(level, df) == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        student_t_quantile(0.975, 0)
+
+
+def test_single_episode_evaluations_warn_and_leave_their_intervals_out():
+    # One episode per checkpoint: a bootstrap over episodes sees no noise and would give points.
+    checkpoints = [Checkpoint(1000 * k, [p], [t]) for k, (p, t) in enumerate([(0, 0), (4, 4), (8, 2)])]
+    with pytest.warns(GoodhartWarning, match="one episode"):
+        report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=50)
+    assert report.min_episodes == 1
+    assert report.proxy_ci == report.true_ci == report.gap_ci == [None, None, None]
+    assert (
+        report.final_proxy_ci is report.final_gap_ci is report.true_drop_ci is report.kendall_tau_ci is None
+    )
+    assert report.true_drop_debiased is None  # no episodes to split
+    assert "warning: some checkpoints were evaluated on one episode" in said(report)
+    # Only the first checkpoint has one episode: the intervals that depend on it go.
+    mixed = [Checkpoint(0, [0], [0]), Checkpoint(1000, [3, 5], [3, 5]), Checkpoint(2000, [7, 9], [1, 3])]
+    with pytest.warns(GoodhartWarning, match="steps \\[0\\] have one episode"):
+        report = goodhart_report(mixed, REFERENCES, n_bootstrap=50)
+    assert report.gap_ci[0] is None and report.gap_ci[1] is not None
+    assert report.final_gap_ci is not None
+    assert report.true_drop_ci is report.kendall_tau_ci is None
+    # Over seeds the interval comes from the spread between runs, which one episode does not hide.
+    shifted = [Checkpoint(1000 * k, [p + 1], [t]) for k, (p, t) in enumerate([(0, 0), (4, 4), (8, 2)])]
+    with pytest.warns(GoodhartWarning, match="one episode"):
+        seeds = goodhart_report_over_seeds([checkpoints, shifted], REFERENCES, n_bootstrap=50)
+    assert seeds.final_gap_ci is not None and seeds.final_gap_ci[0] < seeds.final_gap < seeds.final_gap_ci[1]
+
+
+def test_several_episodes_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = goodhart_report(run([0, 2, 4], [0, 4, 2], spread=1), REFERENCES, n_bootstrap=50)
+    assert report.min_episodes == 2
+    assert report.intended_below_random == []
+    # Two episodes do not warn, but the summary says that a bootstrap over so few is short.
+    few = "warning: 2 episodes at some checkpoint: a bootstrap over so few covers less than its level"
+    assert few in said(report)
+    eight = [
+        Checkpoint(1000 * k, [p - 1, p + 1] * 4, [t - 1, t + 1] * 4)
+        for k, (p, t) in enumerate([(0, 0), (2, 4), (4, 2)])
+    ]
+    assert "warning" not in said(goodhart_report(eight, REFERENCES, n_bootstrap=50))
+
+
+def test_true_drop_cross_fitted_on_halves_of_the_episodes():
+    # Even episodes put t's peak at step 0 (t = 1, .5, .5), odd ones at step 1000 (.5, 1, .5);
+    # the full curve, t = [.75, .75, .5], drops by .25.
+    checkpoints = [
+        Checkpoint(0, [0, 0], [4, 2]),
+        Checkpoint(1000, [1, 1], [2, 4]),
+        Checkpoint(2000, [2, 2], [2, 2]),
+    ]
+    report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=20)
+    assert report.true_drop == 0.25
+    # The peak picked on even episodes (step 0), measured on odd ones: .5 - .5; and the other way
+    # round (step 1000): .5 - .5. Halves that disagree on the peak show the fall was noise.
+    assert report.true_drop_debiased == 0.0
+    assert f"{'true drop, cross-fitted':<30}{'0.000':>10}" in report.summary().splitlines()
+    assert "the cross-fitted drop (peak picked on even episodes, measured on odd ones" in said(report)
+
+
+def test_true_drop_is_biased_up_under_noise_and_the_cross_fitted_drop_is_not():
+    # t is flat at .5 over 8 checkpoints (no drop at all); 8 episodes of sd .5 (normalised) each.
+    rng = np.random.default_rng(4)
+    plain, crossed = [], []
+    for _ in range(300):
+        checkpoints = [Checkpoint(1000 * k, rng.normal(k, 1, 8), rng.normal(2, 2, 8)) for k in range(8)]
+        report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=1)
+        plain.append(report.true_drop)
+        crossed.append(report.true_drop_debiased)
+    # The plain drop is a maximum over noise: about 1.4 standard errors (.18) of a checkpoint mean.
+    assert 0.2 < np.mean(plain) < 0.3
+    assert abs(np.mean(crossed)) < 3 * np.std(crossed) / math.sqrt(300)
+
+
+def test_intended_below_random_is_said():
+    # The proxy is a cost here: intended behaviour scores 0 where random actions score 4, so p
+    # rises as the agent's proxy return falls.
+    references = {"random": returns([3, 5], [-1, 1]), "intended": returns([-1, 1], [3, 5])}
+    with pytest.warns(GoodhartWarning, match="intended reference scores below random on the proxy"):
+        report = goodhart_report(run([4, 0, -4], [0, 2, 4], spread=1), references, n_bootstrap=20)
+    assert report.proxy == [0.0, 1.0, 2.0]
+    assert report.intended_below_random == ["proxy"]
+    assert "warning: the intended reference scores below random on the proxy (0 < 4)" in said(report)
+    assert GoodhartReport.from_json(report.to_json()) == report
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -414,9 +641,9 @@ D_DYNAMICS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
 
 
 def dynamics_run(true_means, holdout_means):
-    """Checkpoints at steps 0, 1000, ... with kl = d^2 for d in D_DYNAMICS, one episode each."""
+    """Checkpoints at steps 0, 1000, ... with kl = d^2 for d in D_DYNAMICS, two equal episodes each."""
     return [
-        Checkpoint(1000 * k, [2 * k], [t], d**2, [h])
+        Checkpoint(1000 * k, [2 * k] * 2, [t] * 2, d**2, [h])
         for k, (t, h, d) in enumerate(
             zip(true_means, holdout_means, D_DYNAMICS[: len(true_means)], strict=True)
         )
@@ -457,7 +684,7 @@ def test_report_measures_goodhart_dynamics():
 
 def test_gao_gain_is_measured_from_the_initial_policy():
     # t = [.25, .5, 1, .75] at d = [0, 1, 2, 3]: the gain over step 0 is [0, .25, .75, .5].
-    checkpoints = [Checkpoint(1000 * k, [0], [t], float(k**2)) for k, t in enumerate([1, 2, 4, 3])]
+    checkpoints = [Checkpoint(1000 * k, [0, 0], [t, t], float(k**2)) for k, t in enumerate([1, 2, 4, 3])]
     report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=20)
     assert report.gao_origin_step == 0
     assert report.gao_fits["bon"] == fit_gao([0, 1, 2, 3], [0, 0.25, 0.75, 0.5], "bon")
@@ -506,7 +733,9 @@ def test_goodhart_dynamics_need_their_records():
     assert report.observed_peak == Peak(step=1000, true=1.0, d=None)
     assert goodhart_report(run([1], [1]), REFERENCES, n_bootstrap=20).observed_peak is None
     # KL at two checkpoints gives d but too few points to fit.
-    two = goodhart_report([Checkpoint(0, [0], [0], 0.0), Checkpoint(1000, [1], [1], 1.0)], REFERENCES)
+    two = goodhart_report(
+        [Checkpoint(0, [0, 0], [0, 0], 0.0), Checkpoint(1000, [1, 1], [1, 1], 1.0)], REFERENCES
+    )
     assert two.d == [0.0, 1.0]
     assert two.gao_fits is None
     with pytest.raises(ValueError, match=r"kl is recorded .* missing at \(run, step\) \[\(0, 1000\)\]"):
@@ -529,9 +758,26 @@ def test_reports_written_before_goodhart_dynamics_still_load():
     old = json.loads(report.to_json())
     for key in ("kl", "d", "holdout_true", "gao_origin_step", "gao_fits", "observed_peak", "early_stopping"):
         del old[key]
+    for key in ("interval_method", "min_episodes", "true_drop_debiased", "intended_below_random"):
+        del old[key]
     loaded = GoodhartReport.from_json(json.dumps(old))
-    assert loaded == dataclasses.replace(report, observed_peak=None)
+    assert loaded == dataclasses.replace(
+        report, observed_peak=None, min_episodes=None, true_drop_debiased=None
+    )
     assert loaded.summary().splitlines()[-1].startswith("onset step")
+
+
+def test_old_reports_over_seeds_say_their_intervals_undercover():
+    # Reports over seeds written before the Student-t interval hold percentile bootstrap intervals.
+    runs = [run([0, 2, 4], [0, 4, 2], spread=1), run([0, 3, 5], [0, 4, 1], spread=1)]
+    old = json.loads(goodhart_report_over_seeds(runs, REFERENCES, n_bootstrap=20).to_json())
+    for key in ("interval_method", "min_episodes", "true_drop_debiased", "intended_below_random"):
+        del old[key]
+    loaded = GoodhartReport.from_json(json.dumps(old))
+    assert loaded.interval_method == "percentile-bootstrap"
+    assert "written by an older version: at few runs its intervals cover less than their level" in said(
+        loaded
+    )
 
 
 SUMMARY_OF_DYNAMICS = [
