@@ -108,7 +108,9 @@ def test_goodhart_dynamics_of_seeds_and_of_unpeaked_fits_plot(tmp_path, referenc
 
 
 def test_d_axis_needs_kl(tmp_path, references):
-    report = goodhart_report([Checkpoint(0, [2.0], [0.0]), Checkpoint(1, [30.0], [0.1])], references)
+    report = goodhart_report(
+        [Checkpoint(0, [2.0, 2.0], [0.0, 0.0]), Checkpoint(1, [30.0, 30.0], [0.1, 0.1])], references
+    )
     with pytest.raises(ValueError, match="x='d' needs a report with KL from the initial policy"):
         plot_goodhart_curve(report, tmp_path / "d.png", x="d")
     with pytest.raises(ValueError, match="x='d' needs a report with KL"):
@@ -116,7 +118,7 @@ def test_d_axis_needs_kl(tmp_path, references):
     with pytest.raises(ValueError, match="x must be one of \\['d', 'step'\\], got 'kl'"):
         plot_goodhart_curve(report, tmp_path / "kl.png", x="kl")
     too_few = goodhart_report(
-        [Checkpoint(0, [2.0], [0.0], 0.0), Checkpoint(1, [30.0], [0.1], 1.0)], references
+        [Checkpoint(0, [2.0, 2.0], [0.0, 0.0], 0.0), Checkpoint(1, [30.0, 30.0], [0.1, 0.1], 1.0)], references
     )
     with pytest.raises(ValueError, match="no Gao fit: it needs at least two checkpoints with distinct d > 0"):
         plot_gao_fit(too_few, tmp_path / "fit.png")
@@ -124,7 +126,7 @@ def test_d_axis_needs_kl(tmp_path, references):
 
 
 def test_single_checkpoint_curve_still_plots(tmp_path, references):
-    report = goodhart_report([Checkpoint(0, [30.0], [0.1])], references, n_bootstrap=20)
+    report = goodhart_report([Checkpoint(0, [29.0, 31.0], [0.1, 0.1])], references, n_bootstrap=20)
     assert png_size(plot_goodhart_curve(report, tmp_path / "one.png")) == expected_size()
 
 
@@ -148,7 +150,9 @@ def test_true_against_d_plots_each_condition_and_needs_kl(tmp_path, references):
     }
     path = plot_true_against_d(runs, tmp_path / "true_against_d.png", "KL penalty")
     assert png_size(path) == expected_size() and path.stat().st_size > 20_000
-    without_kl = goodhart_report([Checkpoint(0, [2.0], [0.0]), Checkpoint(10, [9.0], [1.0])], references)
+    without_kl = goodhart_report(
+        [Checkpoint(0, [2.0, 2.0], [0.0, 0.0]), Checkpoint(10, [9.0, 9.0], [1.0, 1.0])], references
+    )
     with pytest.raises(ValueError, match="KL recorded"):
         plot_true_against_d({"no kl": without_kl}, tmp_path / "never.png", "x")
     assert not (tmp_path / "never.png").exists()
