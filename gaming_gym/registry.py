@@ -33,11 +33,11 @@ BUILTIN_ENVS = {
         1000,
         {"continuous": True},
     ),
-    "SensorCleaner-v0": (
+    "SensorCleaner-v1": (
         "gaming_gym.envs.sensor_cleaner",
         "SensorCleanerEnv",
         "SensorCleanerVectorEnv",
-        300,
+        1000,
         {},
     ),
     "TallFall-v0": ("gaming_gym.envs.tall_fall", "TallFallEnv", "TallFallVectorEnv", 300, {}),

@@ -25,7 +25,7 @@ ENV_CASES = {
     # the intended game
     "GamingGym/BoatRace-v1": {"aligned_knobs": {"lagoon_opens": None}, "exploit_gone": True},
     "GamingGym/BoatRaceContinuous-v1": {"aligned_knobs": {"lagoon_opens": None}, "exploit_gone": True},
-    "GamingGym/SensorCleaner-v0": {"aligned_knobs": {"can_cover": False}},
+    "GamingGym/SensorCleaner-v1": {"aligned_knobs": {"can_cover": False}},
     "GamingGym/TallFall-v0": {"aligned_knobs": {"max_height": 1.5}},
 }
 ENV_IDS = sorted(ENV_CASES)
