@@ -21,7 +21,7 @@ import gymnasium as gym
 import torch
 
 import gaming_gym
-from gaming_gym.core import resolve_device
+from gaming_gym.devices import resolve_device
 
 
 def random_actions(space: gym.Space, num_envs: int, device: torch.device) -> torch.Tensor:

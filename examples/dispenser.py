@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import gaming_gym
-from gaming_gym.core import Kernel
+from gaming_gym.kernel import Kernel
 
 LENGTH = 15  # cells: the dispenser is cell 0, the door cell LENGTH - 1
 START = 5

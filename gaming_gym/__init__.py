@@ -3,14 +3,11 @@
 Importing the package registers its environments with Gymnasium under ``GamingGym/``.
 """
 
-from gaming_gym.core import (
-    GameableEnv,
-    GameableVectorEnv,
-    Kernel,
-    check_gameable_env,
-    resolve_device,
-)
+from gaming_gym.checker import check_gameable_env
+from gaming_gym.devices import resolve_device
 from gaming_gym.evaluation import reference_returns
+from gaming_gym.fronts import GameableEnv, GameableVectorEnv
+from gaming_gym.kernel import Kernel
 from gaming_gym.metrics import Checkpoint, GoodhartReport, goodhart_report, goodhart_report_over_seeds
 from gaming_gym.registry import gameable_env_ids, load_plugins, register, register_builtin_envs
 

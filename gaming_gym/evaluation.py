@@ -9,8 +9,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy, resolve_device, seeded_generator
+from gaming_gym.devices import resolve_device
 from gaming_gym.errors import ConfigError, ConfigTypeError
+from gaming_gym.kernel import REFERENCE_POLICY_NAMES, Policy, seeded_generator
 
 
 @dataclass(frozen=True)

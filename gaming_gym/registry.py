@@ -18,8 +18,9 @@ from typing import Any
 
 import gymnasium as gym
 
-from gaming_gym.core import GameableEnv, GameableVectorEnv, Kernel
 from gaming_gym.errors import ConfigError, ConfigTypeError
+from gaming_gym.fronts import GameableEnv, GameableVectorEnv
+from gaming_gym.kernel import Kernel
 
 NAMESPACE = "GamingGym"
 
@@ -74,7 +75,7 @@ def register(
 ) -> str:
     """Register a user's gameable env, both fronts, so ``make``, ``make_vec``, PPO and the CLI see it.
 
-    ``env`` is the env's :class:`~gaming_gym.core.Kernel`, or a :class:`~gaming_gym.core.GameableEnv`
+    ``env`` is the env's :class:`~gaming_gym.kernel.Kernel`, or a :class:`~gaming_gym.fronts.GameableEnv`
     subclass carrying one (to keep its docstring as the documentation page). ``kwargs`` are
     default knob values. Registering an id twice is an error unless ``override=True``.
     Returns ``env_id``.

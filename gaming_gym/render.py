@@ -153,7 +153,7 @@ def draw_default_frame(
     ``x / (1 + |x|)`` where unbounded), drawn up from a zero line. The proxy return so far and
     the hidden true return are written on top, as every env's frame shows them.
     """
-    from gaming_gym.core import take_state
+    from gaming_gym.kernel import take_state
 
     pygame = import_pygame()
     obs = kernel.observe(params, take_state(state, slice(index, index + 1)))[0].flatten().double().numpy()

@@ -118,7 +118,7 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
     """Record the proxy return, true return and length of every episode of a vector env.
 
     Works on any Gymnasium ``VectorEnv`` whose envs keep the gameable-env contract: the batched
-    :class:`~gaming_gym.core.GameableVectorEnv` (torch tensors on its device) and Gymnasium's own
+    :class:`~gaming_gym.fronts.GameableVectorEnv` (torch tensors on its device) and Gymnasium's own
     ``SyncVectorEnv`` / ``AsyncVectorEnv`` over ``gymnasium.make`` envs (numpy), as CleanRL-style
     trainers use them, in either autoreset mode. Summing ``info["true_reward"]`` by hand there
     loses rewards: with next-step autoreset the step after an episode's end is a reset whose
@@ -166,7 +166,7 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
         return obs, info
 
     def get_state(self) -> dict[str, Any]:
-        """The wrapped env's :meth:`~gaming_gym.core.GameableVectorEnv.get_state`, plus the
+        """The wrapped env's :meth:`~gaming_gym.fronts.GameableVectorEnv.get_state`, plus the
         in-flight episodes' running sums and the recent-episode queues (for exact resumption)."""
         if self._proxy_return is None:
             raise ResetNeededError("Call reset() before get_state().")

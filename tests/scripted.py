@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from gaming_gym.core import Kernel
+from gaming_gym.kernel import Kernel
 
 
 def run_scripted(kernel: Kernel, state: Any, actions, **knobs: Any):

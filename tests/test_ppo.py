@@ -24,8 +24,8 @@ from gaming_gym.agents.ppo import (
     train,
 )
 from gaming_gym.agents.reference import MIN_STD, SmoothedPolicy
-from gaming_gym.core import Kernel
 from gaming_gym.evaluation import evaluate, random_policy, reference_returns
+from gaming_gym.kernel import Kernel
 from gaming_gym.metrics import early_stop
 
 CORRIDOR_ID = "PPOTest/Corridor-v0"

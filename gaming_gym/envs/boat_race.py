@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from gaming_gym import lcg
-from gaming_gym.core import GameableEnv, GameableVectorEnv, Kernel
+from gaming_gym.fronts import GameableEnv, GameableVectorEnv
+from gaming_gym.kernel import Kernel
 from gaming_gym.knobs import require_bool, require_int, require_number
 
 # --- geometry (world units; the world is the square [-WORLD_HALF, WORLD_HALF]^2) ----------------

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from gaming_gym import lcg
-from gaming_gym.core import GameableEnv, GameableVectorEnv, Kernel, take_state
 from gaming_gym.errors import ConfigError
+from gaming_gym.fronts import GameableEnv, GameableVectorEnv
+from gaming_gym.kernel import Kernel, take_state
 from gaming_gym.knobs import require_int
 
 # --- actions ------------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gaming_gym.core import GameableEnv, GameableVectorEnv, Kernel
 from gaming_gym.errors import ConfigError
+from gaming_gym.fronts import GameableEnv, GameableVectorEnv
+from gaming_gym.kernel import Kernel
 
 # --- time and world -----------------------------------------------------------------------------
 DT = 0.05  # seconds per step (20 Hz)

@@ -1,0 +1,308 @@
+"""The two fronts of a :class:`~gaming_gym.kernel.Kernel`.
+
+* :class:`GameableEnv`, a Gymnasium ``Env`` at batch size 1 on the CPU returning numpy
+  (for ``gymnasium.make``, stable-baselines3 and people), and
+* :class:`GameableVectorEnv`, a Gymnasium ``VectorEnv`` stepping N envs on any torch device and
+  returning torch tensors (for ``gymnasium.make_vec`` and the native PPO).
+
+The contract, kept by both fronts and checked by :func:`gaming_gym.checker.check_gameable_env`:
+
+* the ``reward`` that ``step`` returns is the *proxy*;
+* ``info["proxy_reward"]`` and ``info["true_reward"]`` hold the proxy and the hidden true objective
+  on every step, so both survive any wrapper that rewrites ``reward``;
+* the observation never encodes the true objective.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from gaming_gym.devices import require_memory_for, resolve_device
+from gaming_gym.errors import ActionError, ConfigError, ConfigTypeError, ResetNeededError
+from gaming_gym.kernel import (
+    Kernel,
+    Policy,
+    _is_int,
+    get_reference_policy,
+    seeded_generator,
+    select_state,
+    take_state,
+)
+
+# --- the single front ---------------------------------------------------------------------------
+
+
+class GameableEnv(gym.Env):
+    """Gymnasium front of a :class:`Kernel`: one env, on the CPU, speaking numpy.
+
+    Subclasses set ``kernel`` and carry the env's documentation in their docstring.
+    Constructor keyword arguments other than ``render_mode`` are the kernel's knobs.
+    """
+
+    kernel: Kernel
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 30}
+
+    def __init__(self, render_mode: str | None = None, **knobs: Any):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(
+                f"render_mode={render_mode!r} is not supported; use one of "
+                f"{self.metadata['render_modes']} or None"
+            )
+        self.params = self.kernel.make_params(**knobs)
+        self.render_mode = render_mode
+        self.observation_space = self.kernel.observation_space(self.params)
+        self.action_space = self.kernel.action_space(self.params)
+        self._device = torch.device("cpu")
+        self._generator: torch.Generator | None = None
+        self._state: Any = None
+        self._returns = (0.0, 0.0)  # this episode's proxy and true returns, shown in frames
+        self._window = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None or self._generator is None:
+            self._generator = seeded_generator(seed, self._device)
+        self._state = self.kernel.reset(self.params, 1, self._generator, self._device)
+        self._returns = (0.0, 0.0)
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), {}
+
+    def step(self, action):
+        if self._state is None:
+            raise ResetNeededError("Call reset() before step().")
+        if not self.action_space.contains(_as_space_sample(action, self.action_space)):
+            raise ActionError(f"Invalid action {action!r}: expected an element of {self.action_space}")
+        batched = torch.as_tensor(np.asarray(action), device=self._device).unsqueeze(0)
+        self._state, proxy, true, terminated = self.kernel.step(self.params, self._state, batched)
+        proxy_reward, true_reward = float(proxy[0]), float(true[0])
+        self._returns = (self._returns[0] + proxy_reward, self._returns[1] + true_reward)
+        info = {"proxy_reward": proxy_reward, "true_reward": true_reward}
+        if self.render_mode == "human":
+            self.render()
+        return self._observation(), proxy_reward, bool(terminated[0]), False, info
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() was called without a render_mode; pass render_mode='rgb_array' or "
+                "'human' when making the env."
+            )
+            return None
+        if self._state is None:
+            raise ResetNeededError("Call reset() before render().")
+        from gaming_gym.render import Window, draw_frame
+
+        frame = draw_frame(self.kernel, self.params, self._state, 0, self._returns)
+        if self.render_mode == "human":
+            if self._window is None:
+                self._window = Window(frame.shape[1::-1], self.kernel.name, self.metadata["render_fps"])
+            self._window.show(frame)
+            return None
+        return frame
+
+    def close(self):
+        if self._window is not None:
+            self._window.close()
+            self._window = None
+
+    def reference_policy(self, name: str) -> Policy:
+        """The scripted ``intended`` or ``exploit`` policy for these knobs (batched, torch)."""
+        return get_reference_policy(self.kernel, self.params, name)
+
+    def _observation(self) -> np.ndarray:
+        return self.kernel.observe(self.params, self._state)[0].numpy()
+
+
+def _as_space_sample(action, space: gym.Space):
+    """Make ints, lists and 0-d arrays comparable with ``space.contains``."""
+    if isinstance(space, gym.spaces.Discrete):
+        array = np.asarray(action)
+        if array.shape == () and np.issubdtype(array.dtype, np.integer):
+            return np.int64(array)
+        return action
+    return np.asarray(action, dtype=space.dtype) if np.asarray(action).dtype.kind == "f" else action
+
+
+# --- the vector front ---------------------------------------------------------------------------
+
+
+class GameableVectorEnv(gym.vector.VectorEnv):
+    """Vector front of a :class:`Kernel`: ``num_envs`` envs on one torch device, speaking torch.
+
+    Observations, rewards, terminations and infos are tensors on ``device`` and never leave it.
+    ``compile=True`` fuses each step with ``torch.compile`` (tens of seconds to compile once,
+    then several times faster on CPU).
+    Episodes that end are reset within the same ``step`` (``AutoresetMode.SAME_STEP``): the
+    returned observation is the new episode's first, and ``info["final_obs"]`` holds the last
+    observation of each ended episode (valid where ``info["_final_obs"]`` is true).
+    """
+
+    kernel: Kernel
+    metadata = {
+        "render_modes": ["rgb_array"],
+        "render_fps": 30,
+        "autoreset_mode": AutoresetMode.SAME_STEP,
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        compile: bool = False,
+        **knobs: Any,
+    ):
+        if not _is_int(num_envs) or num_envs < 1:
+            raise ConfigError(f"num_envs must be a positive int, got {num_envs!r}")
+        if max_episode_steps is not None and (not _is_int(max_episode_steps) or max_episode_steps < 1):
+            raise ConfigError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
+        self.params = self.kernel.make_params(**knobs)
+        self.num_envs = num_envs
+        self.device = resolve_device(device)
+        self.max_episode_steps = max_episode_steps
+        self.render_mode = render_mode
+        self.single_observation_space = self.kernel.observation_space(self.params)
+        self.single_action_space = self.kernel.action_space(self.params)
+        require_memory_for(self.kernel, self.params, num_envs, self.device)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
+        self._generator: torch.Generator | None = None
+        self.state: Any = None
+        self._shown_returns: torch.Tensor | None = None  # env 0's proxy and true returns, for frames
+        if isinstance(self.single_action_space, gym.spaces.Box):
+            self._action_bounds = tuple(
+                torch.as_tensor(bound, device=self.device)
+                for bound in (self.single_action_space.low, self.single_action_space.high)
+            )
+            # with finite bounds the range check alone rejects NaN and inf
+            self._bounds_finite = bool(np.isfinite(self.single_action_space.low).all()) and bool(
+                np.isfinite(self.single_action_space.high).all()
+            )
+        self._advance = torch.compile(self._advance_eager, dynamic=False) if compile else self._advance_eager
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None and not _is_int(seed):
+            raise ConfigTypeError(f"seed must be an int or None for a batched env, got {seed!r}")
+        if seed is not None or self._generator is None:
+            self._generator = seeded_generator(seed, self.device)
+        self.state = self.kernel.reset(self.params, self.num_envs, self._generator, self.device)
+        if self.render_mode is not None:
+            self._shown_returns = torch.zeros(2, device=self.device)
+        return self.kernel.observe(self.params, self.state), {}
+
+    @torch.no_grad()
+    def step(self, actions):
+        if self.state is None:
+            raise ResetNeededError("Call reset() before step().")
+        actions = self._checked_actions(actions)
+        state, proxy, true, terminated, final_obs = self._advance(self.state, actions)
+        if self.max_episode_steps is None:
+            truncated = torch.zeros_like(terminated)
+        else:
+            truncated = (state.t >= self.max_episode_steps) & ~terminated
+        done = terminated | truncated
+        obs = final_obs
+        if bool(done.any()):
+            fresh = self.kernel.reset(self.params, self.num_envs, self._generator, self.device)
+            state = select_state(done, fresh, state)
+            obs = final_obs.clone()
+            obs[done] = self.kernel.observe(self.params, take_state(fresh, done))
+        self.state = state
+        if self.render_mode is not None:
+            self._shown_returns = torch.where(
+                done[0], 0.0, self._shown_returns + torch.stack((proxy[0], true[0])).float()
+            )
+        info = {
+            "proxy_reward": proxy,
+            "true_reward": true,
+            "final_obs": final_obs,
+            "_final_obs": done,
+        }
+        return obs, proxy, terminated, truncated, info
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to continue these envs exactly: the batched state and the RNG's state.
+
+        Tensors only (``torch.save`` with ``weights_only=True`` can store it), for checkpoints.
+        """
+        if self.state is None:
+            raise ResetNeededError("Call reset() before get_state().")
+        fields = dataclasses.fields(self.state)
+        return {
+            "state": {f.name: getattr(self.state, f.name).clone() for f in fields},
+            "generator": self._generator.get_state(),
+        }
+
+    def set_state(self, saved: dict[str, Any]) -> None:
+        """Continue from a :meth:`get_state` of an env with the same kernel, knobs and ``num_envs``."""
+        if self.state is None:
+            raise ResetNeededError("Call reset() before set_state(), so the state's layout is known.")
+        expected = {f.name for f in dataclasses.fields(self.state)}
+        if set(saved["state"]) != expected:
+            raise ConfigError(f"saved state has fields {sorted(saved['state'])}, expected {sorted(expected)}")
+        batch = {tuple(value.shape[:1]) for value in saved["state"].values()}
+        if batch != {(self.num_envs,)}:
+            raise ConfigError(
+                f"saved state is for batch sizes {batch}, this env has num_envs={self.num_envs}"
+            )
+        self.state = dataclasses.replace(
+            self.state, **{name: value.to(self.device) for name, value in saved["state"].items()}
+        )
+        self._generator.set_state(saved["generator"])
+
+    def _advance_eager(self, state: Any, actions: torch.Tensor):
+        """One kernel step and the observation after it (fused by ``torch.compile`` if asked)."""
+        state, proxy, true, terminated = self.kernel.step(self.params, state, actions)
+        return state, proxy, true, terminated, self.kernel.observe(self.params, state)
+
+    def render(self):
+        """An ``rgb_array`` frame of env 0."""
+        if self.render_mode != "rgb_array":
+            raise ConfigError("Make the vector env with render_mode='rgb_array' to render it.")
+        if self.state is None:
+            raise ResetNeededError("Call reset() before render().")
+        from gaming_gym.render import draw_frame
+
+        return draw_frame(self.kernel, self.params, self.state, 0, tuple(self._shown_returns.tolist()))
+
+    def reference_policy(self, name: str) -> Policy:
+        """The scripted ``intended`` or ``exploit`` policy for these knobs (batched, torch)."""
+        return get_reference_policy(self.kernel, self.params, name)
+
+    def _checked_actions(self, actions) -> torch.Tensor:
+        """Actions as a tensor on our device, or an :class:`ActionError` saying what was expected.
+
+        One reduction and one host sync per step, as before NaN and inf were checked: they fail
+        the range comparisons, which are written so that NaN compares false."""
+        space = self.single_action_space
+        actions = torch.as_tensor(actions, device=self.device)
+        expected = (self.num_envs, *space.shape)
+        if tuple(actions.shape) != expected:
+            raise ActionError(
+                f"actions must have shape {expected} for {self.num_envs} envs with action space "
+                f"{space}, got {tuple(actions.shape)}"
+            )
+        if isinstance(space, gym.spaces.Discrete):
+            if actions.is_floating_point():
+                raise ActionError(f"discrete actions must be integers, got dtype {actions.dtype}")
+            lowest, highest = torch.aminmax(actions)
+            outside = bool(lowest < space.start) or bool(highest >= space.start + space.n)
+        else:
+            low, high = self._action_bounds
+            inside = (actions >= low) & (actions <= high)
+            if not self._bounds_finite:
+                inside &= torch.isfinite(actions)
+            outside = not bool(inside.all())
+        if outside:
+            raise ActionError(f"actions outside the action space {space}, or not finite (NaN or inf)")
+        return actions

@@ -1,0 +1,128 @@
+"""The kernel contract: one environment written as pure, batched torch functions.
+
+An environment is written once, as a :class:`Kernel`: pure functions over a state dataclass of
+torch tensors with a leading batch dimension (after gymnax and Brax). The fronts of
+:mod:`gaming_gym.fronts` serve it to Gymnasium; :mod:`gaming_gym.checker` checks the contract.
+
+Randomness inside ``step`` must come from the state, not from a global RNG (``torch.rand``
+without a generator): keep a per-env generator state in the state dataclass, seeded at ``reset``
+from the front's ``torch.Generator``, as :mod:`gaming_gym.envs.sensor_cleaner` does with its
+``rng`` field. Then the same seed and actions give the same trajectory on both fronts, batched or
+not; :func:`gaming_gym.checker.check_gameable_env` replays a rollout to check it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from gaming_gym.errors import ConfigError, ConfigTypeError, UnknownPolicyError
+
+Policy = Callable[[torch.Tensor], torch.Tensor]
+"""A batched policy: observations ``(N, *obs_shape)`` to actions ``(N, *action_shape)``."""
+
+REFERENCE_POLICY_NAMES = ("intended", "exploit")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One environment, written as pure batched torch functions (after gymnax and Brax).
+
+    Every function takes the knob settings (``params``, an instance of ``params_type``) first.
+    ``state`` is a dataclass whose fields are tensors with the batch as their first dimension.
+
+    Attributes:
+        name: human name shown in renders and tables, e.g. ``"BoatRace"``.
+        params_type: dataclass of the env's knobs; its defaults are the gameable setting.
+        reset: ``(params, n, generator, device) -> state`` for ``n`` fresh episodes.
+        step: ``(params, state, action) -> (state, proxy, true, terminated)``; rewards are float
+            ``(n,)`` tensors and ``terminated`` a bool ``(n,)`` tensor. Time limits are the fronts'
+            business (``state.t`` counts steps), as Gymnasium's ``TimeLimit`` is. ``step`` is
+            pure: any randomness comes from a generator state kept in ``state`` (seeded in
+            ``reset`` from its ``generator``; SensorCleaner's ``rng`` field is an example), never
+            from torch's global RNG, or the same seed would not give the same trajectory.
+        observe: ``(params, state) -> obs`` of shape ``(n, *observation_space.shape)``.
+        observation_space, action_space: ``params -> gym.Space`` for one env.
+        reference_policies: ``params -> {"intended": Policy, "exploit": Policy}``; batched,
+            scripted policies acting on observations.
+        summary: one line each for the proxy reward, true objective and known exploit.
+        draw: optional ``(params, state, index, surface) -> None`` painting env ``index`` on a
+            pygame surface. Without it, frames show the observation as bars with the proxy and
+            hidden true returns (:func:`gaming_gym.render.draw_default_frame`), so a new env
+            renders before it has drawing code.
+    """
+
+    name: str
+    params_type: type
+    reset: Callable[..., Any]
+    step: Callable[..., tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]]
+    observe: Callable[..., torch.Tensor]
+    observation_space: Callable[[Any], gym.Space]
+    action_space: Callable[[Any], gym.Space]
+    reference_policies: Callable[[Any], dict[str, Policy]]
+    summary: Mapping[str, str]
+    draw: Callable[..., None] | None = None
+
+    def make_params(self, **knobs: Any) -> Any:
+        """Build ``params_type`` from knob keyword arguments, naming any unknown knob."""
+        accepted = [f.name for f in dataclasses.fields(self.params_type)]
+        unknown = sorted(set(knobs) - set(accepted))
+        if unknown:
+            raise ConfigTypeError(
+                f"{self.name} has no knob {', '.join(map(repr, unknown))}; "
+                f"its knobs are: {', '.join(accepted)}"
+            )
+        try:
+            return self.params_type(**knobs)
+        except (ValueError, TypeError, OverflowError) as error:  # the params class's own validation
+            raise ConfigError(f"{self.name}: {error}") from error
+
+
+# --- state helpers: a state is a dataclass of batch-first tensors ------------------------------
+
+
+def select_state(mask: torch.Tensor, if_true: Any, if_false: Any) -> Any:
+    """Per env, take ``if_true``'s fields where ``mask`` holds and ``if_false``'s elsewhere."""
+    merged = {}
+    for field in dataclasses.fields(if_true):
+        a, b = getattr(if_true, field.name), getattr(if_false, field.name)
+        merged[field.name] = torch.where(mask.view(-1, *([1] * (a.dim() - 1))), a, b)
+    return dataclasses.replace(if_true, **merged)
+
+
+def take_state(state: Any, rows: torch.Tensor | slice) -> Any:
+    """The sub-batch of ``state`` at ``rows`` (a boolean mask, index tensor or slice)."""
+    return dataclasses.replace(
+        state, **{f.name: getattr(state, f.name)[rows] for f in dataclasses.fields(state)}
+    )
+
+
+def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """A torch generator on ``device``, seeded with ``seed`` or from fresh OS entropy."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(seed))
+    return generator
+
+
+def _is_int(value: Any) -> bool:
+    """An int or numpy integer, not a bool (``True`` is an int to Python, not a count)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+# --- reference policies -------------------------------------------------------------------------
+
+
+def get_reference_policy(kernel: Kernel, params: Any, name: str) -> Policy:
+    """Look up one scripted reference policy by name, with a clear error for unknown names."""
+    policies = kernel.reference_policies(params)
+    if name not in policies:
+        raise UnknownPolicyError(f"{kernel.name} has no reference policy {name!r}; it has {sorted(policies)}")
+    return policies[name]
