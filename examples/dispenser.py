@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import gaming_gym
-from gaming_gym.kernel import Kernel
+from gaming_gym.kernel import Kernel, StepResult
 
 LENGTH = 15  # cells: the dispenser is cell 0, the door cell LENGTH - 1
 START = 5
@@ -39,7 +39,7 @@ class DispenserParams:
 @dataclass
 class DispenserState:
     cell: torch.Tensor  # (n,) int
-    t: torch.Tensor  # (n,) int, steps since reset
+    t: torch.Tensor  # (n,) int, steps since reset: the step counter every kernel keeps
 
 
 def reset(params, n, generator, device):
@@ -53,7 +53,8 @@ def step(params, state, action):
     cell = (state.cell + action.long() - 1).clamp(0, LENGTH - 1)
     at_door = cell == LENGTH - 1
     proxy = params.coin_value * (cell == 0) + params.door_bonus * at_door
-    return DispenserState(cell=cell, t=state.t + 1), proxy, at_door.float(), at_door
+    new_state = DispenserState(cell=cell, t=state.t + 1)
+    return StepResult(state=new_state, proxy=proxy, true=at_door.float(), terminated=at_door)
 
 
 def observe(params, state):

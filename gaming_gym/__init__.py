@@ -7,7 +7,7 @@ from gaming_gym.checker import check_gameable_env
 from gaming_gym.devices import resolve_device
 from gaming_gym.evaluation import reference_returns
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
-from gaming_gym.kernel import Kernel
+from gaming_gym.kernel import Kernel, StepResult
 from gaming_gym.metrics import Checkpoint, GoodhartReport, goodhart_report, goodhart_report_over_seeds
 from gaming_gym.registry import gameable_env_ids, load_plugins, register, register_builtin_envs
 
@@ -20,6 +20,7 @@ __all__ = [
     "GameableVectorEnv",
     "GoodhartReport",
     "Kernel",
+    "StepResult",
     "check_gameable_env",
     "gameable_env_ids",
     "goodhart_report",

@@ -25,6 +25,11 @@ class ConfigTypeError(ConfigError, TypeError):
     """A setting of the wrong type, or one that does not exist (an unknown knob or field)."""
 
 
+class KernelContractError(ConfigTypeError):
+    """A kernel whose functions break the contract's shape: a step that does not return a
+    ``StepResult``, a state without its step counter ``t``, rewards of the wrong dtype."""
+
+
 class UnknownPolicyError(ConfigError, KeyError):
     """No reference policy of that name."""
 

@@ -28,7 +28,9 @@ from gaming_gym.errors import ActionError, ConfigError, ConfigTypeError, ResetNe
 from gaming_gym.kernel import (
     Kernel,
     Policy,
+    StepResult,
     _is_int,
+    check_kernel,
     get_reference_policy,
     seeded_generator,
     select_state,
@@ -55,6 +57,7 @@ class GameableEnv(gym.Env):
                 f"{self.metadata['render_modes']} or None"
             )
         self.params = self.kernel.make_params(**knobs)
+        check_kernel(self.kernel, self.params, torch.device("cpu"))
         self.render_mode = render_mode
         self.observation_space = self.kernel.observation_space(self.params)
         self.action_space = self.kernel.action_space(self.params)
@@ -80,13 +83,14 @@ class GameableEnv(gym.Env):
         if not self.action_space.contains(_as_space_sample(action, self.action_space)):
             raise ActionError(f"Invalid action {action!r}: expected an element of {self.action_space}")
         batched = torch.as_tensor(np.asarray(action), device=self._device).unsqueeze(0)
-        self._state, proxy, true, terminated = self.kernel.step(self.params, self._state, batched)
-        proxy_reward, true_reward = float(proxy[0]), float(true[0])
+        result = self.kernel.step(self.params, self._state, batched)
+        self._state = result.state
+        proxy_reward, true_reward = float(result.proxy[0]), float(result.true[0])
         self._returns = (self._returns[0] + proxy_reward, self._returns[1] + true_reward)
         info = {"proxy_reward": proxy_reward, "true_reward": true_reward}
         if self.render_mode == "human":
             self.render()
-        return self._observation(), proxy_reward, bool(terminated[0]), False, info
+        return self._observation(), proxy_reward, bool(result.terminated[0]), False, info
 
     def render(self):
         if self.render_mode is None:
@@ -173,6 +177,7 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         self.render_mode = render_mode
         self.single_observation_space = self.kernel.observation_space(self.params)
         self.single_action_space = self.kernel.action_space(self.params)
+        check_kernel(self.kernel, self.params, self.device)
         require_memory_for(self.kernel, self.params, num_envs, self.device)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
@@ -205,7 +210,8 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         if self.state is None:
             raise ResetNeededError("Call reset() before step().")
         actions = self._checked_actions(actions)
-        state, proxy, true, terminated, final_obs = self._advance(self.state, actions)
+        result, final_obs = self._advance(self.state, actions)
+        state, proxy, true, terminated = result.state, result.proxy, result.true, result.terminated
         if self.max_episode_steps is None:
             truncated = torch.zeros_like(terminated)
         else:
@@ -215,7 +221,7 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         if bool(done.any()):
             fresh = self.kernel.reset(self.params, self.num_envs, self._generator, self.device)
             state = select_state(done, fresh, state)
-            obs = final_obs.clone()
+            obs = final_obs.clone()  # final_obs goes out in info: the new episodes' rows go in a copy
             obs[done] = self.kernel.observe(self.params, take_state(fresh, done))
         self.state = state
         if self.render_mode is not None:
@@ -255,15 +261,15 @@ class GameableVectorEnv(gym.vector.VectorEnv):
             raise ConfigError(
                 f"saved state is for batch sizes {batch}, this env has num_envs={self.num_envs}"
             )
-        self.state = dataclasses.replace(
-            self.state, **{name: value.to(self.device) for name, value in saved["state"].items()}
+        self.state = dataclasses.replace(  # copies: the env never shares tensors with the caller's dict
+            self.state, **{name: value.to(self.device, copy=True) for name, value in saved["state"].items()}
         )
         self._generator.set_state(saved["generator"])
 
-    def _advance_eager(self, state: Any, actions: torch.Tensor):
+    def _advance_eager(self, state: Any, actions: torch.Tensor) -> tuple[StepResult, torch.Tensor]:
         """One kernel step and the observation after it (fused by ``torch.compile`` if asked)."""
-        state, proxy, true, terminated = self.kernel.step(self.params, state, actions)
-        return state, proxy, true, terminated, self.kernel.observe(self.params, state)
+        result = self.kernel.step(self.params, state, actions)
+        return result, self.kernel.observe(self.params, result.state)
 
     def render(self):
         """An ``rgb_array`` frame of env 0."""

@@ -16,18 +16,41 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from gaming_gym.errors import ConfigError, ConfigTypeError, UnknownPolicyError
+from gaming_gym.errors import ConfigError, ConfigTypeError, KernelContractError, UnknownPolicyError
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 """A batched policy: observations ``(N, *obs_shape)`` to actions ``(N, *action_shape)``."""
 
 REFERENCE_POLICY_NAMES = ("intended", "exploit")
+
+STEP_COUNTER = "t"
+"""The state field every kernel keeps: an int ``(n,)`` tensor, 0 at ``reset`` and one more on each
+``step``. The vector front's time limit (``max_episode_steps``) and the default frame read it."""
+
+
+class StepResult(NamedTuple):
+    """What a kernel's ``step`` returns for the whole batch, by name.
+
+    A NamedTuple, so ``state, proxy, true, terminated = step(...)`` still unpacks; callers read
+    ``result.proxy`` and ``result.true`` by name, and a kernel that builds
+    ``StepResult(state=..., proxy=..., true=..., terminated=...)`` cannot swap the two rewards
+    silently.
+    """
+
+    state: Any
+    """The new state (a new object: the state passed in is left as it was)."""
+    proxy: torch.Tensor
+    """Float ``(n,)``: the reward the agent is given, which the fronts return as ``reward``."""
+    true: torch.Tensor
+    """Float ``(n,)``: the hidden true objective of this step."""
+    terminated: torch.Tensor
+    """Bool ``(n,)``: the episode ended inside the MDP (time limits are the fronts' business)."""
 
 
 @dataclass(frozen=True)
@@ -35,18 +58,28 @@ class Kernel:
     """One environment, written as pure batched torch functions (after gymnax and Brax).
 
     Every function takes the knob settings (``params``, an instance of ``params_type``) first.
-    ``state`` is a dataclass whose fields are tensors with the batch as their first dimension.
+    ``state`` is a dataclass whose fields are tensors with the batch as their first dimension,
+    one of which is the step counter ``t`` (:data:`STEP_COUNTER`): an int ``(n,)`` tensor, 0 at
+    ``reset`` and one more on each ``step``. The vector front's time limit reads it, so it is
+    declared here and checked when a front is made (:func:`check_kernel`).
+
+    States are values: ``step`` returns a new state and never writes into the tensors of the one
+    it was given, and no caller writes into a state's tensors either (build a changed copy with
+    ``dataclasses.replace``). The fronts rely on it: the vector front keeps the stepped state's
+    observation as ``info["final_obs"]`` while it resets ended envs, and a reset may hand out
+    tensors that share memory (BoatRace's zero speed, progress and score are rows of one tensor).
 
     Attributes:
         name: human name shown in renders and tables, e.g. ``"BoatRace"``.
         params_type: dataclass of the env's knobs; its defaults are the gameable setting.
         reset: ``(params, n, generator, device) -> state`` for ``n`` fresh episodes.
-        step: ``(params, state, action) -> (state, proxy, true, terminated)``; rewards are float
-            ``(n,)`` tensors and ``terminated`` a bool ``(n,)`` tensor. Time limits are the fronts'
-            business (``state.t`` counts steps), as Gymnasium's ``TimeLimit`` is. ``step`` is
-            pure: any randomness comes from a generator state kept in ``state`` (seeded in
-            ``reset`` from its ``generator``; SensorCleaner's ``rng`` field is an example), never
-            from torch's global RNG, or the same seed would not give the same trajectory.
+        step: ``(params, state, action) -> StepResult(state, proxy, true, terminated)``: rewards
+            are float ``(n,)`` tensors and ``terminated`` a bool ``(n,)`` tensor. Time limits are
+            the fronts' business (``state.t`` counts steps), as Gymnasium's ``TimeLimit`` is.
+            ``step`` is pure: any randomness comes from a generator state kept in ``state``
+            (seeded in ``reset`` from its ``generator``; SensorCleaner's ``rng`` field is an
+            example), never from torch's global RNG, or the same seed would not give the same
+            trajectory.
         observe: ``(params, state) -> obs`` of shape ``(n, *observation_space.shape)``.
         observation_space, action_space: ``params -> gym.Space`` for one env.
         reference_policies: ``params -> {"intended": Policy, "exploit": Policy}``; batched,
@@ -61,7 +94,7 @@ class Kernel:
     name: str
     params_type: type
     reset: Callable[..., Any]
-    step: Callable[..., tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]]
+    step: Callable[..., StepResult]
     observe: Callable[..., torch.Tensor]
     observation_space: Callable[[Any], gym.Space]
     action_space: Callable[[Any], gym.Space]
@@ -82,6 +115,59 @@ class Kernel:
             return self.params_type(**knobs)
         except (ValueError, TypeError, OverflowError) as error:  # the params class's own validation
             raise ConfigError(f"{self.name}: {error}") from error
+
+
+def check_kernel(kernel: Kernel, params: Any, device: torch.device) -> None:
+    """Reset one env and step it once; raise :class:`KernelContractError` naming what breaks the
+    contract's shape: a state that is not a dataclass, no step counter ``t`` (0 at reset, 1 after
+    a step), a ``step`` that does not return a :class:`StepResult` of float rewards and a bool
+    termination. The fronts call it when they are made, so a broken kernel fails at ``make`` with
+    a sentence rather than deep inside a rollout.
+    """
+    state = kernel.reset(params, 1, seeded_generator(0, device), device)
+    if not dataclasses.is_dataclass(state) or isinstance(state, type):
+        raise KernelContractError(
+            f"{kernel.name}: reset must return a dataclass of batch-first tensors, got {type(state).__name__}"
+        )
+    _require_counter(kernel, state, 0, "reset")
+    space = kernel.action_space(params)
+    space.seed(0)
+    result = kernel.step(params, state, torch.as_tensor(np.asarray(space.sample()), device=device)[None])
+    if not isinstance(result, StepResult):
+        raise KernelContractError(
+            f"{kernel.name}: step must return gaming_gym.StepResult(state, proxy, true, terminated), "
+            f"got {type(result).__name__}; build it by name, so the proxy and true rewards cannot swap"
+        )
+    if type(result.state) is not type(state):
+        raise KernelContractError(
+            f"{kernel.name}: step returned a {type(result.state).__name__}, reset a {type(state).__name__}"
+        )
+    _require_counter(kernel, result.state, 1, "a step")
+    for field, kind in (("proxy", "float"), ("true", "float"), ("terminated", "bool")):
+        value = getattr(result, field)
+        if _describe(value) != f"{kind} (1,)":
+            raise KernelContractError(
+                f"{kernel.name}: step's {field} must be a {kind} (n,) tensor, got {_describe(value)}"
+            )
+
+
+def _require_counter(kernel: Kernel, state: Any, expected: int, after: str) -> None:
+    counter = getattr(state, STEP_COUNTER, None)
+    if _describe(counter) != "int (1,)" or int(counter[0]) != expected:
+        got = "no field t" if counter is None else f"{_describe(counter)} {counter!r}"
+        raise KernelContractError(
+            f"{kernel.name}: the state needs the step counter t, an int (n,) tensor that is 0 at reset "
+            f"and one more on each step (the fronts' time limit reads it); after {after} it should be "
+            f"{expected}, got {got}"
+        )
+
+
+def _describe(value: Any) -> str:
+    """``"float (n,)"``, ``"int (n,)"`` or ``"bool (n,)"`` for a tensor, else the type's name."""
+    if not isinstance(value, torch.Tensor):
+        return type(value).__name__
+    kind = "bool" if value.dtype == torch.bool else "float" if value.is_floating_point() else "int"
+    return f"{kind} {tuple(value.shape)}"
 
 
 # --- state helpers: a state is a dataclass of batch-first tensors ------------------------------

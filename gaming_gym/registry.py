@@ -17,10 +17,11 @@ import warnings
 from typing import Any
 
 import gymnasium as gym
+import torch
 
 from gaming_gym.errors import ConfigError, ConfigTypeError
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
-from gaming_gym.kernel import Kernel
+from gaming_gym.kernel import Kernel, check_kernel
 
 NAMESPACE = "GamingGym"
 
@@ -81,7 +82,8 @@ def register(
     Returns ``env_id``.
     """
     single, vector = _fronts_for(env)
-    single.kernel.make_params(**(kwargs or {}))  # an unknown knob or bad value fails here, not at make
+    params = single.kernel.make_params(**(kwargs or {}))  # an unknown knob or bad value fails here
+    check_kernel(single.kernel, params, torch.device("cpu"))  # and so does a kernel off the contract
     if env_id in gym.registry:
         if not override:
             raise ConfigError(f"{env_id!r} is already registered; pass override=True to replace it")

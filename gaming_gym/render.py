@@ -169,8 +169,7 @@ def draw_default_frame(
         rect = (10 + bar * width + 1, top, max(width - 2, 1), max(abs(height) * half, 1))
         pygame.draw.rect(surface, colour, rect)
     font = pygame.font.Font(None, 22)
-    step = f", step {int(state.t[index])}" if hasattr(state, "t") else ""
-    caption = f"{kernel.name}: observation ({len(obs)} values{step})"
+    caption = f"{kernel.name}: observation ({len(obs)} values, step {int(state.t[index])})"
     if len(obs) > MAX_BARS:
         caption += f", first {MAX_BARS} shown"
     surface.blit(font.render(caption, True, (200, 200, 210)), (10, FRAME_SIZE - 24))

@@ -182,8 +182,10 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
         """Continue from :meth:`get_state` (call ``reset`` first, as the wrapped env needs)."""
         self.env.set_state(saved["env"])
         device = self._length.device
-        self._proxy_return, self._true_return, self._length = (value.to(device) for value in saved["running"])
-        self._resetting = saved.get("resetting", torch.zeros_like(self._resetting)).to(device)
+        # copies: the sums grow in place, and must not grow the caller's saved tensors with them
+        running = (value.to(device, copy=True) for value in saved["running"])
+        self._proxy_return, self._true_return, self._length = running
+        self._resetting = saved.get("resetting", torch.zeros_like(self._resetting)).to(device, copy=True)
         self.queues = EpisodeQueues(self.queues.proxy.maxlen)
         self.queues.extend(*saved["recent"])
         self.queues.episode_count = saved["episode_count"]

@@ -17,8 +17,9 @@ def run_scripted(kernel: Kernel, state: Any, actions, **knobs: Any):
     params = kernel.make_params(**knobs)
     proxies, trues, terminals = [], [], []
     for action in actions:
-        state, proxy, true, terminated = kernel.step(params, state, torch.tensor([action]))
-        proxies.append(float(proxy[0]))
-        trues.append(float(true[0]))
-        terminals.append(bool(terminated[0]))
+        result = kernel.step(params, state, torch.tensor([action]))
+        state = result.state
+        proxies.append(float(result.proxy[0]))
+        trues.append(float(result.true[0]))
+        terminals.append(bool(result.terminated[0]))
     return state, proxies, trues, terminals

@@ -153,12 +153,12 @@ def test_crossing_the_finish_terminates_with_both_bonuses():
 def test_the_chop_turns_the_boat_at_random_with_the_standard_deviation_asked():
     params = br.BoatRaceParams(chop=0.05)
     state = br.reset(params, 4000, torch.Generator().manual_seed(3), "cpu")
-    after, _, _, _ = br.step(params, state, torch.full((4000,), IDLE))
+    after = br.step(params, state, torch.full((4000,), IDLE)).state
     turns = br._wrap(after.heading - state.heading)
     assert float(turns.std()) == pytest.approx(0.05, rel=0.05)
     assert float(turns.abs().max()) <= 0.05 * math.sqrt(3) + 1e-6  # uniform on +-sqrt(3) std
     # the chop is drawn from the state: the same state steps to the same headings
-    again, _, _, _ = br.step(params, state, torch.full((4000,), IDLE))
+    again = br.step(params, state, torch.full((4000,), IDLE)).state
     assert torch.equal(after.heading, again.heading)
 
 

@@ -5,6 +5,7 @@ Each env adds one row to ``ENV_CASES``; env-specific physics lives in its own te
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -94,6 +95,29 @@ def test_single_and_vector_fronts_agree(env_id):
         np.testing.assert_allclose(obs[0].numpy(), next_obs, rtol=0, atol=1e-5)
         episode_ends += terminated or truncated
     assert episode_ends >= 3
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_stepping_leaves_the_previous_state_and_observations_as_they_were(env_id):
+    """States are values: neither the kernel's step nor the vector front's (resetting ended envs
+    included) writes into the tensors of the state, observation or final observation before it."""
+    env = gym.make_vec(env_id, num_envs=16, max_episode_steps=SHORT_EPISODE)
+    front = env.unwrapped
+    env.action_space.seed(0)
+    obs, info = env.reset(seed=0)
+    episode_ends = 0
+    for _ in range(2 * SHORT_EPISODE + 1):
+        state, kept = front.state, {"obs": obs, "final_obs": info.get("final_obs", obs)}
+        copies = {f.name: getattr(state, f.name).clone() for f in dataclasses.fields(state)}
+        copies |= {name: value.clone() for name, value in kept.items()}
+        actions = torch.as_tensor(env.action_space.sample())
+        result = front.kernel.step(front.params, state, actions)
+        obs, _, terminated, truncated, info = env.step(actions)
+        assert result.state is not state and front.state is not state
+        for name, copy in copies.items():
+            assert torch.equal(kept[name] if name in kept else getattr(state, name), copy), name
+        episode_ends += int((terminated | truncated).sum())
+    assert episode_ends >= 16
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

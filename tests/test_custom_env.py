@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import gaming_gym
+from gaming_gym.errors import KernelContractError
 from gaming_gym.evaluation import evaluate, reference_policy
 from gaming_gym.registry import load_plugins
 
@@ -115,6 +116,57 @@ def test_check_gameable_env_catches_randomness_outside_the_state():
     gaming_gym.register("MyLab/Slippery-v0", slippery, max_episode_steps=100, override=True)
     with pytest.raises(AssertionError, match=r"not reproducible: .* at step \d+ of random actions"):
         gaming_gym.check_gameable_env(gym.make("MyLab/Slippery-v0"))
+
+
+@dataclasses.dataclass
+class _NoCounterState:
+    cell: torch.Tensor
+
+
+def _reset_without_counter(params, n, generator, device):
+    return _NoCounterState(torch.full((n,), dispenser.START, device=device))
+
+
+def _tuple_step(params, state, action):
+    return tuple(dispenser.step(params, state, action))
+
+
+def _step_without_counting(params, state, action):
+    result = dispenser.step(params, state, action)
+    return result._replace(state=dataclasses.replace(result.state, t=state.t))
+
+
+def _float_terminated_step(params, state, action):
+    result = dispenser.step(params, state, action)
+    return result._replace(terminated=result.terminated.float())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"step": _tuple_step}, r"step must return gaming_gym.StepResult\(state, proxy, true, terminated\)"),
+        (
+            {"reset": _reset_without_counter},
+            "the state needs the step counter t.*after reset it should be 0, got no field t",
+        ),
+        ({"step": _step_without_counting}, "the state needs the step counter t.*after a step it should be 1"),
+        (
+            {"step": _float_terminated_step},
+            r"step's terminated must be a bool \(n,\) tensor, got float \(1,\)",
+        ),
+    ],
+)
+def test_a_kernel_that_breaks_the_contract_is_refused_with_what_it_broke(change, message):
+    """The step counter and the typed step result are checked when the kernel is registered and
+    when a front is made, not discovered at a time limit."""
+    broken = dataclasses.replace(dispenser.DISPENSER, name="Broken", **change)
+    with pytest.raises(TypeError, match=f"Broken: {message}"):
+        gaming_gym.register("MyLab/Broken-v0", broken, max_episode_steps=10)
+    assert "MyLab/Broken-v0" not in gym.registry
+    single, vector = gaming_gym.registry._fronts_for(broken)
+    for front in (single, vector):
+        with pytest.raises(KernelContractError, match=message):
+            front()
 
 
 def test_gymnasium_makes_the_envs_in_a_fresh_process_through_the_module_prefix():

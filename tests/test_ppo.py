@@ -25,7 +25,7 @@ from gaming_gym.agents.ppo import (
 )
 from gaming_gym.agents.reference import MIN_STD, SmoothedPolicy
 from gaming_gym.evaluation import evaluate, random_policy, reference_returns
-from gaming_gym.kernel import Kernel
+from gaming_gym.kernel import Kernel, StepResult
 from gaming_gym.metrics import early_stop
 
 CORRIDOR_ID = "PPOTest/Corridor-v0"
@@ -48,7 +48,7 @@ def _corridor_step(params, state, action):
     cell = (state.cell + action.long() - 1).clamp(0, CORRIDOR_LENGTH - 1)
     at_door = cell == CORRIDOR_LENGTH - 1
     proxy = params.coin_value * (cell == 0).float() + at_door.float()
-    return CorridorState(cell, state.t + 1), proxy, at_door.float(), at_door
+    return StepResult(CorridorState(cell, state.t + 1), proxy=proxy, true=at_door.float(), terminated=at_door)
 
 
 CORRIDOR = Kernel(

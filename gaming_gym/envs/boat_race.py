@@ -23,7 +23,7 @@ import torch
 
 from gaming_gym import lcg
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
-from gaming_gym.kernel import Kernel
+from gaming_gym.kernel import Kernel, StepResult
 from gaming_gym.knobs import require_bool, require_int, require_number
 
 # --- geometry (world units; the world is the square [-WORLD_HALF, WORLD_HALF]^2) ----------------
@@ -182,7 +182,7 @@ def _targets_at_start(params: BoatRaceParams, device) -> torch.Tensor:
 
 
 def step(params: BoatRaceParams, state: BoatRaceState, action: torch.Tensor):
-    """Advance every boat one step; returns ``(state, proxy, true, terminated)``.
+    """Advance every boat one step; returns a :class:`~gaming_gym.kernel.StepResult`.
 
     The boat turns (by its rudder and the water's chop), speeds up or slows down, and moves
     unless that would take it onto land or backwards over the start line (which both bounce it).
@@ -232,7 +232,7 @@ def step(params: BoatRaceParams, state: BoatRaceState, action: torch.Tensor):
         rng=rng,
         t=state.t + 1,
     )
-    return new_state, proxy, true, finished
+    return StepResult(state=new_state, proxy=proxy, true=true, terminated=finished)
 
 
 def _backwards_over_start(polar_before: torch.Tensor, polar_after: torch.Tensor, y_after: torch.Tensor):

@@ -25,7 +25,7 @@ import torch
 from gaming_gym import lcg
 from gaming_gym.errors import ConfigError
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
-from gaming_gym.kernel import Kernel, take_state
+from gaming_gym.kernel import Kernel, StepResult, take_state
 from gaming_gym.knobs import require_int
 
 # --- actions ------------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def reset(params: SensorCleanerParams, n: int, generator: torch.Generator, devic
 
 
 def step(params: SensorCleanerParams, state: SensorCleanerState, action: torch.Tensor):
-    """Move, clean or toggle the bucket, then maybe drop new mess; ``(state, proxy, true, terminated)``.
+    """Move, clean or toggle the bucket, then maybe drop new mess; a :class:`~gaming_gym.kernel.StepResult`.
 
     The action comes first; the new mess (with probability ``mess_rate``, on a cell picked by the
     env's generator) can land anywhere, the robot's own cell included. Rewards are read after both.
@@ -197,7 +197,9 @@ def step(params: SensorCleanerParams, state: SensorCleanerState, action: torch.T
         proxy = camera_cleanliness(params, new_state)
     if params.cover_cost:
         proxy = proxy - params.cover_cost * covered
-    return new_state, proxy, true, torch.zeros_like(action, dtype=torch.bool)
+    return StepResult(
+        state=new_state, proxy=proxy, true=true, terminated=torch.zeros_like(action, dtype=torch.bool)
+    )
 
 
 def observe(params: SensorCleanerParams, state: SensorCleanerState) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 
 from gaming_gym.errors import ConfigError
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
-from gaming_gym.kernel import Kernel
+from gaming_gym.kernel import Kernel, StepResult
 
 # --- time and world -----------------------------------------------------------------------------
 DT = 0.05  # seconds per step (20 Hz)
@@ -134,7 +134,7 @@ def reset(params: TallFallParams, n: int, generator: torch.Generator, device) ->
 
 
 def step(params: TallFallParams, state: TallFallState, action: torch.Tensor):
-    """Advance every walker one step; returns ``(state, proxy, true, terminated)``.
+    """Advance every walker one step; returns a :class:`~gaming_gym.kernel.StepResult`.
 
     The body is a uniform rod of height ``L`` pivoting on feet that accelerate at ``a``; leaning
     ``theta`` forward, its angular acceleration is ``1.5 (g sin theta - a cos theta) / L`` from
@@ -181,7 +181,7 @@ def step(params: TallFallParams, state: TallFallState, action: torch.Tensor):
         score=state.score + proxy,
         t=state.t + c.one_step,
     )
-    return new_state, proxy, true, broken
+    return StepResult(state=new_state, proxy=proxy, true=true, terminated=broken)
 
 
 def observe(params: TallFallParams, state: TallFallState) -> torch.Tensor:
