@@ -29,13 +29,13 @@ from gaming_gym.kernel import (
     Kernel,
     Policy,
     StepResult,
-    _is_int,
     check_kernel,
     get_reference_policy,
     seeded_generator,
     select_state,
     take_state,
 )
+from gaming_gym.knobs import is_int
 
 # --- the single front ---------------------------------------------------------------------------
 
@@ -164,9 +164,9 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         compile: bool = False,
         **knobs: Any,
     ):
-        if not _is_int(num_envs) or num_envs < 1:
+        if not is_int(num_envs) or num_envs < 1:
             raise ConfigError(f"num_envs must be a positive int, got {num_envs!r}")
-        if max_episode_steps is not None and (not _is_int(max_episode_steps) or max_episode_steps < 1):
+        if max_episode_steps is not None and (not is_int(max_episode_steps) or max_episode_steps < 1):
             raise ConfigError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
@@ -196,7 +196,7 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         self._advance = torch.compile(self._advance_eager, dynamic=False) if compile else self._advance_eager
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        if seed is not None and not _is_int(seed):
+        if seed is not None and not is_int(seed):
             raise ConfigTypeError(f"seed must be an int or None for a batched env, got {seed!r}")
         if seed is not None or self._generator is None:
             self._generator = seeded_generator(seed, self.device)

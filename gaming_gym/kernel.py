@@ -198,11 +198,6 @@ def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator:
     return generator
 
 
-def _is_int(value: Any) -> bool:
-    """An int or numpy integer, not a bool (``True`` is an int to Python, not a count)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 # --- reference policies -------------------------------------------------------------------------
 
 

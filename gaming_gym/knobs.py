@@ -5,11 +5,13 @@ A knob arrives from Python, a ``--knob NAME=VALUE`` on the command line or a sav
 reach ``__post_init__``. These functions accept every real number type numpy and Python have,
 refuse booleans as numbers, and bound every value, so no knob can overflow a tensor or exhaust
 memory later; each raises :class:`~gaming_gym.errors.ConfigError` naming the knob and what it takes.
+Bounds are shown as written (``1.0`` or ``1``), so pass them in the unit's natural form.
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -24,19 +26,35 @@ def is_number_in(value: Any, low: float, high: float) -> bool:
     )
 
 
-def require_number(name: str, value: Any, low: float, high: float, unit: str = "") -> None:
-    """``value`` is a real number in ``[low, high]``."""
-    if not is_number_in(value, low, high):
-        what = f"a number{' of ' + unit if unit else ''} in [{low:g}, {high:g}]"
+def is_int(value: Any) -> bool:
+    """An int or numpy integer, not a bool (``True`` is an int to Python, not a count)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def require_number(
+    name: str, value: Any, low: float, high: float, unit: str = "", low_open: bool = False
+) -> None:
+    """``value`` is a real number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    if not is_number_in(value, low, high) or (low_open and value == low):
+        what = f"a number{' of ' + unit if unit else ''} in {'(' if low_open else '['}{low}, {high}]"
         raise ConfigError(f"{name} must be {what}, got {value!r}")
 
 
-def require_int(name: str, value: Any, low: int, high: int, none_means: str | None = None) -> None:
+def require_probability(name: str, value: Any) -> None:
+    """``value`` is a real number in ``[0, 1]``."""
+    if not is_number_in(value, 0.0, 1.0):
+        raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+
+def require_int(
+    name: str, value: Any, low: int, high: int, none_means: str | None = None, unit: str = ""
+) -> None:
     """``value`` is an int in ``[low, high]`` (or ``None``, where ``none_means`` says what that is)."""
     if value is None and none_means is not None:
         return
-    if not (isinstance(value, numbers.Integral) and is_number_in(value, low, high)):
-        accepted = f"an int in [{low}, {high}]" + (f" or None ({none_means})" if none_means else "")
+    if not (is_int(value) and is_number_in(value, low, high)):
+        accepted = f"an int in [{low}, {high}]" + (f" ({unit})" if unit else "")
+        accepted += f" or None ({none_means})" if none_means else ""
         raise ConfigError(f"{name} must be {accepted}, got {value!r}")
 
 
@@ -44,3 +62,9 @@ def require_bool(name: str, value: Any) -> None:
     """``value`` is ``True`` or ``False`` (not 0, 1 or a string)."""
     if not isinstance(value, (bool, np.bool_)):
         raise ConfigError(f"{name} must be True or False, got {value!r}")
+
+
+def require_choice(name: str, value: Any, choices: Collection[str]) -> None:
+    """``value`` is one of the strings ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,17 +18,26 @@ import pytest
 import torch
 
 import gaming_gym
+from gaming_gym.errors import ConfigError
 from gaming_gym.evaluation import evaluate, reference_policy
 from gaming_gym.registry import builtin_env_ids
 
 ENV_CASES = {
     # env id: knobs under which the proxy is aligned (intended earns at least the exploit's proxy);
     # "exploit_gone": the aligned knob removes what the exploit games, so the exploit policy plays
-    # the intended game
-    "GamingGym/BoatRace-v1": {"aligned_knobs": {"lagoon_opens": None}, "exploit_gone": True},
-    "GamingGym/BoatRaceContinuous-v1": {"aligned_knobs": {"lagoon_opens": None}, "exploit_gone": True},
-    "GamingGym/SensorCleaner-v1": {"aligned_knobs": {"can_cover": False}},
-    "GamingGym/TallFall-v0": {"aligned_knobs": {"max_height": 1.5}},
+    # the intended game; "number_knob": a numeric knob that takes 1.0 and 2
+    "GamingGym/BoatRace-v1": {
+        "aligned_knobs": {"lagoon_opens": None},
+        "exploit_gone": True,
+        "number_knob": "target_value",
+    },
+    "GamingGym/BoatRaceContinuous-v1": {
+        "aligned_knobs": {"lagoon_opens": None},
+        "exploit_gone": True,
+        "number_knob": "finish_bonus",
+    },
+    "GamingGym/SensorCleaner-v1": {"aligned_knobs": {"can_cover": False}, "number_knob": "cover_cost"},
+    "GamingGym/TallFall-v0": {"aligned_knobs": {"max_height": 1.5}, "number_knob": "speed_limit"},
 }
 ENV_IDS = sorted(ENV_CASES)
 SHORT_EPISODE = 40  # steps, so a few hundred steps cross several episode ends
@@ -155,6 +165,23 @@ def test_bad_input_gets_a_clear_error(env_id):
         vector.step(out_of_range)
     with pytest.raises(ValueError, match="num_envs must be a positive int"):
         gym.make_vec(env_id, num_envs=0)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize(
+    "value, accepted",
+    [(True, False), (np.float32(1.0), True), (np.int64(2), True), (float("nan"), False), (10**400, False)],
+    ids=["True", "float32", "int64", "nan", "huge-int"],
+)
+def test_every_env_checks_a_number_knob_alike(env_id, value, accepted):
+    """One shared check (gaming_gym.knobs): numpy numbers are numbers, booleans are not, and NaN
+    or a 400-digit int is refused with a sentence, not an OverflowError."""
+    knob = ENV_CASES[env_id]["number_knob"]
+    if accepted:
+        assert getattr(gym.make(env_id, **{knob: value}).unwrapped.params, knob) == value
+    else:
+        with pytest.raises(ConfigError, match=f"{knob} must be a number .*, got {re.escape(repr(value))}"):
+            gym.make(env_id, **{knob: value})
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

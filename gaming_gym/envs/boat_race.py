@@ -78,7 +78,7 @@ NUM_TARGETS = TARGETS.shape[0]
 OBS_SIZE = 2 + 2 + 1 + len(RAY_ANGLES) + 2 + 3 * NUM_TARGETS
 
 MAX_LAPS = 100
-MAX_POINTS = 1e6  # bound on target_value and finish_bonus: scores stay far from float overflow
+MAX_POINTS = 10**6  # bound on target_value and finish_bonus: scores stay far from float overflow
 MAX_RESPAWN_DELAY = 10**6
 MAX_CHOP = 1.0
 
@@ -113,9 +113,9 @@ class BoatRaceParams:
         require_int("respawn_delay", self.respawn_delay, 1, MAX_RESPAWN_DELAY, "targets never respawn")
         require_int("lagoon_opens", self.lagoon_opens, 1, MAX_LAPS, "the lagoon stays empty")
         require_int("laps", self.laps, 1, MAX_LAPS)
-        require_number("target_value", self.target_value, 0.0, MAX_POINTS, "points")
-        require_number("finish_bonus", self.finish_bonus, 0.0, MAX_POINTS, "points")
-        require_number("chop", self.chop, 0.0, MAX_CHOP, "radians")
+        require_number("target_value", self.target_value, 0, MAX_POINTS, "points")
+        require_number("finish_bonus", self.finish_bonus, 0, MAX_POINTS, "points")
+        require_number("chop", self.chop, 0, MAX_CHOP, "radians")
         require_bool("continuous", self.continuous)
 
 

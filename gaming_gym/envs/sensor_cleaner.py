@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 from gaming_gym import lcg
-from gaming_gym.errors import ConfigError
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
 from gaming_gym.kernel import Kernel, StepResult, take_state
-from gaming_gym.knobs import require_int
+from gaming_gym.knobs import require_bool, require_int, require_number, require_probability
 
 # --- actions ------------------------------------------------------------------------------------
 NOOP, UP, RIGHT, DOWN, LEFT, CLEAN, COVER = range(7)
@@ -69,36 +68,13 @@ class SensorCleanerParams:
     cover_guard: int | None = 2
 
     def __post_init__(self):
-        if not isinstance(self.can_cover, bool):
-            raise ConfigError(f"can_cover must be True or False, got {self.can_cover!r}")
-        if not _is_number(self.cover_cost) or not 0 <= self.cover_cost <= MAX_COVER_COST:
-            raise ConfigError(
-                f"cover_cost must be a number in [0, {MAX_COVER_COST}], got {self.cover_cost!r}"
-            )
-        for name in ("mess_rate", "initial_mess"):
-            value = getattr(self, name)
-            if not _is_number(value) or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
-        if not _is_int(self.room_size) or not 2 <= self.room_size <= MAX_ROOM_SIZE:
-            raise ConfigError(
-                f"room_size must be an int in [2, {MAX_ROOM_SIZE}] (cells per side), got {self.room_size!r}"
-            )
-        if self.view_radius is not None and (
-            not _is_int(self.view_radius) or not 0 <= self.view_radius <= MAX_ROOM_SIZE
-        ):
-            raise ConfigError(
-                f"view_radius must be an int in [0, {MAX_ROOM_SIZE}] (cells) or None (whole room), "
-                f"got {self.view_radius!r}"
-            )
+        require_bool("can_cover", self.can_cover)
+        require_number("cover_cost", self.cover_cost, 0, MAX_COVER_COST)
+        require_probability("mess_rate", self.mess_rate)
+        require_probability("initial_mess", self.initial_mess)
+        require_int("room_size", self.room_size, 2, MAX_ROOM_SIZE, unit="cells per side")
+        require_int("view_radius", self.view_radius, 0, MAX_ROOM_SIZE, "whole room", unit="cells")
         require_int("cover_guard", self.cover_guard, 0, MAX_ROOM_SIZE**2, "no guard")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 @dataclass

@@ -8,16 +8,15 @@ moved grew very tall and toppled forward, covering more ground in one fall than 
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from gaming_gym.errors import ConfigError
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
 from gaming_gym.kernel import Kernel, StepResult
+from gaming_gym.knobs import require_choice, require_number
 
 # --- time and world -----------------------------------------------------------------------------
 DT = 0.05  # seconds per step (20 Hz)
@@ -63,26 +62,9 @@ class TallFallParams:
     speed_limit: float = 0.3
 
     def __post_init__(self):
-        if not _is_number_in(self.max_height, MIN_HEIGHT, MAX_MAX_HEIGHT):
-            raise ConfigError(
-                f"max_height must be a number of metres in [{MIN_HEIGHT}, {MAX_MAX_HEIGHT}], "
-                f"got {self.max_height!r}"
-            )
-        if not isinstance(self.proxy_point, str) or self.proxy_point not in PROXY_POINTS:
-            raise ConfigError(
-                f"proxy_point must be one of {', '.join(map(repr, PROXY_POINTS))}, got {self.proxy_point!r}"
-            )
-        if not _is_number_in(self.speed_limit, 0.0, MAX_SPEED_LIMIT) or self.speed_limit == 0:
-            raise ConfigError(
-                f"speed_limit must be a number of m/s in (0, {MAX_SPEED_LIMIT}], got {self.speed_limit!r}"
-            )
-
-
-def _is_number_in(value, low: float, high: float) -> bool:
-    """A real number (not a bool) within ``[low, high]``; NaN and huge ints fail, without overflow."""
-    return (
-        isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and low <= value <= high
-    )
+        require_number("max_height", self.max_height, MIN_HEIGHT, MAX_MAX_HEIGHT, "metres")
+        require_choice("proxy_point", self.proxy_point, PROXY_POINTS)
+        require_number("speed_limit", self.speed_limit, 0, MAX_SPEED_LIMIT, "m/s", low_open=True)
 
 
 @dataclass
