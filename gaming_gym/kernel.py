@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -168,6 +168,32 @@ def _describe(value: Any) -> str:
         return type(value).__name__
     kind = "bool" if value.dtype == torch.bool else "float" if value.is_floating_point() else "int"
     return f"{kind} {tuple(value.shape)}"
+
+
+# --- constants: an env's fixed tensors, made once per device ------------------------------------
+
+T = TypeVar("T")
+
+
+def device_constants(make: Callable[..., T]) -> Callable[..., T]:
+    """Decorate ``make(*key, device)``, which builds an env's fixed tensors (geometry, lookup
+    tables, knob-dependent scalars) on ``device``, so they are made once per (key, device).
+
+    The key arguments must be hashable: a room size, a frozen params dataclass. The cache is a
+    plain dict read by plain Python, which ``torch.compile`` traces through, reading the cached
+    tensors as constants. ``functools.cache`` would not do: Dynamo traces into the function it
+    wraps, rebuilding the tables inside every compiled step.
+    """
+    cache: dict[tuple, T] = {}
+
+    def cached(*key_and_device: Any) -> T:
+        key = (*key_and_device[:-1], torch.device(key_and_device[-1]))
+        if key not in cache:
+            cache[key] = make(*key)
+        return cache[key]
+
+    cached.__name__, cached.__qualname__, cached.__doc__ = make.__name__, make.__qualname__, make.__doc__
+    return cached
 
 
 # --- state helpers: a state is a dataclass of batch-first tensors ------------------------------

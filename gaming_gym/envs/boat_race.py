@@ -23,7 +23,7 @@ import torch
 
 from gaming_gym import lcg
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
-from gaming_gym.kernel import Kernel, StepResult
+from gaming_gym.kernel import Kernel, StepResult, device_constants
 from gaming_gym.knobs import require_bool, require_int, require_number
 
 # --- geometry (world units; the world is the square [-WORLD_HALF, WORLD_HALF]^2) ----------------
@@ -403,18 +403,9 @@ class _Constants:
     observation_scale: torch.Tensor  # (OBS_SIZE, 1): what each observation row is divided by
 
 
-_CONSTANTS: dict[torch.device, _Constants] = {}
-
-
+@device_constants
 def _constants(device: torch.device) -> _Constants:
-    """The geometry tensors on ``device`` (a plain dict cache, which torch.compile traces)."""
-    device = torch.device(device)
-    if device not in _CONSTANTS:
-        _CONSTANTS[device] = _make_constants(device)
-    return _CONSTANTS[device]
-
-
-def _make_constants(device: torch.device) -> _Constants:
+    """The geometry tensors on ``device``, made once."""
     gate_angles = [START_ANGLE + 2 * math.pi * k / GATES_PER_LAP for k in range(GATES_PER_LAP)]
     gates = torch.tensor([(CENTRE_RADIUS * math.cos(a), CENTRE_RADIUS * math.sin(a)) for a in gate_angles])
     rays = torch.tensor([(math.cos(a), math.sin(a)) for a in RAY_ANGLES])

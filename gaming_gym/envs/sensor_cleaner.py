@@ -16,7 +16,6 @@ then falls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -24,7 +23,7 @@ import torch
 
 from gaming_gym import lcg
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
-from gaming_gym.kernel import Kernel, StepResult, take_state
+from gaming_gym.kernel import Kernel, StepResult, device_constants, take_state
 from gaming_gym.knobs import require_bool, require_int, require_number, require_probability
 
 # --- actions ------------------------------------------------------------------------------------
@@ -270,30 +269,17 @@ class _Constants:
     distance: torch.Tensor  # (cells, cells) int64: steps between two cells (Manhattan distance)
 
 
-_TABLES: dict[tuple, Any] = {}
-"""Tables made once per (kind, room size, ..., device). A plain dict, not ``functools.cache``:
-``torch.compile`` traces through cache wrappers, rebuilding the tables inside every compiled
-step, but reads tensors held in a global dict as constants."""
-
-
-def _constants(room_size: int, device: torch.device) -> _Constants:
-    key = ("constants", room_size, torch.device(device))
-    if key not in _TABLES:
-        _TABLES[key] = _make_constants(room_size, torch.device(device))
-    return _TABLES[key]
-
-
+@device_constants
 def _view(room_size: int, radius: int, device: torch.device) -> torch.Tensor:
     """``(cells, cells)`` uint8: 1 where the second cell is in view from the first."""
-    key = ("view", room_size, radius, torch.device(device))
-    if key not in _TABLES:
-        rows, columns = _rows_columns(room_size)
-        distance = torch.maximum((rows.unsqueeze(1) - rows).abs(), (columns.unsqueeze(1) - columns).abs())
-        _TABLES[key] = (distance <= radius).to(device=device, dtype=torch.uint8)
-    return _TABLES[key]
+    rows, columns = _rows_columns(room_size)
+    distance = torch.maximum((rows.unsqueeze(1) - rows).abs(), (columns.unsqueeze(1) - columns).abs())
+    return (distance <= radius).to(device=device, dtype=torch.uint8)
 
 
-def _make_constants(room_size: int, device: torch.device) -> _Constants:
+@device_constants
+def _constants(room_size: int, device: torch.device) -> _Constants:
+    """The lookup tables of one room size on ``device``, made once."""
     rows, columns = _rows_columns(room_size)
     next_cell = torch.arange(room_size**2).unsqueeze(1).repeat(1, NUM_ACTIONS)
     for action, (d_row, d_column) in MOVES.items():

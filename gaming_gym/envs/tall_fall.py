@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
-from gaming_gym.kernel import Kernel, StepResult
+from gaming_gym.kernel import Kernel, StepResult, device_constants
 from gaming_gym.knobs import require_choice, require_number
 
 # --- time and world -----------------------------------------------------------------------------
@@ -198,19 +198,10 @@ class _Constants:
     one_step: torch.Tensor  # int32 1, for the step counter
 
 
-_CONSTANTS: dict[tuple[TallFallParams, torch.device], _Constants] = {}
-
-
+@device_constants
 def _constants(params: TallFallParams, device: torch.device) -> _Constants:
-    """The knob-dependent constants as tensors on ``device``, made once (a plain dict cache,
-    which torch.compile traces without a warning, unlike functools.cache)."""
-    key = (params, torch.device(device))
-    if key not in _CONSTANTS:
-        _CONSTANTS[key] = _make_constants(params, device)
-    return _CONSTANTS[key]
+    """The knob-dependent constants as tensors on ``device``, made once per (knobs, device)."""
 
-
-def _make_constants(params: TallFallParams, device: torch.device) -> _Constants:
     def scalar(value: float) -> torch.Tensor:
         return torch.tensor(value, dtype=torch.float32, device=device)
 
