@@ -25,6 +25,7 @@ from gaming_gym.agents.ppo import (
 )
 from gaming_gym.agents.reference import MIN_STD, SmoothedPolicy
 from gaming_gym.core import Kernel
+from gaming_gym.errors import ConfigError
 from gaming_gym.evaluation import evaluate, random_policy, reference_returns
 from gaming_gym.metrics import early_stop
 
@@ -248,6 +249,17 @@ def test_resume_refuses_a_different_experiment_and_can_be_turned_off(tmp_path):
         train(tiny_config(learning_rate=1e-4), run_dir=tmp_path, progress=False)
     with pytest.raises(FileExistsError, match="resume=True"):
         train(tiny_config(), run_dir=tmp_path, progress=False, resume=False)
+
+
+def test_a_network_too_large_is_refused_before_it_is_built(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the network was built")
+
+    monkeypatch.setattr(ppo, "ActorCritic", never)
+    with pytest.raises(
+        ConfigError, match="537,034,756 parameters on PPOTest/Corridor-v0; at most 50,000,000"
+    ):
+        train(tiny_config(hidden_sizes=(16_384, 16_384)), progress=False)
 
 
 @pytest.mark.parametrize("env_id", ["GamingGym/BoatRace-v1", "GamingGym/BoatRaceContinuous-v1"])
@@ -488,11 +500,14 @@ def test_early_stopping_ends_training_with_the_kept_agent_even_across_a_resume(t
         ("reward", "score", "reward must be one of"),
         ("num_envs", 0, "num_envs must be a positive int"),
         ("gamma", 1.5, r"gamma must be a number in \(0, 1\]"),
-        ("learning_rate", -1.0, "learning_rate must be a number > 0"),
+        ("learning_rate", -1.0, "learning_rate must be a finite number > 0"),
+        ("learning_rate", float("inf"), "learning_rate must be a finite number > 0"),  # --set ...=1e999
+        ("max_grad_norm", float("nan"), "max_grad_norm must be a finite number >= 0"),
         ("num_minibatches", 7, "must divide the rollout size"),
         ("total_timesteps", 100, "less than one rollout"),
         ("hidden_sizes", (), "hidden_sizes must be a non-empty tuple"),
-        ("target_kl", 0.0, "target_kl must be None or a number > 0"),
+        ("hidden_sizes", (10_000_000,), "hidden_sizes must be a non-empty tuple of ints from 1 to 16,384"),
+        ("target_kl", 0.0, "target_kl must be None or a finite number > 0"),
         ("kl_coef", -0.1, "kl_coef must be a finite number >= 0"),
         ("kl_coef", float("inf"), "kl_coef must be a finite number >= 0"),
         ("kl_reference", "sft", "kl_reference must be one of"),
@@ -504,7 +519,7 @@ def test_early_stopping_ends_training_with_the_kept_agent_even_across_a_resume(t
     ],
 )
 def test_bad_config_values_are_named_with_what_is_accepted(field, value, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         PPOConfig(**{field: value})
 
 

@@ -47,6 +47,7 @@ from torch.distributions import kl_divergence
 
 from gaming_gym.agents.reference import SmoothedPolicy, behaviour_clone
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
+from gaming_gym.errors import ConfigError
 from gaming_gym.evaluation import evaluate, reference_returns
 from gaming_gym.files import atomic_write
 from gaming_gym.metrics import Checkpoint, early_stop, normalise
@@ -56,6 +57,11 @@ REWARDS = ("proxy", "true")
 KL_REFERENCES = ("initial", "intended")
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "progress.csv"
+MAX_WIDTH = 16_384
+"""Widest hidden layer ``PPOConfig.hidden_sizes`` accepts."""
+MAX_PARAMETERS = 50_000_000
+"""Most parameters (actor and critic) a PPO network may have: checked before it is built, since
+training holds several copies (Adam's moments, the initial agent, checkpoints)."""
 
 
 @dataclass
@@ -109,7 +115,8 @@ class PPOConfig:
     reward_scale: float = 1.0
     """multiply the trained-on reward by this before learning (logged returns stay unscaled)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """widths of the tanh hidden layers of the actor and of the critic"""
+    """widths of the tanh hidden layers of the actor and of the critic (each at most ``MAX_WIDTH``,
+    and at most ``MAX_PARAMETERS`` parameters in all)"""
     eval_every: int = 10
     """iterations between evaluations (one always starts and one always ends the run); 0 evaluates
     only at the start and the end"""
@@ -149,9 +156,9 @@ class PPOConfig:
         self.hidden_sizes = tuple(self.hidden_sizes)
         self.knobs = dict(self.knobs)
         if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+            raise ConfigError(f"reward must be one of {REWARDS}, got {self.reward!r}")
         if self.kl_reference not in KL_REFERENCES:
-            raise ValueError(f"kl_reference must be one of {KL_REFERENCES}, got {self.kl_reference!r}")
+            raise ConfigError(f"kl_reference must be one of {KL_REFERENCES}, got {self.kl_reference!r}")
         for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs"):
             _require(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 1, "a positive int")
         for name in ("eval_every", "checkpoint_every"):
@@ -159,34 +166,43 @@ class PPOConfig:
         _require(
             "eval_episodes", self.eval_episodes, lambda v: isinstance(v, int) and v >= 1, "a positive int"
         )
-        _require("learning_rate", self.learning_rate, lambda v: v > 0, "a number > 0")
+        _require(
+            "learning_rate", self.learning_rate, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"
+        )
         _require("gamma", self.gamma, lambda v: 0 < v <= 1, "a number in (0, 1]")
         _require("gae_lambda", self.gae_lambda, lambda v: 0 <= v <= 1, "a number in [0, 1]")
-        _require("clip_coef", self.clip_coef, lambda v: v > 0, "a number > 0")
+        _require("clip_coef", self.clip_coef, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
         for name in ("ent_coef", "vf_coef", "max_grad_norm"):
-            _require(name, getattr(self, name), lambda v: v >= 0, "a number >= 0")
-        _require("reward_scale", self.reward_scale, lambda v: v > 0, "a number > 0")
+            _require(name, getattr(self, name), lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+        _require(
+            "reward_scale", self.reward_scale, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"
+        )
         _require(
             "cpu_threads",
             self.cpu_threads,
             lambda v: v is None or isinstance(v, int) and v >= 1,
             "None or a positive int",
         )
-        _require("target_kl", self.target_kl, lambda v: v is None or v > 0, "None or a number > 0")
+        _require(
+            "target_kl",
+            self.target_kl,
+            lambda v: v is None or math.isfinite(v) and v > 0,
+            "None or a finite number > 0",
+        )
         self._check_mitigations()
         _require(
             "hidden_sizes",
             self.hidden_sizes,
-            lambda v: len(v) >= 1 and all(isinstance(w, int) and w >= 1 for w in v),
-            "a non-empty tuple of positive ints",
+            lambda v: len(v) >= 1 and all(isinstance(w, int) and 1 <= w <= MAX_WIDTH for w in v),
+            f"a non-empty tuple of ints from 1 to {MAX_WIDTH:,}",
         )
         if self.batch_size % self.num_minibatches:
-            raise ValueError(
+            raise ConfigError(
                 f"num_minibatches={self.num_minibatches} must divide the rollout size "
                 f"num_envs * num_steps = {self.batch_size}"
             )
         if self.num_iterations < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"total_timesteps={self.total_timesteps} is less than one rollout "
                 f"(num_envs * num_steps = {self.batch_size}); raise it or shrink the rollout"
             )
@@ -198,7 +214,7 @@ class PPOConfig:
             "holdout_episodes", self.holdout_episodes, lambda v: isinstance(v, int) and v >= 0, "an int >= 0"
         )
         if not isinstance(self.early_stop, bool):
-            raise ValueError(f"PPOConfig.early_stop must be True or False, got {self.early_stop!r}")
+            raise ConfigError(f"PPOConfig.early_stop must be True or False, got {self.early_stop!r}")
         _require(
             "early_stop_patience",
             self.early_stop_patience,
@@ -212,7 +228,7 @@ class PPOConfig:
             finite_at_least_zero,
         )
         if self.early_stop and self.holdout_episodes == 0:
-            raise ValueError(
+            raise ConfigError(
                 "PPOConfig.early_stop needs holdout_episodes > 0: it judges the Goodhart onset on a "
                 "held-out true-reward check, not on the evaluation episodes it reports"
             )
@@ -241,7 +257,7 @@ def _require(name: str, value: Any, accept: Callable[[Any], bool], accepted: str
     except TypeError:
         ok = False
     if not ok or isinstance(value, bool):
-        raise ValueError(f"PPOConfig.{name} must be {accepted}, got {value!r}")
+        raise ConfigError(f"PPOConfig.{name} must be {accepted}, got {value!r}")
 
 
 # Per-env settings under which PPO trained on the proxy finds each env's exploit on a 2-core CPU
@@ -389,12 +405,12 @@ class GaussianHead(nn.Module):
 
 
 def make_head(space: gym.Space, width: int) -> DiscreteHead | GaussianHead:
-    """The policy head for an action space, or a ValueError naming the spaces PPO supports."""
+    """The policy head for an action space, or a ConfigError naming the spaces PPO supports."""
     if isinstance(space, gym.spaces.Discrete):
         return DiscreteHead(space, width)
     if isinstance(space, gym.spaces.Box):
         return GaussianHead(space, width)
-    raise ValueError(f"PPO supports Discrete and Box action spaces, got {space}")
+    raise ConfigError(f"PPO supports Discrete and Box action spaces, got {space}")
 
 
 def _layer(inputs: int, outputs: int, std: float = math.sqrt(2)) -> nn.Linear:
@@ -429,7 +445,7 @@ class ActorCritic(nn.Module):
     ):
         super().__init__()
         if not isinstance(observation_space, gym.spaces.Box):
-            raise ValueError(f"PPO needs a Box observation space, got {observation_space}")
+            raise ConfigError(f"PPO needs a Box observation space, got {observation_space}")
         obs_size = int(np.prod(observation_space.shape))
         self.norm_obs = norm_obs
         self.obs_rms = RunningMeanStd((obs_size,))
@@ -794,6 +810,22 @@ def _new_agent(env: gym.vector.VectorEnv, config: PPOConfig, norm_obs: bool) -> 
     return ActorCritic(env.single_observation_space, env.single_action_space, config.hidden_sizes, norm_obs)
 
 
+def _require_network_size(env: gym.vector.VectorEnv, config: PPOConfig) -> None:
+    """Refuse, before allocating anything, an actor and critic of more than ``MAX_PARAMETERS``."""
+    observations, actions = env.single_observation_space, env.single_action_space
+    if not isinstance(observations, gym.spaces.Box):
+        return  # ActorCritic says what it needs
+    sizes = (int(np.prod(observations.shape)), *config.hidden_sizes)
+    body = sum((inputs + 1) * outputs for inputs, outputs in zip(sizes, sizes[1:], strict=False))
+    outputs = int(actions.n) if isinstance(actions, gym.spaces.Discrete) else int(np.prod(actions.shape))
+    total = 2 * body + (sizes[-1] + 1) * (outputs + 1)
+    if total > MAX_PARAMETERS:
+        raise ConfigError(
+            f"hidden_sizes={config.hidden_sizes} makes an actor and critic of {total:,} parameters on "
+            f"{config.env_id}; at most {MAX_PARAMETERS:,} are allowed: use narrower or fewer layers"
+        )
+
+
 # --- early stopping ------------------------------------------------------------------------------
 
 
@@ -804,7 +836,7 @@ def _true_anchors(config: PPOConfig) -> tuple[float, float]:
     random_mean = float(references["random"].true.mean())
     intended_mean = float(references["intended"].true.mean())
     if random_mean == intended_mean:
-        raise ValueError(
+        raise ConfigError(
             f"early_stop cannot normalise held-out true returns on {config.env_id}: the random and the "
             f"intended policy both average {random_mean}; turn early_stop off for this env"
         )
@@ -956,11 +988,17 @@ def _start_run(config: PPOConfig, device: torch.device) -> _Run:
     torch.manual_seed(config.seed)
     env = gym.make_vec(config.env_id, num_envs=config.num_envs, device=device, **config.knobs)
     if not isinstance(env.unwrapped, GameableVectorEnv):
-        raise ValueError(
+        env.close()
+        raise ConfigError(
             f"{config.env_id} makes a {type(env.unwrapped).__name__}; native PPO needs a batched "
             "GameableVectorEnv (the vector entry point of a gameable env)"
         )
     env = RecordVectorEpisodeStatistics(env)
+    try:
+        _require_network_size(env, config)
+    except ConfigError:
+        env.close()
+        raise
     agent = _new_agent(env, config, config.norm_obs).to(device)
     initial_agent = copy.deepcopy(agent).requires_grad_(False)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)

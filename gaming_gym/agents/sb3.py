@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import time
 from collections import deque
@@ -338,7 +339,8 @@ def whole_rollouts(total_timesteps: int, rollout: int) -> int:
 
 
 def _require_ppo_arguments(ppo_class: type, settings: dict[str, Any]) -> None:
-    """Name any setting that ``stable_baselines3.PPO`` does not take, before building anything."""
+    """Name any setting that ``stable_baselines3.PPO`` does not take, or a number that is not
+    finite (SB3 would train on NaNs), before building anything."""
     accepted = set(inspect.signature(ppo_class.__init__).parameters) - {"self", "policy", "env"}
     unknown = sorted(set(settings) - accepted)
     if unknown:
@@ -346,6 +348,9 @@ def _require_ppo_arguments(ppo_class: type, settings: dict[str, Any]) -> None:
             f"stable_baselines3.PPO has no setting {', '.join(map(repr, unknown))}; "
             f"it takes: {', '.join(sorted(accepted))}"
         )
+    for name, value in settings.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"stable_baselines3.PPO setting {name} must be a finite number, got {value!r}")
 
 
 def train_sb3(
