@@ -23,7 +23,8 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import torch
 
 import gaming_gym
 from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy
-from gaming_gym.errors import ConfigError, CustomEnvImportError, GamingGymError, MetricError
+from gaming_gym.errors import ConfigError, CustomEnvImportError, GamingGymError, GamingGymWarning, MetricError
 from gaming_gym.evaluation import evaluate, random_policy, reference_policy, reference_returns
 from gaming_gym.metrics import describe_env, normalise
 
@@ -360,17 +361,34 @@ USER_ERRORS = (GamingGymError, gym.error.Error)
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        _import_custom_envs(args.imports)
-        return args.run(args)
-    except (*USER_ERRORS, OSError) as error:
-        if args.traceback:
-            raise
-        print(f"gaming-gym {args.command}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"gaming-gym {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
+        try:
+            _import_custom_envs(args.imports)
+            return args.run(args)
+        except (*USER_ERRORS, OSError) as error:
+            if args.traceback:
+                raise
+            print(f"gaming-gym {args.command}: error: {_one_line(error)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # training saved a checkpoint of its last whole iteration
+            print(
+                f"gaming-gym {args.command}: interrupted; re-run the same command to resume", file=sys.stderr
+            )
+            return 130
+
+
+def _one_line_warnings(command: str, show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints gaming_gym's warnings (a repaired run directory) as
+    one line, like its errors, and leaves every other warning to ``show``."""
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, GamingGymWarning):
+            print(f"gaming-gym {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning
 
 
 def _one_line(error: BaseException) -> str:

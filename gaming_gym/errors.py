@@ -58,6 +58,14 @@ class RunNotFoundError(RunDirectoryError, FileNotFoundError):
     """No run directory (or no file it should hold) at the path given."""
 
 
+class RunExistsError(RunDirectoryError, FileExistsError):
+    """The run directory already holds a run, and resuming it was turned off."""
+
+
+class RunInUseError(RunDirectoryError):
+    """Another process holds the run directory's lock: one run directory has one writer."""
+
+
 class EnvCheckError(GamingGymError, AssertionError):
     """An env breaks the gameable-env contract (raised by ``check_gameable_env``)."""
 
@@ -76,3 +84,11 @@ class CustomEnvImportError(GamingGymError, ImportError):
 
 class MetricError(GamingGymError, ValueError):
     """Returns the Goodhart metric cannot be computed from (degenerate references, NaN, ...)."""
+
+
+class GamingGymWarning(UserWarning):
+    """Base of gaming_gym's warnings: something was wrong and was repaired, not refused."""
+
+
+class RunDirectoryWarning(GamingGymWarning):
+    """A run directory needed repair to resume, e.g. a progress log's last line cut short by a kill."""

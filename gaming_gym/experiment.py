@@ -13,9 +13,13 @@ A run directory holds everything a researcher looks at afterwards, each file wri
     RUN_DIR/episodes.png        true against proxy return per episode: references and the agent
 
 The two d plots need the KL that native PPO records at every evaluation (SB3 runs have none).
+An SB3 run keeps its agent in ``sb3_agent.pt`` instead of ``checkpoint.pt``, and writes no
+``progress.csv``.
 
 Re-running the same experiment on an interrupted run directory continues it from the checkpoint;
-on a finished one it only rewrites the report and plots.
+on a finished one it only rewrites the report and plots. The file names, the lock held while a
+run trains and reports, and the checks that keep a run from writing into a directory that is not
+its own live in :mod:`gaming_gym.runs`.
 """
 
 from __future__ import annotations
@@ -28,30 +32,34 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from gaming_gym.core import Policy
-from gaming_gym.errors import ConfigError, MetricError, RunDirectoryError, RunNotFoundError
+from gaming_gym.errors import ConfigError, MetricError
 from gaming_gym.evaluation import reference_returns
-from gaming_gym.files import write_text_atomically
 from gaming_gym.metrics import (
     Checkpoint,
     GoodhartReport,
     goodhart_report,
     goodhart_report_over_seeds,
-    load_checkpoints,
-    save_checkpoints,
 )
 from gaming_gym.plots import plot_episode_scatter, plot_gao_fit, plot_goodhart_curve
+from gaming_gym.runs import (
+    AGENTS,
+    CHECKPOINT_FILE,
+    CURVE_FILE,
+    GAO_FILE,
+    KL_CURVE_FILE,
+    REPORT_FILE,
+    SCATTER_FILE,
+    RunDirectory,
+    opened,
+    read_evaluations,
+    read_run_file,
+    require_registered,
+    run_file,
+)
+from gaming_gym.runs import read_config as load_run_config  # its name here before runs.py
 
-AGENTS = ("ppo", "sb3")
-CONFIG_FILE = "config.json"
-REPORT_FILE = "goodhart.json"
-EVALUATIONS_FILE = "evaluations.json"
-CURVE_FILE = "goodhart_curve.png"
-SCATTER_FILE = "episodes.png"
-KL_CURVE_FILE = "goodhart_curve_d.png"
-GAO_FILE = "gao_fit.png"
 REFERENCE_EPISODES = 32
 
 
@@ -78,51 +86,53 @@ def train_experiment(
     """Train ``agent`` on ``env_id`` (resuming ``run_dir`` if it holds this run), then report.
 
     ``settings`` are the agent's config fields (for PPO: ``PPOConfig``'s, e.g. ``seed``,
-    ``total_timesteps``, ``reward``, ``device``, ``num_envs``).
+    ``total_timesteps``, ``reward``, ``device``, ``num_envs``). The run directory is locked from
+    training to the report (:class:`~gaming_gym.runs.RunDirectory`); one that holds another run,
+    or files of its own, is refused before anything is written.
     """
     if agent not in AGENTS:
         raise ConfigError(f"unknown agent {agent!r}; use one of {', '.join(AGENTS)}")
-    run_dir = Path(run_dir)
     knobs = dict(knobs or {})
     if agent == "ppo":
         from gaming_gym.agents.ppo import default_config, train
 
         config = _checked_config(lambda: default_config(env_id, knobs=knobs, **settings))
-        _write_config(run_dir, agent, config.to_dict())
-        checkpoints = train(config, run_dir, progress=progress, resume=True).checkpoints
-    else:
-        from gaming_gym.agents.sb3 import train_sb3
+    with RunDirectory(run_dir) as directory:
+        if agent == "ppo":
+            checkpoints = train(config, directory, progress=progress, resume=True).checkpoints
+        else:
+            from gaming_gym.agents.sb3 import train_sb3
 
-        result = train_sb3(env_id, run_dir=run_dir, knobs=knobs, progress=progress, **settings)
-        _write_config(run_dir, agent, result.config)
-        checkpoints = result.checkpoints
-    return write_report(run_dir, env_id, knobs, checkpoints)
+            result = train_sb3(env_id, run_dir=directory, knobs=knobs, progress=progress, **settings)
+            checkpoints = result.checkpoints
+        return write_report(directory, env_id, knobs, checkpoints)
 
 
 def write_report(
-    run_dir: str | os.PathLike,
+    run_dir: str | os.PathLike | RunDirectory,
     env_id: str,
     knobs: dict[str, Any],
     checkpoints: Sequence[Checkpoint],
 ) -> RunSummary:
-    """Measure the references, then write the Goodhart report and its plots into ``run_dir``.
+    """Measure the references, then write the evaluations, the Goodhart report and its plots into
+    ``run_dir`` (a path, locked while writing, or a :class:`~gaming_gym.runs.RunDirectory` held open).
 
     The references are measured once per env and knobs, with seed 0 (:func:`_references`), the
     same set a report over several runs and PPO's early stopping use, so one run's numbers are the
     same wherever they are computed.
     """
-    run_dir = Path(run_dir)
-    save_checkpoints(run_dir / EVALUATIONS_FILE, checkpoints)
-    references = _references(env_id, knobs)
-    report = _measured(lambda: goodhart_report(checkpoints, references, env_id, knobs))
-    report.save(run_dir / REPORT_FILE)
-    return RunSummary(
-        run_dir,
-        report,
-        plot_goodhart_curve(report, run_dir / CURVE_FILE),
-        plot_episode_scatter(references, run_dir / SCATTER_FILE, checkpoints[-1], env_id, knobs),
-        *_dynamics_plots(report, run_dir),
-    )
+    with opened(run_dir) as directory:
+        directory.save_evaluations(checkpoints)
+        references = _references(env_id, knobs)
+        report = _measured(lambda: goodhart_report(checkpoints, references, env_id, knobs))
+        report.save(directory.file(REPORT_FILE))
+        return RunSummary(
+            directory.path,
+            report,
+            plot_goodhart_curve(report, directory.file(CURVE_FILE)),
+            plot_episode_scatter(references, directory.file(SCATTER_FILE), checkpoints[-1], env_id, knobs),
+            *_dynamics_plots(report, directory.path),
+        )
 
 
 def _references(env_id: str, knobs: dict[str, Any]):
@@ -153,7 +163,7 @@ def report_over_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
             + "; ".join(f"{env} {knobs}" for env, knobs in sorted(settings))
         )
     env_id, knobs = reports[0].env_id, dict(reports[0].knobs)
-    runs = [_checkpoints_of(run_dir) for run_dir in run_dirs]
+    runs = [read_evaluations(run_dir) for run_dir in run_dirs]
     references = _references(env_id, knobs)
     report = _measured(lambda: goodhart_report_over_seeds(runs, references, env_id, knobs))
     curve = plot_goodhart_curve(report, Path(out) / CURVE_FILE) if out is not None else None
@@ -165,77 +175,25 @@ def report_over_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
 
 def load_report(run_dir: str | os.PathLike) -> GoodhartReport:
     """The run's Goodhart report, for a registered env only (its id is used to make envs)."""
-    path = _run_file(run_dir, REPORT_FILE, "a finished run directory")
-    report = _read_run_file(path, GoodhartReport.load)
-    _require_registered(report.env_id, path)
+    path = run_file(run_dir, REPORT_FILE, "a finished run directory")
+    report = read_run_file(path, GoodhartReport.load)
+    require_registered(report.env_id, path)
     return report
 
 
-def load_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The run's ``config.json``, checked before anything acts on it.
-
-    A run directory may come from anyone: its agent must be one of :data:`AGENTS` and its env id
-    a registered gameable env (a ``module:`` id would make Gymnasium import that module).
-    """
-    path = _run_file(run_dir, CONFIG_FILE, "a run directory")
-    saved = _read_run_file(path, lambda p: json.loads(p.read_text()))
-    if not isinstance(saved, dict) or saved.get("agent") not in AGENTS:
-        raise RunDirectoryError(f"{path} names no known agent (one of {', '.join(AGENTS)})")
-    _require_registered(saved.get("env_id"), path)
-    return saved
-
-
 def load_run_policy(run_dir: str | os.PathLike, deterministic: bool = False) -> tuple[Policy, dict]:
-    """The trained batched policy of a run directory and the run's config."""
+    """The trained batched policy of a run directory and the run's config (both checked: see
+    :func:`gaming_gym.runs.read_config`; nothing is unpickled)."""
     saved = load_run_config(run_dir)
     if saved["agent"] == "sb3":
         from gaming_gym.agents.sb3 import load_sb3_policy
 
         return load_sb3_policy(run_dir, deterministic), saved
-    from gaming_gym.agents.ppo import CHECKPOINT_FILE, load_agent
+    from gaming_gym.agents.ppo import load_agent
 
-    # Until ppo.load_agent checks it itself: the checkpoint's own env id is what it makes.
-    checkpoint = _run_file(run_dir, CHECKPOINT_FILE, "a PPO run directory")
-    _require_registered(_read_run_file(checkpoint, _checkpoint_env_id), checkpoint)
-    agent, _ = _read_run_file(checkpoint, load_agent)
+    checkpoint = run_file(run_dir, CHECKPOINT_FILE, "a PPO run directory")
+    agent, _ = read_run_file(checkpoint, load_agent)
     return agent.policy(deterministic), saved
-
-
-def _checkpoint_env_id(path: Path) -> Any:
-    """The env id a PPO checkpoint's config names (read as plain tensors and data, no pickle)."""
-    return torch.load(path, map_location="cpu", weights_only=True)["config"]["env_id"]
-
-
-def _run_file(run_dir: str | os.PathLike, name: str, expected: str) -> Path:
-    if not Path(run_dir).is_dir():
-        raise RunNotFoundError(f"no run directory at {run_dir}")
-    path = Path(run_dir) / name
-    if not path.exists():
-        raise RunNotFoundError(f"{run_dir} holds no {name}: is it {expected}?")
-    return path
-
-
-def _read_run_file(path: Path, read: Callable[[Path], Any]) -> Any:
-    """``read(path)``, any failure to parse the file reported as a corrupt run file, in one line."""
-    try:
-        return read(path)
-    except RunDirectoryError:
-        raise
-    except Exception as error:  # json, torch and the record classes each raise their own kinds
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise RunDirectoryError(
-            f"cannot read {path}: it is corrupt or not written by gaming_gym ({reason[:120]})"
-        ) from error
-
-
-def _require_registered(env_id: Any, path: Path) -> None:
-    from gaming_gym.registry import gameable_env_ids
-
-    if env_id not in gameable_env_ids():
-        raise RunDirectoryError(
-            f"{path} is for env {env_id!r}, which is not a registered gameable env; use --import to "
-            f"register custom envs (ids with a module: prefix are refused: they would import code)"
-        )
 
 
 def _require_distinct(run_dirs: Sequence[str | os.PathLike]) -> None:
@@ -262,16 +220,6 @@ def _measured(measure: Callable[[], GoodhartReport]) -> GoodhartReport:
         return measure()
     except ValueError as error:
         raise MetricError(f"cannot compute the Goodhart report: {error}") from error
-
-
-def _checkpoints_of(run_dir: str | os.PathLike) -> list[Checkpoint]:
-    """The evaluation records of a finished run."""
-    path = _run_file(run_dir, EVALUATIONS_FILE, "a finished run directory")
-    return _read_run_file(path, load_checkpoints)
-
-
-def _write_config(run_dir: Path, agent: str, config: dict[str, Any]) -> None:
-    write_text_atomically(run_dir / CONFIG_FILE, json.dumps({"agent": agent, **config}, indent=2) + "\n")
 
 
 @dataclass(frozen=True)

@@ -134,17 +134,12 @@ def test_train_writes_a_complete_run_directory(capsys, tmp_path):
 
 
 def test_rerunning_an_interrupted_run_resumes_it(capsys, tmp_path, monkeypatch):
+    from test_ppo import raising_on_call
+
     from gaming_gym.agents import ppo
 
-    real_iteration, calls = ppo._train_iteration, []
-
-    def interrupted_on_third_iteration(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real_iteration(*args, **kwargs)
-
-    monkeypatch.setattr(ppo, "_train_iteration", interrupted_on_third_iteration)
+    real_iteration = ppo._train_iteration
+    monkeypatch.setattr(ppo, "_train_iteration", raising_on_call(3, real_iteration, KeyboardInterrupt))
     command = ("--steps", str(4 * ROLLOUT), "--set", "checkpoint_every=1")
     code, _, err = train(capsys, tmp_path / "run", *command)
     assert code == 130 and "re-run the same command to resume" in err
@@ -356,3 +351,150 @@ def test_evaluating_a_trained_run_is_reproducible_and_can_be_greedy(capsys, trai
     )
     proxy = [float(line.split()[2]) for line in greedy.splitlines() if "proxy return" in line]
     assert code == 0 and len(proxy) == 1
+
+
+# --- the run directory: one writer, nothing overwritten, nothing half-written ---------------------
+
+
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def _one_line(err: str) -> bool:
+    return len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "change, differs",
+    [(("--set", "learning_rate=0.01"), "learning_rate"), (("--seed", "1"), "seed"),
+     (("--knob", "coin_value=2.0"), "knobs")],
+)  # fmt: skip
+def test_a_refused_resume_leaves_the_run_directory_as_it_was(capsys, tmp_path, change, differs):
+    assert train(capsys, tmp_path / "run", "--steps", str(ROLLOUT))[0] == 0
+    before = _listing(tmp_path / "run")
+    code, _, err = train(capsys, tmp_path / "run", "--steps", str(ROLLOUT), *change)
+    assert code == 2 and f"differs in {differs}" in err and _one_line(err)
+    assert _listing(tmp_path / "run") == before  # config.json still records the run that is there
+
+
+def test_train_into_a_directory_it_did_not_write_is_refused_untouched(capsys, tmp_path):
+    out = tmp_path / "thesis"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    (out / "config.json").write_text('{"chapters": 5}')  # not gaming_gym's
+    code, _, err = train(capsys, out, "--steps", str(ROLLOUT))
+    assert code == 2 and "names no known agent" in err and _one_line(err)
+    (out / "config.json").unlink()
+    code, _, err = train(capsys, out, "--steps", str(ROLLOUT))
+    assert code == 2 and "is not empty (thesis.tex) and holds no config.json" in err and _one_line(err)
+    assert _listing(out) == {"thesis.tex": b"years of work"}
+    code, _, err = train(capsys, out / "thesis.tex", "--steps", str(ROLLOUT))
+    assert code == 2 and "is a file, not a run directory" in err
+
+
+def test_a_second_train_into_the_same_out_is_one_line_naming_the_holder(capsys, tmp_path):
+    from gaming_gym.runs import RunDirectory
+
+    with RunDirectory(tmp_path / "run"):  # as a first `gaming-gym train` holds it
+        code, _, err = train(capsys, tmp_path / "run", "--steps", str(ROLLOUT))
+    assert code == 2 and _one_line(err)
+    assert f"{tmp_path / 'run'} is in use by another gaming_gym process (PID {os.getpid()})" in err
+    assert not (tmp_path / "run").exists()  # the holder made it and left it empty
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--set", "learning_rate=1e999"), "learning_rate must be a finite number > 0, got inf"),
+        (("--agent", "sb3", "--set", "learning_rate=1e999"), "learning_rate must be a finite number, got"),
+        (("--set", "hidden_sizes=(10000000,)"), "hidden_sizes must be a non-empty tuple of ints from 1 to"),
+        (
+            ("--set", "hidden_sizes=(4096,4096,4096,4096)"),
+            "parameters on MyLab/Dispenser-v0; at most 50,000,000",
+        ),
+    ],
+)
+def test_a_setting_that_cannot_train_is_one_line_and_writes_nothing(capsys, tmp_path, extra, message):
+    code, _, err = train(capsys, tmp_path / "run", "--steps", str(ROLLOUT), *extra)
+    assert code == 2 and message in err and _one_line(err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_read_only_out_is_one_line(capsys, tmp_path, monkeypatch):
+    """As on a read-only file system (root may write anywhere, so the error is injected)."""
+    import errno
+
+    real_open, out = os.open, tmp_path / "run"
+    out.mkdir()
+
+    def read_only(path, *args, **kwargs):
+        if str(path).startswith(str(out)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    code, _, err = train(capsys, out, "--steps", str(ROLLOUT))
+    assert code == 2 and _one_line(err)
+    assert f"cannot write in run directory {out}: Read-only file system" in err
+    assert not list(out.iterdir())
+
+
+@pytest.mark.parametrize("failing_sync, victim", [(1, "progress.csv"), (3, "checkpoint.pt")])
+def test_a_full_disk_on_resume_is_one_line_and_leaves_nothing_half_written(
+    capsys, tmp_path, monkeypatch, failing_sync, victim
+):
+    """The disk fills up as a resumed run rewrites its log (sync 1) or saves a checkpoint (sync 3,
+    after a row); the run stops with one line naming the file, the previous files stay whole, and
+    once there is room again the same command finishes the run."""
+    import errno
+
+    from gaming_gym import runs
+
+    run_dir = tmp_path / "run"
+    assert train(capsys, run_dir, "--steps", str(ROLLOUT), "--set", "checkpoint_every=1")[0] == 0
+    before = _listing(run_dir)
+    real_sync, syncs = runs._sync, []
+
+    def full_disk(file):
+        syncs.append(file)
+        if len(syncs) == failing_sync:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_sync(file)
+
+    monkeypatch.setattr(runs, "_sync", full_disk)
+    command = ("--steps", str(3 * ROLLOUT), "--set", "checkpoint_every=1")
+    code, _, err = train(capsys, run_dir, *command)
+    assert code == 2 and _one_line(err)
+    assert f"{run_dir / victim}: No space left on device" in err
+    assert not [name for name in os.listdir(run_dir) if "partial" in name]
+    assert (run_dir / "checkpoint.pt").read_bytes() == before["checkpoint.pt"]
+    monkeypatch.setattr(runs, "_sync", real_sync)
+    assert train(capsys, run_dir, *command)[0] == 0
+    assert _iterations(run_dir) == [0, 1, 2, 3]
+
+
+def test_a_checkpoint_holding_a_pickle_is_refused_in_one_line_without_running_it(capsys, tmp_path):
+    import torch
+
+    class Evil:
+        def __reduce__(self):
+            return (os.mkdir, (str(tmp_path / "pwned"),))
+
+    run_dir = tmp_path / "run"
+    assert train(capsys, run_dir, "--steps", str(ROLLOUT))[0] == 0
+    torch.save({"config": {}, "payload": Evil()}, run_dir / "checkpoint.pt")
+    code, _, err = train(capsys, run_dir, "--steps", str(2 * ROLLOUT))
+    assert not (tmp_path / "pwned").exists()
+    assert code == 2 and f"cannot read {run_dir / 'checkpoint.pt'}" in err and _one_line(err)
+
+
+def test_a_damaged_last_line_of_the_log_is_dropped_with_one_warning_line(capsys, tmp_path):
+    """A crash can leave the log's tail zero-filled; the resume says so in one line and goes on."""
+    run_dir = tmp_path / "run"
+    assert train(capsys, run_dir, "--steps", str(ROLLOUT), "--set", "checkpoint_every=1")[0] == 0
+    with open(run_dir / "progress.csv", "ab") as file:
+        file.write(b"\x00" * 40)
+    code, _, err = train(capsys, run_dir, "--steps", str(2 * ROLLOUT))
+    assert code == 0, err
+    assert f"gaming-gym train: warning: {run_dir / 'progress.csv'}: dropped its damaged last line" in err
+    assert _iterations(run_dir) == [0, 1, 2]

@@ -24,6 +24,7 @@ from gaming_gym.agents.ppo import (
     train,
 )
 from gaming_gym.agents.reference import MIN_STD, SmoothedPolicy
+from gaming_gym.errors import ConfigError, RunDirectoryError, RunExistsError
 from gaming_gym.evaluation import evaluate, random_policy, reference_returns
 from gaming_gym.kernel import Kernel, StepResult
 from gaming_gym.metrics import early_stop
@@ -181,17 +182,34 @@ RESUMED_SETTINGS = {
 }
 
 
+def raising_on_call(n: int, function, error: type[BaseException]):
+    """``function``, except that its ``n``-th call raises ``error`` instead."""
+    calls = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise error
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+class Killed(BaseException):
+    """A kill: unlike Ctrl-C (``KeyboardInterrupt``), training gets no chance to save anything."""
+
+
 def crash_in_iteration(iteration: int, config: PPOConfig, run_dir, monkeypatch) -> None:
     """Start ``config`` in ``run_dir`` and kill it during ``iteration`` (counting from 1)."""
     real_iteration = ppo._train_iteration
 
     def iteration_then_crash(run, *args):
         if run.iteration == iteration - 1:
-            raise KeyboardInterrupt
+            raise Killed
         return real_iteration(run, *args)
 
     monkeypatch.setattr(ppo, "_train_iteration", iteration_then_crash)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         train(config, run_dir=run_dir, progress=False)
     monkeypatch.setattr(ppo, "_train_iteration", real_iteration)
 
@@ -243,11 +261,59 @@ def test_how_often_a_run_is_evaluated_does_not_change_its_training():
 
 
 def test_resume_refuses_a_different_experiment_and_can_be_turned_off(tmp_path):
+    """Refused before anything is written: config.json still records the run that is there."""
     train(tiny_config(total_timesteps=800), run_dir=tmp_path, progress=False)
-    with pytest.raises(ValueError, match="differs in learning_rate"):
+    config_json = (tmp_path / "config.json").read_bytes()
+    with pytest.raises(RunDirectoryError, match="differs in learning_rate"):
         train(tiny_config(learning_rate=1e-4), run_dir=tmp_path, progress=False)
-    with pytest.raises(FileExistsError, match="resume=True"):
+    with pytest.raises(RunExistsError, match="resume=True"):
         train(tiny_config(), run_dir=tmp_path, progress=False, resume=False)
+    assert (tmp_path / "config.json").read_bytes() == config_json
+
+
+def test_resume_refuses_a_run_already_trained_past_the_steps_asked_for(tmp_path):
+    """Asking for fewer steps than the run has trained cannot give an agent (or a report) of that
+    many steps: refused, and the config.json of the longer run is kept."""
+    train(tiny_config(total_timesteps=1600), run_dir=tmp_path, progress=False)
+    config_json = (tmp_path / "config.json").read_bytes()
+    with pytest.raises(RunDirectoryError, match="already trained 1,600 steps, more than the 800 asked for"):
+        train(tiny_config(total_timesteps=800), run_dir=tmp_path, progress=False)
+    assert (tmp_path / "config.json").read_bytes() == config_json
+    assert train(tiny_config(total_timesteps=1600), run_dir=tmp_path, progress=False).global_step == 1600
+
+
+def test_ctrl_c_saves_the_last_completed_iteration_and_a_rerun_finishes_identically(tmp_path, monkeypatch):
+    """Ctrl-C lands in iteration 5, after its rollout (env, observation statistics and RNG have
+    moved on) and before its update. No checkpoint was due (checkpoint_every=10), yet the one
+    written on the way out is of iteration 4, whole, and resuming from it ends exactly where a
+    run never interrupted ends."""
+    config = tiny_config(checkpoint_every=10)
+    whole = train(config, run_dir=tmp_path / "whole", progress=False)
+    real_update = ppo.ppo_update
+    monkeypatch.setattr(ppo, "ppo_update", raising_on_call(5, real_update, KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        train(config, run_dir=tmp_path / "split", progress=False)
+    monkeypatch.setattr(ppo, "ppo_update", real_update)
+    saved = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    assert (saved["iteration"], saved["global_step"]) == (4, 4 * 800)
+    assert not (tmp_path / "split" / ".gaming_gym.lock").exists()  # the lock was let go
+    resumed = train(config, run_dir=tmp_path / "split", progress=False)
+    for name, tensor in whole.agent.state_dict().items():
+        torch.testing.assert_close(resumed.agent.state_dict()[name], tensor, msg=name)
+    assert [c.to_record() for c in resumed.checkpoints] == [c.to_record() for c in whole.checkpoints]
+    with open(tmp_path / "split" / "progress.csv", newline="") as file:
+        assert [int(row["iteration"]) for row in csv.DictReader(file)] == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_a_network_too_large_is_refused_before_it_is_built(monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("the network was built")
+
+    monkeypatch.setattr(ppo, "ActorCritic", never)
+    with pytest.raises(
+        ConfigError, match="537,034,756 parameters on PPOTest/Corridor-v0; at most 50,000,000"
+    ):
+        train(tiny_config(hidden_sizes=(16_384, 16_384)), progress=False)
 
 
 @pytest.mark.parametrize("env_id", ["GamingGym/BoatRace-v1", "GamingGym/BoatRaceContinuous-v1"])
@@ -488,11 +554,14 @@ def test_early_stopping_ends_training_with_the_kept_agent_even_across_a_resume(t
         ("reward", "score", "reward must be one of"),
         ("num_envs", 0, "num_envs must be a positive int"),
         ("gamma", 1.5, r"gamma must be a number in \(0, 1\]"),
-        ("learning_rate", -1.0, "learning_rate must be a number > 0"),
+        ("learning_rate", -1.0, "learning_rate must be a finite number > 0"),
+        ("learning_rate", float("inf"), "learning_rate must be a finite number > 0"),  # --set ...=1e999
+        ("max_grad_norm", float("nan"), "max_grad_norm must be a finite number >= 0"),
         ("num_minibatches", 7, "must divide the rollout size"),
         ("total_timesteps", 100, "less than one rollout"),
         ("hidden_sizes", (), "hidden_sizes must be a non-empty tuple"),
-        ("target_kl", 0.0, "target_kl must be None or a number > 0"),
+        ("hidden_sizes", (10_000_000,), "hidden_sizes must be a non-empty tuple of ints from 1 to 16,384"),
+        ("target_kl", 0.0, "target_kl must be None or a finite number > 0"),
         ("kl_coef", -0.1, "kl_coef must be a finite number >= 0"),
         ("kl_coef", float("inf"), "kl_coef must be a finite number >= 0"),
         ("kl_reference", "sft", "kl_reference must be one of"),
@@ -504,7 +573,7 @@ def test_early_stopping_ends_training_with_the_kept_agent_even_across_a_resume(t
     ],
 )
 def test_bad_config_values_are_named_with_what_is_accepted(field, value, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         PPOConfig(**{field: value})
 
 

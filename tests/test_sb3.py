@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import gymnasium as gym
 import numpy as np
@@ -15,7 +16,7 @@ from gaming_gym.metrics import Checkpoint
 pytest.importorskip("stable_baselines3")
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.logger import configure  # noqa: E402
-from test_ppo import CORRIDOR_ID  # noqa: E402  (a 20-step toy env registered by the PPO tests)
+from test_ppo import CORRIDOR_ID, raising_on_call  # noqa: E402  (a 20-step toy env registered there)
 
 from gaming_gym.agents.sb3 import GoodhartCallback, SB3VecEnv, make_sb3_vec_env, train_sb3  # noqa: E402
 
@@ -138,3 +139,71 @@ def test_train_sb3_saves_plain_tensors_and_refuses_a_pickled_model(tmp_path):
     (tmp_path / "old" / "sb3_model.zip").write_bytes(b"PK")  # what older versions wrote
     with pytest.raises(ValueError, match="unpickle"):
         train_sb3(CORRIDOR_ID, tmp_path / "old", progress=False, total_timesteps=320, **settings)
+
+
+# --- SB3 run directories: the same rules as native PPO's ------------------------------------------
+
+TINY = dict(num_envs=8, n_steps=40, batch_size=80, n_epochs=1, eval_episodes=2)  # 320 steps a rollout
+
+
+@pytest.mark.parametrize(
+    "change, differs",
+    [
+        ({"seed": 1}, "seed"),
+        ({"learning_rate": 1e-3}, "learning_rate"),
+        ({"knobs": {"coin_value": 2.0}}, "knobs"),
+    ],
+)
+def test_train_sb3_refuses_to_resume_a_run_with_other_settings(tmp_path, change, differs):
+    """It used to load the old agent into a model of the new settings and go on, while config.json
+    recorded the new ones."""
+    from gaming_gym.errors import RunDirectoryError
+
+    settings = {**TINY, "eval_every": 320, "total_timesteps": 320}
+    train_sb3(CORRIDOR_ID, tmp_path, progress=False, **settings)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    with pytest.raises(RunDirectoryError, match=f"differs in {differs}"):
+        train_sb3(CORRIDOR_ID, tmp_path, progress=False, **{**settings, "total_timesteps": 640, **change})
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_train_sb3_refuses_fewer_steps_than_it_has_trained(tmp_path):
+    from gaming_gym.errors import RunDirectoryError
+
+    train_sb3(CORRIDOR_ID, tmp_path, progress=False, total_timesteps=640, eval_every=320, **TINY)
+    with pytest.raises(RunDirectoryError, match="already trained 640 steps, more than the 320 asked for"):
+        train_sb3(CORRIDOR_ID, tmp_path, progress=False, total_timesteps=320, eval_every=320, **TINY)
+
+
+def test_ctrl_c_in_sb3_saves_the_last_whole_rollout_and_the_rerun_finishes(tmp_path, monkeypatch):
+    """Interrupted half way through its third rollout, with no evaluation due until the end: the
+    agent file holds the model after two rollouts and their updates, and the rerun trains the
+    last two and evaluates once, at the end."""
+    real_step_wait = SB3VecEnv.step_wait  # 40 steps a rollout: the 100th is in the third
+    monkeypatch.setattr(SB3VecEnv, "step_wait", raising_on_call(100, real_step_wait, KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        train_sb3(CORRIDOR_ID, tmp_path, progress=False, total_timesteps=1280, eval_every=0, **TINY)
+    monkeypatch.setattr(SB3VecEnv, "step_wait", real_step_wait)
+    saved = torch.load(tmp_path / "sb3_agent.pt", weights_only=True)
+    assert (saved["num_timesteps"], saved["n_updates"], saved["evaluations"]) == (640, 2, [])
+    resumed = train_sb3(CORRIDOR_ID, tmp_path, progress=False, total_timesteps=1280, eval_every=0, **TINY)
+    assert resumed.model.num_timesteps == 1280 and resumed.model._n_updates == 4
+    assert [c.step for c in resumed.checkpoints] == [1280]
+
+
+def test_an_sb3_run_directory_holds_one_evaluations_file(tmp_path):
+    from gaming_gym.experiment import train_experiment
+
+    settings = {**TINY, "eval_every": 320, "total_timesteps": 640}
+    train_experiment(CORRIDOR_ID, tmp_path, "sb3", progress=False, **settings)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "config.json",
+        "episodes.png",
+        "evaluations.json",
+        "goodhart.json",
+        "goodhart_curve.png",
+        "sb3_agent.pt",
+    ]
+    evaluations = json.loads((tmp_path / "evaluations.json").read_text())
+    saved = torch.load(tmp_path / "sb3_agent.pt", weights_only=True)
+    assert [e["step"] for e in evaluations] == [e["step"] for e in saved["evaluations"]] == [320, 640]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import dataclasses
 import math
 import os
@@ -47,15 +46,27 @@ from torch.distributions import kl_divergence
 
 from gaming_gym.agents.reference import SmoothedPolicy, behaviour_clone
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
+from gaming_gym.errors import ConfigError, RunDirectoryError, RunExistsError
 from gaming_gym.evaluation import evaluate, reference_returns
-from gaming_gym.files import atomic_write
 from gaming_gym.metrics import Checkpoint, early_stop, normalise
+from gaming_gym.runs import (
+    CHECKPOINT_FILE,
+    ProgressLog,
+    RunDirectory,
+    differing_fields,
+    opened,
+    read_checkpoint,
+    require_registered,
+)
 from gaming_gym.wrappers import RecordVectorEpisodeStatistics
 
 REWARDS = ("proxy", "true")
 KL_REFERENCES = ("initial", "intended")
-CHECKPOINT_FILE = "checkpoint.pt"
-LOG_FILE = "progress.csv"
+MAX_WIDTH = 16_384
+"""Widest hidden layer ``PPOConfig.hidden_sizes`` accepts."""
+MAX_PARAMETERS = 50_000_000
+"""Most parameters (actor and critic) a PPO network may have: checked before it is built, since
+training holds several copies (Adam's moments, the initial agent, checkpoints)."""
 
 
 @dataclass
@@ -109,7 +120,8 @@ class PPOConfig:
     reward_scale: float = 1.0
     """multiply the trained-on reward by this before learning (logged returns stay unscaled)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """widths of the tanh hidden layers of the actor and of the critic"""
+    """widths of the tanh hidden layers of the actor and of the critic (each at most ``MAX_WIDTH``,
+    and at most ``MAX_PARAMETERS`` parameters in all)"""
     eval_every: int = 10
     """iterations between evaluations (one always starts and one always ends the run); 0 evaluates
     only at the start and the end"""
@@ -149,9 +161,9 @@ class PPOConfig:
         self.hidden_sizes = tuple(self.hidden_sizes)
         self.knobs = dict(self.knobs)
         if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+            raise ConfigError(f"reward must be one of {REWARDS}, got {self.reward!r}")
         if self.kl_reference not in KL_REFERENCES:
-            raise ValueError(f"kl_reference must be one of {KL_REFERENCES}, got {self.kl_reference!r}")
+            raise ConfigError(f"kl_reference must be one of {KL_REFERENCES}, got {self.kl_reference!r}")
         for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs"):
             _require(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 1, "a positive int")
         for name in ("eval_every", "checkpoint_every"):
@@ -159,34 +171,43 @@ class PPOConfig:
         _require(
             "eval_episodes", self.eval_episodes, lambda v: isinstance(v, int) and v >= 1, "a positive int"
         )
-        _require("learning_rate", self.learning_rate, lambda v: v > 0, "a number > 0")
+        _require(
+            "learning_rate", self.learning_rate, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"
+        )
         _require("gamma", self.gamma, lambda v: 0 < v <= 1, "a number in (0, 1]")
         _require("gae_lambda", self.gae_lambda, lambda v: 0 <= v <= 1, "a number in [0, 1]")
-        _require("clip_coef", self.clip_coef, lambda v: v > 0, "a number > 0")
+        _require("clip_coef", self.clip_coef, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
         for name in ("ent_coef", "vf_coef", "max_grad_norm"):
-            _require(name, getattr(self, name), lambda v: v >= 0, "a number >= 0")
-        _require("reward_scale", self.reward_scale, lambda v: v > 0, "a number > 0")
+            _require(name, getattr(self, name), lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+        _require(
+            "reward_scale", self.reward_scale, lambda v: math.isfinite(v) and v > 0, "a finite number > 0"
+        )
         _require(
             "cpu_threads",
             self.cpu_threads,
             lambda v: v is None or isinstance(v, int) and v >= 1,
             "None or a positive int",
         )
-        _require("target_kl", self.target_kl, lambda v: v is None or v > 0, "None or a number > 0")
+        _require(
+            "target_kl",
+            self.target_kl,
+            lambda v: v is None or math.isfinite(v) and v > 0,
+            "None or a finite number > 0",
+        )
         self._check_mitigations()
         _require(
             "hidden_sizes",
             self.hidden_sizes,
-            lambda v: len(v) >= 1 and all(isinstance(w, int) and w >= 1 for w in v),
-            "a non-empty tuple of positive ints",
+            lambda v: len(v) >= 1 and all(isinstance(w, int) and 1 <= w <= MAX_WIDTH for w in v),
+            f"a non-empty tuple of ints from 1 to {MAX_WIDTH:,}",
         )
         if self.batch_size % self.num_minibatches:
-            raise ValueError(
+            raise ConfigError(
                 f"num_minibatches={self.num_minibatches} must divide the rollout size "
                 f"num_envs * num_steps = {self.batch_size}"
             )
         if self.num_iterations < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"total_timesteps={self.total_timesteps} is less than one rollout "
                 f"(num_envs * num_steps = {self.batch_size}); raise it or shrink the rollout"
             )
@@ -198,7 +219,7 @@ class PPOConfig:
             "holdout_episodes", self.holdout_episodes, lambda v: isinstance(v, int) and v >= 0, "an int >= 0"
         )
         if not isinstance(self.early_stop, bool):
-            raise ValueError(f"PPOConfig.early_stop must be True or False, got {self.early_stop!r}")
+            raise ConfigError(f"PPOConfig.early_stop must be True or False, got {self.early_stop!r}")
         _require(
             "early_stop_patience",
             self.early_stop_patience,
@@ -212,7 +233,7 @@ class PPOConfig:
             finite_at_least_zero,
         )
         if self.early_stop and self.holdout_episodes == 0:
-            raise ValueError(
+            raise ConfigError(
                 "PPOConfig.early_stop needs holdout_episodes > 0: it judges the Goodhart onset on a "
                 "held-out true-reward check, not on the evaluation episodes it reports"
             )
@@ -241,7 +262,7 @@ def _require(name: str, value: Any, accept: Callable[[Any], bool], accepted: str
     except TypeError:
         ok = False
     if not ok or isinstance(value, bool):
-        raise ValueError(f"PPOConfig.{name} must be {accepted}, got {value!r}")
+        raise ConfigError(f"PPOConfig.{name} must be {accepted}, got {value!r}")
 
 
 # Per-env settings under which PPO trained on the proxy finds each env's exploit on a 2-core CPU
@@ -390,12 +411,12 @@ class GaussianHead(nn.Module):
 
 
 def make_head(space: gym.Space, width: int) -> DiscreteHead | GaussianHead:
-    """The policy head for an action space, or a ValueError naming the spaces PPO supports."""
+    """The policy head for an action space, or a ConfigError naming the spaces PPO supports."""
     if isinstance(space, gym.spaces.Discrete):
         return DiscreteHead(space, width)
     if isinstance(space, gym.spaces.Box):
         return GaussianHead(space, width)
-    raise ValueError(f"PPO supports Discrete and Box action spaces, got {space}")
+    raise ConfigError(f"PPO supports Discrete and Box action spaces, got {space}")
 
 
 def _layer(inputs: int, outputs: int, std: float = math.sqrt(2)) -> nn.Linear:
@@ -430,7 +451,7 @@ class ActorCritic(nn.Module):
     ):
         super().__init__()
         if not isinstance(observation_space, gym.spaces.Box):
-            raise ValueError(f"PPO needs a Box observation space, got {observation_space}")
+            raise ConfigError(f"PPO needs a Box observation space, got {observation_space}")
         obs_size = int(np.prod(observation_space.shape))
         self.norm_obs = norm_obs
         self.obs_rms = RunningMeanStd((obs_size,))
@@ -795,6 +816,22 @@ def _new_agent(env: gym.vector.VectorEnv, config: PPOConfig, norm_obs: bool) -> 
     return ActorCritic(env.single_observation_space, env.single_action_space, config.hidden_sizes, norm_obs)
 
 
+def _require_network_size(env: gym.vector.VectorEnv, config: PPOConfig) -> None:
+    """Refuse, before allocating anything, an actor and critic of more than ``MAX_PARAMETERS``."""
+    observations, actions = env.single_observation_space, env.single_action_space
+    if not isinstance(observations, gym.spaces.Box):
+        return  # ActorCritic says what it needs
+    sizes = (int(np.prod(observations.shape)), *config.hidden_sizes)
+    body = sum((inputs + 1) * outputs for inputs, outputs in zip(sizes, sizes[1:], strict=False))
+    outputs = int(actions.n) if isinstance(actions, gym.spaces.Discrete) else int(np.prod(actions.shape))
+    total = 2 * body + (sizes[-1] + 1) * (outputs + 1)
+    if total > MAX_PARAMETERS:
+        raise ConfigError(
+            f"hidden_sizes={config.hidden_sizes} makes an actor and critic of {total:,} parameters on "
+            f"{config.env_id}; at most {MAX_PARAMETERS:,} are allowed: use narrower or fewer layers"
+        )
+
+
 # --- early stopping ------------------------------------------------------------------------------
 
 
@@ -805,7 +842,7 @@ def _true_anchors(config: PPOConfig) -> tuple[float, float]:
     random_mean = float(references["random"].true.mean())
     intended_mean = float(references["intended"].true.mean())
     if random_mean == intended_mean:
-        raise ValueError(
+        raise ConfigError(
             f"early_stop cannot normalise held-out true returns on {config.env_id}: the random and the "
             f"intended policy both average {random_mean}; turn early_stop off for this env"
         )
@@ -864,71 +901,59 @@ class _Run:
 
 def train(
     config: PPOConfig,
-    run_dir: str | os.PathLike | None = None,
+    run_dir: str | os.PathLike | RunDirectory | None = None,
     progress: bool = True,
     resume: bool = True,
 ) -> TrainResult:
     """Train PPO as ``config`` says; with ``run_dir``, log there, checkpoint there and resume there.
 
     The agent is evaluated before the first update (step 0, where its KL from the initial policy
-    is 0), every ``eval_every`` iterations and at the end. ``run_dir`` receives
-    ``checkpoint.pt`` (config, agent with its observation statistics, the initial agent, the KL
-    penalty's cloned reference, optimiser, RNG and env state, evaluations, early-stopping state;
-    written atomically every ``checkpoint_every`` iterations and at the end), ``progress.csv`` (a
-    row for the step-0 evaluation, then one per iteration, written as it goes) and TensorBoard
-    scalars (``charts/...``, ``losses/...``, ``eval/...``) when ``tensorboard`` is installed. If
-    ``run_dir`` already holds a checkpoint and ``resume`` is true, training continues from it as
-    if it had never stopped; a finished run (or one early stopping ended) just returns its
-    result. ``progress`` shows a tqdm bar with the recent proxy and true episode returns.
+    is 0), every ``eval_every`` iterations and at the end. ``run_dir`` (a path, or a
+    :class:`~gaming_gym.runs.RunDirectory` its caller holds open) is locked while training and
+    receives ``config.json``, ``checkpoint.pt`` (config, agent with its observation statistics,
+    the initial agent, the KL penalty's cloned reference, optimiser, RNG and env state,
+    evaluations, early-stopping state; written atomically every ``checkpoint_every`` iterations,
+    at the end, and on Ctrl-C), ``progress.csv`` (a row for the step-0 evaluation, then one per
+    iteration, appended as it goes) and TensorBoard scalars (``charts/...``, ``losses/...``,
+    ``eval/...``) when ``tensorboard`` is installed; see :mod:`gaming_gym.runs`.
+
+    If ``run_dir`` already holds this run (the same config but for :data:`RESUMABLE_CHANGES`) and
+    ``resume`` is true, training continues from its checkpoint as if it had never stopped; a
+    finished run (or one early stopping ended) just returns its result. A directory holding
+    another run or other files, or a run already trained past ``total_timesteps``, is refused
+    before anything is written. Ctrl-C (``KeyboardInterrupt``) writes a checkpoint of the last
+    completed iteration before it propagates. ``progress`` shows a tqdm bar with the recent proxy
+    and true episode returns.
     """
     threads_before = torch.get_num_threads()
     if config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)
     try:
-        return _train(config, run_dir, progress, resume)
+        with opened(run_dir) as directory:
+            return _train(config, directory, progress, resume)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _train(config: PPOConfig, run_dir: str | os.PathLike | None, progress: bool, resume: bool) -> TrainResult:
+def _train(config: PPOConfig, directory: RunDirectory | None, progress: bool, resume: bool) -> TrainResult:
     device = resolve_device(config.device)
-    run_dir = Path(run_dir) if run_dir is not None else None
-    checkpoint_path = run_dir / CHECKPOINT_FILE if run_dir is not None else None
-    saved = None
-    if checkpoint_path is not None and checkpoint_path.exists():
-        if not resume:
-            raise FileExistsError(f"{checkpoint_path} exists; pass resume=True to continue that run")
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
     anchors = _true_anchors(config) if config.early_stop else None
-    run = _start_run(config, device)
-    if saved is not None:
-        _restore(run, saved, config, device)
-    elif config.kl_coef > 0 and config.kl_reference == "intended":
-        run.reference = build_intended_reference(config, device)
-    logger = _Logger(run_dir, first_iteration=0 if saved is None else run.iteration + 1)
-    bar = _progress_bar(config, run.global_step, enabled=progress)
+    run = _start_run(config, device)  # makes the env: a bad env or knob fails before any file is written
     try:
-        if run.iteration == 0:
-            logger.write({"iteration": 0, "global_step": 0, **_evaluate(run, config, device, anchors)})
-        while run.iteration < config.num_iterations and run.stopped_step is None:
-            row = _train_iteration(run, config, device)
-            last = run.iteration == config.num_iterations
-            if _due(run.iteration, config.eval_every) or last:
-                row.update(_evaluate(run, config, device, anchors))
-            logger.write(row)
-            bar.update(config.batch_size)
-            bar.set_postfix(
-                proxy=f"{row['charts/proxy_return']:.2f}", true=f"{row['charts/true_return']:.2f}"
-            )
-            if run.stopped_step is not None and progress:
-                bar.write(f"early stop at step {run.stopped_step}: kept the agent of step {run.kept_step}")
-            if checkpoint_path is not None and (
-                _due(run.iteration, config.checkpoint_every) or last or run.stopped_step is not None
-            ):
-                save_checkpoint(run, config, checkpoint_path)
+        saved = _claim(directory, config, device, resume) if directory is not None else None
+        if saved is not None:
+            _restore(run, saved, config, device)
+        elif config.kl_coef > 0 and config.kl_reference == "intended":
+            run.reference = build_intended_reference(config, device)
+        if directory is None:
+            log = ProgressLog(None)
+        else:
+            log = directory.progress_log(None if saved is None else run.iteration, EVAL_COLUMNS)
+        try:
+            _train_loop(run, config, device, anchors, directory, log, progress)
+        finally:
+            log.close()
     finally:
-        bar.close()
-        logger.close()
         run.env.close()
     agreement = float(run.reference.agreement) if isinstance(run.reference, SmoothedPolicy) else None
     return TrainResult(
@@ -937,11 +962,72 @@ def _train(config: PPOConfig, run_dir: str | os.PathLike | None, progress: bool,
         run.checkpoints,
         run.global_step,
         run.iteration,
-        run_dir,
+        directory.path if directory is not None else None,
         stopped_step=run.stopped_step,
         kept_step=run.kept_step,
         reference_agreement=agreement,
     )
+
+
+def _claim(directory: RunDirectory, config: PPOConfig, device: torch.device, resume: bool) -> dict | None:
+    """Check that ``directory`` is empty or holds this run, then write its ``config.json``; return
+    the checkpoint to resume from (``None`` for a fresh run)."""
+    directory.check_config("ppo", config.to_dict(), RESUMABLE_CHANGES, defaults=PPOConfig().to_dict())
+    saved = directory.load_checkpoint(CHECKPOINT_FILE, device)
+    if saved is not None:
+        if not resume:
+            raise RunExistsError(
+                f"{directory.file(CHECKPOINT_FILE)} exists; pass resume=True to continue that run"
+            )
+        directory.require_within(saved["global_step"], config.num_iterations * config.batch_size)
+    directory.write_config("ppo", config.to_dict())
+    return saved
+
+
+def _train_loop(
+    run: _Run,
+    config: PPOConfig,
+    device: torch.device,
+    anchors: tuple[float, float] | None,
+    directory: RunDirectory | None,
+    log: ProgressLog,
+    progress: bool,
+) -> None:
+    """Iterate until ``num_iterations`` or early stopping, logging and checkpointing as due.
+
+    Between checkpoints an in-memory copy of the last completed iteration's state is kept, so
+    Ctrl-C, which may land in the middle of an iteration, saves that state, not a half-updated one.
+    """
+    unsaved = None  # checkpoint state of the last completed iteration, when it is not on disk
+    bar = _progress_bar(config, run.global_step, enabled=progress)
+    try:
+        if run.iteration == 0:
+            log.write({"iteration": 0, "global_step": 0, **_evaluate(run, config, device, anchors)})
+        while run.iteration < config.num_iterations and run.stopped_step is None:
+            row = _train_iteration(run, config, device)
+            last = run.iteration == config.num_iterations
+            if _due(run.iteration, config.eval_every) or last:
+                row.update(_evaluate(run, config, device, anchors))
+            log.write(row)
+            bar.update(config.batch_size)
+            bar.set_postfix(
+                proxy=f"{row['charts/proxy_return']:.2f}", true=f"{row['charts/true_return']:.2f}"
+            )
+            if run.stopped_step is not None and progress:
+                bar.write(f"early stop at step {run.stopped_step}: kept the agent of step {run.kept_step}")
+            if directory is None:
+                continue
+            if _due(run.iteration, config.checkpoint_every) or last or run.stopped_step is not None:
+                directory.save_checkpoint(checkpoint_state(run, config))
+                unsaved = None
+            else:
+                unsaved = copy.deepcopy(checkpoint_state(run, config))
+    except KeyboardInterrupt:
+        if unsaved is not None:
+            directory.save_checkpoint(unsaved)
+        raise
+    finally:
+        bar.close()
 
 
 def _due(iteration: int, every: int) -> bool:
@@ -957,11 +1043,17 @@ def _start_run(config: PPOConfig, device: torch.device) -> _Run:
     torch.manual_seed(config.seed)
     env = gym.make_vec(config.env_id, num_envs=config.num_envs, device=device, **config.knobs)
     if not isinstance(env.unwrapped, GameableVectorEnv):
-        raise ValueError(
+        env.close()
+        raise ConfigError(
             f"{config.env_id} makes a {type(env.unwrapped).__name__}; native PPO needs a batched "
             "GameableVectorEnv (the vector entry point of a gameable env)"
         )
     env = RecordVectorEpisodeStatistics(env)
+    try:
+        _require_network_size(env, config)
+    except ConfigError:
+        env.close()
+        raise
     agent = _new_agent(env, config, config.norm_obs).to(device)
     initial_agent = copy.deepcopy(agent).requires_grad_(False)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
@@ -1067,10 +1159,10 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
 # --- checkpoints ---------------------------------------------------------------------------------
 
 
-def save_checkpoint(run: _Run, config: PPOConfig, path: Path) -> None:
-    """Write everything needed to continue the run exactly, atomically (a reader or a crash never
-    sees half a file)."""
-    state = {
+def checkpoint_state(run: _Run, config: PPOConfig) -> dict[str, Any]:
+    """Everything needed to continue the run exactly, as tensors and plain data (what
+    ``checkpoint.pt`` holds; the live tensors, not copies)."""
+    return {
         "config": config.to_dict(),
         "iteration": run.iteration,
         "global_step": run.global_step,
@@ -1087,8 +1179,6 @@ def save_checkpoint(run: _Run, config: PPOConfig, path: Path) -> None:
         "stopped_step": run.stopped_step,
         "kept_step": run.kept_step,
     }
-    with atomic_write(path) as partial:
-        torch.save(state, partial)
 
 
 def _restore(run: _Run, state: dict[str, Any], config: PPOConfig, device: torch.device) -> None:
@@ -1098,16 +1188,11 @@ def _restore(run: _Run, state: dict[str, Any], config: PPOConfig, device: torch.
     torch before building the agent, so the initial agent it made is the one that run started
     from; their evaluations just carry no KL.
     """
-    saved = PPOConfig(**state["config"])
-    differing = [
-        f.name
-        for f in dataclasses.fields(PPOConfig)
-        if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)
-    ]
+    differing = differing_fields(state["config"], config.to_dict(), RESUMABLE_CHANGES, PPOConfig().to_dict())
     if differing:
-        raise ValueError(
+        raise RunDirectoryError(
             f"the checkpoint in run_dir was written by a different config (it differs in "
-            f"{', '.join(differing)}); use a fresh run_dir, or the same config to resume"
+            f"{', '.join(differing)}); use a new run_dir, or the same config to resume"
         )
     run.agent.load_state_dict(state["agent"])
     if state.get("initial_agent") is not None:
@@ -1137,78 +1222,23 @@ stays ended even if resumed with a larger ``total_timesteps``.
 
 
 def load_agent(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[ActorCritic, PPOConfig]:
-    """The trained agent and its config from a checkpoint file or a run directory."""
+    """The trained agent and its config from a checkpoint file or a run directory.
+
+    Nothing in it is unpickled, and its env id must be a registered gameable env (a ``module:``
+    id would make Gymnasium import that module): a run directory may come from anyone.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"no PPO checkpoint at {path}")
     device = resolve_device(device)
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = read_checkpoint(path, device)
+    require_registered(state.get("config", {}).get("env_id"), path)
     config = PPOConfig(**state["config"])
     env = gym.make_vec(config.env_id, num_envs=1, **config.knobs)
     agent = _new_agent(env, config, config.norm_obs)
     env.close()
     agent.load_state_dict(state["agent"])
     return agent.to(device), config
-
-
-# --- logging -------------------------------------------------------------------------------------
-
-
-class _Logger:
-    """One CSV row per iteration (flushed as it goes) and TensorBoard scalars if available.
-
-    Rows from ``first_iteration`` on (written after the checkpoint resumed from, then lost) are
-    dropped. The step-0 evaluation's row (iteration 0) waits for the first iteration's row, whose
-    columns make the CSV header.
-    """
-
-    def __init__(self, run_dir: Path | None, first_iteration: int):
-        self.file = self.writer = self.tensorboard = self.path = None
-        self.kept_rows: list[dict[str, str]] = []
-        if run_dir is None:
-            return
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / LOG_FILE
-        self.kept_rows = self._rows_before(first_iteration)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tensorboard = SummaryWriter(str(run_dir))
-        except ImportError:  # tensorboard is optional
-            self.tensorboard = None
-
-    def _rows_before(self, iteration: int) -> list[dict[str, str]]:
-        if not self.path.exists():
-            return []
-        with open(self.path, newline="") as file:
-            return [row for row in csv.DictReader(file) if int(row["iteration"]) < iteration]
-
-    def write(self, row: dict[str, float]) -> None:
-        if self.tensorboard is not None:
-            for tag, value in row.items():
-                if "/" in tag and not math.isnan(value):
-                    self.tensorboard.add_scalar(tag, value, row["global_step"])
-        if self.path is None:
-            return
-        if self.writer is None and row["iteration"] == 0:
-            self.kept_rows.append(row)
-            return
-        if self.writer is None:
-            self.fields = list(row) + [k for k in EVAL_COLUMNS if k not in row]
-            self.file = open(self.path, "w", newline="")
-            self.writer = csv.DictWriter(self.file, fieldnames=self.fields, extrasaction="ignore")
-            self.writer.writeheader()
-            self.writer.writerows(self.kept_rows)
-        self.writer.writerow(row)
-        self.file.flush()
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
 
 
 def _progress_bar(config: PPOConfig, initial: int, enabled: bool):

@@ -24,7 +24,9 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import inspect
+import math
 import os
 import time
 from collections import deque
@@ -52,8 +54,17 @@ except ImportError as error:  # an optional extra
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
 from gaming_gym.errors import ConfigError, ConfigTypeError, RunDirectoryError, RunNotFoundError
 from gaming_gym.evaluation import evaluate
-from gaming_gym.files import atomic_write
-from gaming_gym.metrics import Checkpoint, load_checkpoints, save_checkpoints
+from gaming_gym.metrics import Checkpoint
+from gaming_gym.runs import (
+    EVALUATIONS_FILE,
+    LEGACY_SB3_MODEL_FILE,
+    SB3_AGENT_FILE,
+    RunDirectory,
+    opened,
+    read_checkpoint,
+    read_evaluations,
+    require_registered,
+)
 from gaming_gym.wrappers import RecordVectorEpisodeStatistics
 
 REWARDS = ("proxy", "true")
@@ -232,7 +243,16 @@ class GoodhartCallback(BaseCallback):
         self.true_returns: deque[float] = deque(maxlen=window)
         self.checkpoints: list[Checkpoint] = []
         self.on_evaluation: Callable[[], None] | None = None
+        self.before_rollout: Callable[[], None] | None = None
+        """called as each rollout starts, when the model is whole (updated on the rollout before)"""
         self._next_eval = eval_every
+
+    def resume_at(self, num_timesteps: int, checkpoints: list[Checkpoint]) -> None:
+        """Continue a run saved after ``num_timesteps`` steps with its evaluations so far: the
+        next evaluation is due at the first multiple of ``eval_every`` past it."""
+        self.checkpoints = list(checkpoints)
+        if self.eval_every:
+            self._next_eval = (num_timesteps // self.eval_every + 1) * self.eval_every
 
     def _on_training_start(self) -> None:
         if self.progress:
@@ -242,6 +262,10 @@ class GoodhartCallback(BaseCallback):
             self._bar = tqdm(
                 total=total, initial=self.num_timesteps, unit="step", unit_scale=True, desc="SB3 PPO"
             )
+
+    def _on_rollout_start(self) -> None:
+        if self.before_rollout is not None:
+            self.before_rollout()
 
     def _on_step(self) -> bool:
         if self._bar is not None:
@@ -291,12 +315,13 @@ class GoodhartCallback(BaseCallback):
 
 # --- one SB3 PPO run, as the experiment runner calls it -------------------------------------------
 
-AGENT_FILE = "sb3_agent.pt"
+AGENT_FILE = SB3_AGENT_FILE
 """SB3 run state as plain tensors and numbers (``torch.load(weights_only=True)``), never a pickle."""
-LEGACY_MODEL_FILE = "sb3_model.zip"
+LEGACY_MODEL_FILE = LEGACY_SB3_MODEL_FILE
 """What older versions saved with ``PPO.save``; loading it would unpickle its contents, so it is refused."""
 AGENT_FORMAT = "gaming_gym.sb3_agent/1"
-EVALUATIONS_FILE = "sb3_evaluations.json"
+RESUMABLE_CHANGES = ("total_timesteps", "eval_every", "device")
+"""Settings a resumed SB3 run may change; any other change is refused, as native PPO does."""
 
 # SB3 PPO settings matching the native PPO's defaults (gaming_gym.agents.ppo.PPOConfig), so the
 # two agents are compared on the same algorithmic footing: 64 envs x 128 steps per rollout,
@@ -338,7 +363,8 @@ def whole_rollouts(total_timesteps: int, rollout: int) -> int:
 
 
 def _require_ppo_arguments(ppo_class: type, settings: dict[str, Any]) -> None:
-    """Name any setting that ``stable_baselines3.PPO`` does not take, before building anything."""
+    """Name any setting that ``stable_baselines3.PPO`` does not take, or a number that is not
+    finite (SB3 would train on NaNs), before building anything."""
     accepted = set(inspect.signature(ppo_class.__init__).parameters) - {"self", "policy", "env"}
     unknown = sorted(set(settings) - accepted)
     if unknown:
@@ -346,11 +372,14 @@ def _require_ppo_arguments(ppo_class: type, settings: dict[str, Any]) -> None:
             f"stable_baselines3.PPO has no setting {', '.join(map(repr, unknown))}; "
             f"it takes: {', '.join(sorted(accepted))}"
         )
+    for name, value in settings.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"stable_baselines3.PPO setting {name} must be a finite number, got {value!r}")
 
 
 def train_sb3(
     env_id: str,
-    run_dir: str | os.PathLike | None = None,
+    run_dir: str | os.PathLike | RunDirectory | None = None,
     knobs: dict[str, Any] | None = None,
     progress: bool = True,
     seed: int = 0,
@@ -366,10 +395,15 @@ def train_sb3(
 
     ``ppo_kwargs`` override :data:`SB3_PPO_DEFAULTS` (any ``stable_baselines3.PPO`` argument).
     Training runs ``total_timesteps`` rounded down to whole rollouts (:func:`whole_rollouts`).
-    With ``run_dir``, the agent's weights, optimiser state and step count (:data:`AGENT_FILE`,
-    plain tensors) and the evaluations so far are saved there, atomically, at every evaluation;
-    calling again with the same ``run_dir`` builds a fresh model from these settings and loads
-    them into it, to resume.
+
+    With ``run_dir`` (a path, or a :class:`~gaming_gym.runs.RunDirectory` its caller holds open),
+    the run directory is locked while training and receives ``config.json`` and
+    :data:`AGENT_FILE`: the agent's weights, optimiser state, step counts and evaluations so far,
+    as plain tensors, written atomically at the first rollout boundary after each evaluation, at
+    the end, and on Ctrl-C (the state of the last whole rollout). Calling again with the same
+    ``run_dir`` builds a fresh model from these settings and loads that state into it, to resume;
+    a directory holding another run (other settings but for :data:`RESUMABLE_CHANGES`), other
+    files, or a run already trained past ``total_timesteps`` is refused before anything is written.
     """
     from stable_baselines3 import PPO
 
@@ -391,63 +425,112 @@ def train_sb3(
     steps = whole_rollouts(total_timesteps, num_envs * settings["n_steps"])
     torch_device = resolve_device(device)
     env = make_sb3_vec_env(env_id, num_envs, seed=seed, reward=reward, **knobs)
-    callback = GoodhartCallback(env_id, knobs, eval_every, eval_episodes, progress=progress)
-    run_dir = Path(run_dir) if run_dir is not None else None
-    model = PPO("MlpPolicy", env, seed=seed, device=torch_device, **settings)
-    if run_dir is not None and _saved_agent(run_dir) is not None:
-        _restore_sb3_run(model, _load_agent_state(run_dir, torch_device))
-        callback.checkpoints = _load_evaluations(run_dir / EVALUATIONS_FILE)
-        callback._next_eval = model.num_timesteps + eval_every
-    if run_dir is not None:
-        callback.on_evaluation = lambda: _save_sb3_run(model, callback.checkpoints, run_dir, config)
-    remaining = steps - model.num_timesteps
-    if remaining > 0:
-        model.learn(remaining, callback=callback, reset_num_timesteps=False)
-    env.close()
-    return SB3Result(model, config, callback.checkpoints, run_dir)
+    try:
+        callback = GoodhartCallback(env_id, knobs, eval_every, eval_episodes, progress=progress)
+        model = PPO("MlpPolicy", env, seed=seed, device=torch_device, **settings)
+        with opened(run_dir) as directory:
+            saver = None if directory is None else _RunSaver(directory, model, callback, config, steps)
+            remaining = steps - model.num_timesteps
+            if remaining > 0:
+                try:
+                    model.learn(remaining, callback=callback, reset_num_timesteps=False)
+                except KeyboardInterrupt:
+                    if saver is not None:
+                        saver.save_unsaved()
+                    raise
+                if saver is not None:
+                    saver.save()
+    finally:
+        env.close()
+    return SB3Result(model, config, callback.checkpoints, directory.path if directory is not None else None)
 
 
-def _save_sb3_run(model: Any, checkpoints: list[Checkpoint], run_dir: Path, config: dict[str, Any]) -> None:
-    """Save the agent as plain tensors and numbers, then the evaluations, each atomically."""
-    state = {
-        "format": AGENT_FORMAT,
-        "env_id": config["env_id"],
-        "knobs": config["knobs"],
-        "policy_kwargs": config.get("policy_kwargs") or {},
-        "use_sde": bool(config.get("use_sde", False)),
-        "num_timesteps": int(model.num_timesteps),
-        "n_updates": int(model._n_updates),
-        "policy": model.policy.state_dict(),
-        "optimizer": model.policy.optimizer.state_dict(),
-    }
-    with atomic_write(run_dir / AGENT_FILE) as partial:
-        torch.save(state, partial)
-    save_checkpoints(run_dir / EVALUATIONS_FILE, checkpoints)
+class _RunSaver:
+    """Claims the run directory for an SB3 run (resuming what it holds) and saves the run there.
+
+    SB3 evaluates in the middle of rollouts, where the model is not whole; the run is saved at
+    the next rollout start instead (the update on the rollout before is done, the step count is a
+    whole number of rollouts). In between, a copy of the state at the last rollout start is kept
+    for Ctrl-C.
+    """
+
+    def __init__(self, directory: RunDirectory, model: Any, callback: GoodhartCallback, config, steps: int):
+        self.directory, self.model, self.callback, self.config = directory, model, callback, config
+        _refuse_legacy_model(directory.path)
+        directory.check_config("sb3", config, RESUMABLE_CHANGES)
+        state = directory.load_checkpoint(AGENT_FILE, model.device)
+        if state is not None:
+            state = _checked_agent_state(state, directory.file(AGENT_FILE))
+            directory.require_within(state["num_timesteps"], steps)
+        directory.write_config("sb3", config)
+        if state is not None:
+            _restore_sb3_run(model, state)
+            callback.resume_at(model.num_timesteps, self._evaluations(state))
+        self.saved_step, self.saved_evaluations = model.num_timesteps, len(callback.checkpoints)
+        self.unsaved: dict[str, Any] | None = None
+        callback.before_rollout = self.before_rollout
+
+    def _evaluations(self, state: dict[str, Any]) -> list[Checkpoint]:
+        """The evaluations saved with the agent (or, from an older version, in evaluations.json)."""
+        if "evaluations" in state:
+            return [Checkpoint.from_record(record) for record in state["evaluations"]]
+        return read_evaluations(self.directory.path) if self.directory.file(EVALUATIONS_FILE).exists() else []
+
+    def before_rollout(self) -> None:
+        if self.model.num_timesteps == self.saved_step:
+            return
+        if len(self.callback.checkpoints) > self.saved_evaluations:
+            self.save()
+        else:
+            self.unsaved = copy.deepcopy(self._state())
+
+    def save(self) -> None:
+        self.directory.save_checkpoint(self._state(), AGENT_FILE)
+        self.saved_step, self.saved_evaluations = self.model.num_timesteps, len(self.callback.checkpoints)
+        self.unsaved = None
+
+    def save_unsaved(self) -> None:
+        if self.unsaved is not None:
+            self.directory.save_checkpoint(self.unsaved, AGENT_FILE)
+
+    def _state(self) -> dict[str, Any]:
+        """The agent as plain tensors and numbers, with the evaluations so far."""
+        model, config = self.model, self.config
+        return {
+            "format": AGENT_FORMAT,
+            "env_id": config["env_id"],
+            "knobs": config["knobs"],
+            "policy_kwargs": config.get("policy_kwargs") or {},
+            "use_sde": bool(config.get("use_sde", False)),
+            "num_timesteps": int(model.num_timesteps),
+            "n_updates": int(model._n_updates),
+            "policy": model.policy.state_dict(),
+            "optimizer": model.policy.optimizer.state_dict(),
+            "evaluations": [c.to_record() for c in self.callback.checkpoints],
+        }
 
 
-def _saved_agent(run_dir: Path) -> Path | None:
-    """The run's agent file, None if it has none; an old pickled ``sb3_model.zip`` is refused."""
-    if (run_dir / AGENT_FILE).exists():
-        return run_dir / AGENT_FILE
+def _refuse_legacy_model(run_dir: Path) -> None:
+    """An old pickled ``sb3_model.zip`` is refused, whatever else the directory holds."""
     if (run_dir / LEGACY_MODEL_FILE).exists():
         raise RunDirectoryError(
             f"{run_dir} holds an SB3 model saved by an older gaming_gym ({LEGACY_MODEL_FILE}); loading "
             f"it would unpickle its contents, which can run arbitrary code, so it is refused: retrain "
             f"the run, or load it yourself with stable_baselines3.PPO.load if you trust its source"
         )
-    return None
 
 
 def _load_agent_state(run_dir: Path, device: str | torch.device = "cpu") -> dict[str, Any]:
     """The saved agent's state, read without unpickling anything (``weights_only=True``)."""
-    path = _saved_agent(run_dir)
-    if path is None:
+    _refuse_legacy_model(run_dir)
+    path = run_dir / AGENT_FILE
+    if not path.exists():
         raise RunNotFoundError(f"{run_dir} holds no {AGENT_FILE}: is it an SB3 run directory?")
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # any unreadable file: torch raises many kinds
-        raise RunDirectoryError(f"{path} is corrupt or not a gaming_gym SB3 agent ({error})") from error
-    if not isinstance(state, dict) or state.get("format") != AGENT_FORMAT:
+    return _checked_agent_state(read_checkpoint(path, device), path)
+
+
+def _checked_agent_state(state: dict[str, Any], path: Path) -> dict[str, Any]:
+    if state.get("format") != AGENT_FORMAT:
         raise RunDirectoryError(f"{path} is not a gaming_gym SB3 agent (format {AGENT_FORMAT})")
     return state
 
@@ -465,10 +548,6 @@ def _restore_sb3_run(model: Any, state: dict[str, Any]) -> None:
     model._n_updates = state["n_updates"]
 
 
-def _load_evaluations(path: Path) -> list[Checkpoint]:
-    return load_checkpoints(path) if path.exists() else []
-
-
 def load_sb3_policy(run_dir: str | os.PathLike, deterministic: bool = False) -> Policy:
     """The batched policy of an SB3 run directory written by :func:`train_sb3`.
 
@@ -478,13 +557,8 @@ def load_sb3_policy(run_dir: str | os.PathLike, deterministic: bool = False) -> 
     """
     from stable_baselines3.common.policies import ActorCriticPolicy
 
-    from gaming_gym.registry import gameable_env_ids
-
     state = _load_agent_state(Path(run_dir))
-    if state["env_id"] not in gameable_env_ids():
-        raise RunDirectoryError(
-            f"{run_dir}: the saved agent is for {state['env_id']!r}, which is not a registered gameable env"
-        )
+    require_registered(state["env_id"], Path(run_dir) / AGENT_FILE)
     env = gym.make_vec(state["env_id"], num_envs=1, **state["knobs"])
     policy = ActorCriticPolicy(
         env.single_observation_space,

@@ -1,0 +1,571 @@
+"""The run directory: one layer that owns its files, its lock and how each file is written.
+
+Both agents (:mod:`gaming_gym.agents.ppo`, :mod:`gaming_gym.agents.sb3`) and
+:mod:`gaming_gym.experiment` write a run through a :class:`RunDirectory`, read top to bottom::
+
+    with RunDirectory("runs/boat") as run_dir:          # one writer: an exclusive lock
+        run_dir.check_config("ppo", config, resumable)  # this run's directory, or an empty one?
+        saved = run_dir.load_checkpoint()               # resume from it (None: a fresh run)
+        run_dir.require_within(saved_steps, steps)      # not trained past what is asked for
+        run_dir.write_config("ppo", config)             # only now is anything written
+        log = run_dir.progress_log(keep_through=...)    # append-only CSV, cut back to the checkpoint
+        ...; log.write(row); run_dir.save_checkpoint(state)  # synced; atomically
+        run_dir.save_evaluations(checkpoints)
+
+Ctrl-C is the agents' to handle (they know which state is whole): each saves a checkpoint of its
+last whole iteration before the ``KeyboardInterrupt`` goes on, and the lock is let go on the way.
+Reading a run directory (``read_config``, ``read_checkpoint``, ``read_evaluations``) takes no
+lock: every file but the append-only log is replaced atomically.
+
+The rules (DESIGN.md, "one run directory, one writer"):
+
+- **One writer.** Opening takes an exclusive lock (``fcntl.flock`` on :data:`LOCK_FILE` where
+  there is ``fcntl``; elsewhere a file created with ``O_EXCL`` holding the PID). A second process
+  gets one line naming the directory and the holder's PID.
+- **Nothing overwritten that the run did not write.** :meth:`RunDirectory.check_config` refuses
+  a directory whose ``config.json`` records another agent, env, knobs or setting (except those a
+  resume may change), and a non-empty directory with no ``config.json`` at all, before anything
+  is written. Stale ``.NAME.PID.partial.EXT`` files of a killed writer are removed then.
+- **Nothing half-written.** Files are replaced atomically (:func:`gaming_gym.files.atomic_write`);
+  the progress log is appended a row at a time, flushed and fsynced, and on resume rewritten
+  (atomically) up to the checkpoint's iteration, a damaged last line (a kill mid-write) dropped
+  with a warning that names the file.
+- **Nothing unpickled.** A run directory may come from anyone: checkpoints are read with
+  ``torch.load(weights_only=True)`` and everything else is JSON; env ids must be registered
+  gameable envs before anything makes one.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gaming_gym.errors import (
+    ConfigError,
+    RunDirectoryError,
+    RunDirectoryWarning,
+    RunInUseError,
+    RunNotFoundError,
+)
+from gaming_gym.files import atomic_write, naming, write_text_atomically
+from gaming_gym.metrics import Checkpoint, load_checkpoints, save_checkpoints
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: an O_EXCL lock file instead
+    fcntl = None
+
+AGENTS = ("ppo", "sb3")
+RUN_FORMAT = "gaming_gym.run/1"
+"""``format`` of ``config.json``; files without one were written before it existed and still read."""
+
+CONFIG_FILE = "config.json"
+"""agent, env, knobs and every training setting (:meth:`RunDirectory.write_config`)"""
+CHECKPOINT_FILE = "checkpoint.pt"
+"""native PPO's latest checkpoint (plain tensors and data)"""
+SB3_AGENT_FILE = "sb3_agent.pt"
+"""the SB3 agent's weights, optimiser state, step counts and evaluations, as plain tensors"""
+LEGACY_SB3_MODEL_FILE = "sb3_model.zip"
+"""what older versions saved with SB3's ``PPO.save``: a pickle, refused"""
+PROGRESS_FILE = "progress.csv"
+"""one row per training iteration (:class:`ProgressLog`)"""
+EVALUATIONS_FILE = "evaluations.json"
+"""per-episode proxy and true returns at each evaluation (``gaming_gym.metrics.save_checkpoints``)"""
+REPORT_FILE = "goodhart.json"
+CURVE_FILE = "goodhart_curve.png"
+SCATTER_FILE = "episodes.png"
+KL_CURVE_FILE = "goodhart_curve_d.png"
+GAO_FILE = "gao_fit.png"
+LOCK_FILE = ".gaming_gym.lock"
+"""held while a process writes the run; removed when it lets go"""
+
+_PARTIAL = re.compile(r"^\..+\.\d+\.partial(\.[^.]*)?$")
+"""Names :func:`gaming_gym.files.atomic_write` gives its temporaries: ``.STEM.PID.partial.EXT``."""
+
+
+@contextmanager
+def opened(run_dir: str | os.PathLike | RunDirectory | None) -> Iterator[RunDirectory | None]:
+    """``run_dir`` as an open :class:`RunDirectory` for the block: a path is opened (and locked)
+    here and closed after; one already open is used as it is (its opener closes it); ``None``
+    stays ``None`` (a run that writes nothing)."""
+    if run_dir is None or isinstance(run_dir, RunDirectory):
+        yield run_dir
+        return
+    with RunDirectory(run_dir) as directory:
+        yield directory
+
+
+class RunDirectory:
+    """A run directory opened for writing by this process; a context manager holding its lock.
+
+    Args:
+        path: the directory; created (with its parents) if missing, and removed again on close
+            if this run created it and left nothing in it (a run refused before writing).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._lock: _Lock | None = None
+        self._created = False
+
+    def __enter__(self) -> RunDirectory:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self.path)!r})"
+
+    def open(self) -> None:
+        """Create the directory if needed and take its lock (:class:`RunInUseError` if held)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirectoryError(f"{self.path} is a file, not a run directory")
+        self._created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = _Lock(self.path / LOCK_FILE)
+        except OSError as error:
+            self._remove_if_created()
+            raise RunDirectoryError(
+                f"cannot write in run directory {self.path}: {error.strerror or error}"
+            ) from error
+
+    def close(self) -> None:
+        """Let go of the lock (and remove the directory if this run created it and left it empty)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self._remove_if_created()
+
+    def _remove_if_created(self) -> None:
+        if self._created:
+            try:
+                self.path.rmdir()  # only if empty
+            except OSError:
+                pass
+
+    def file(self, name: str) -> Path:
+        """The path of the run file ``name`` (one of this module's ``*_FILE`` names)."""
+        return self.path / name
+
+    # --- config.json: whose directory is this? ---------------------------------------------------
+
+    def check_config(
+        self,
+        agent: str,
+        config: Mapping[str, Any],
+        resumable: Collection[str] = (),
+        defaults: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Make sure this directory is empty or holds this very run; writes nothing but cleanup.
+
+        The saved ``config.json`` must name ``agent`` and agree with ``config`` on every field but
+        the ``resumable`` ones (which a resume may change, e.g. ``total_timesteps``); ``defaults``
+        fill in fields a ``config.json`` from an older version lacks. A non-empty directory with no
+        ``config.json`` is refused: its files were not written by a gaming_gym run. Then the
+        temporaries of a killed writer are removed. Returns the saved config, ``None`` if none.
+        """
+        saved = _read_config_file(self.file(CONFIG_FILE)) if self.file(CONFIG_FILE).exists() else None
+        if saved is None:
+            foreign = sorted(
+                entry.name
+                for entry in self.path.iterdir()
+                if entry.name != LOCK_FILE and not _PARTIAL.match(entry.name)
+            )
+            if foreign:
+                shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
+                raise RunDirectoryError(
+                    f"{self.path} is not empty ({shown}) and holds no {CONFIG_FILE}: it is not a "
+                    f"gaming_gym run directory, so nothing is written there; use a new or empty directory"
+                )
+        elif saved["agent"] != agent:
+            raise RunDirectoryError(
+                f"{self.path} holds a {saved['agent']} run, not a {agent} one; use a new directory"
+            )
+        else:
+            differing = differing_fields(saved, config, resumable, defaults)
+            if differing:
+                raise RunDirectoryError(
+                    f"{self.path} holds a different run (it differs in {', '.join(differing)}); use a "
+                    f"new directory, or the same settings to resume it"
+                )
+        for entry in self.path.iterdir():
+            if _PARTIAL.match(entry.name) and entry.is_file():
+                entry.unlink(missing_ok=True)
+        return saved
+
+    def write_config(self, agent: str, config: Mapping[str, Any]) -> Path:
+        """Write ``config.json`` (atomically): the format marker, the agent, then ``config``.
+
+        Call :meth:`check_config` first: it is what makes overwriting an existing one safe.
+        """
+        record = {"format": RUN_FORMAT, "agent": agent, **config}
+        return write_text_atomically(self.file(CONFIG_FILE), _to_json(record, indent=2) + "\n")
+
+    def require_within(self, trained_steps: int, steps: int) -> None:
+        """Refuse to resume a run that has already trained more than the ``steps`` asked for now:
+        no agent could match the request, and the report would not match the agent."""
+        if trained_steps > steps:
+            raise RunDirectoryError(
+                f"{self.path} has already trained {trained_steps:,} steps, more than the {steps:,} "
+                f"asked for; ask for {trained_steps:,} or more to resume it, or use a new directory"
+            )
+
+    # --- checkpoints and evaluations ---------------------------------------------------------------
+
+    def save_checkpoint(self, state: Mapping[str, Any], name: str = CHECKPOINT_FILE) -> None:
+        """``torch.save`` ``state`` (tensors and plain data only) as ``name``, atomically and synced.
+
+        Serialised in memory first, so a failing disk raises an ``OSError`` naming the file (not
+        torch's own error) and leaves the previous checkpoint as it was.
+        """
+        buffer = io.BytesIO()
+        torch.save(dict(state), buffer)
+        with atomic_write(self.file(name)) as partial, open(partial, "wb") as file:
+            file.write(buffer.getbuffer())
+            _sync(file)
+
+    def load_checkpoint(
+        self, name: str = CHECKPOINT_FILE, device: str | torch.device = "cpu"
+    ) -> dict[str, Any] | None:
+        """The checkpoint ``name`` (see :func:`read_checkpoint`), or ``None`` if there is none yet."""
+        path = self.file(name)
+        return read_checkpoint(path, device) if path.exists() else None
+
+    def save_evaluations(self, checkpoints: Sequence[Checkpoint]) -> Path:
+        return save_checkpoints(self.file(EVALUATIONS_FILE), checkpoints)
+
+    def progress_log(self, keep_through: int | None, extra_columns: Sequence[str] = ()) -> ProgressLog:
+        """The run's :class:`ProgressLog`; ``keep_through`` is the iteration resumed from (the rows
+        after it are dropped), ``None`` for a fresh run (every old row is dropped)."""
+        return ProgressLog(self.file(PROGRESS_FILE), keep_through, extra_columns, tensorboard_dir=self.path)
+
+
+def differing_fields(
+    saved: Mapping[str, Any],
+    config: Mapping[str, Any],
+    resumable: Collection[str] = (),
+    defaults: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Fields (besides ``format``, ``agent`` and the ``resumable`` ones) on which a saved config and
+    ``config`` disagree, compared as JSON stores them (a tuple equals its list); ``defaults`` stand in
+    for fields the saved config lacks."""
+    saved = _plain({**(defaults or {}), **saved})
+    config = _plain(dict(config))
+    skipped = {"format", "agent", *resumable}
+    names = [name for name in config if name not in skipped]
+    names += [name for name in saved if name not in config and name not in skipped]
+    missing = object()
+    return [name for name in names if saved.get(name, missing) != config.get(name, missing)]
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(_to_json(value))
+
+
+def _to_json(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, indent=indent, default=_json_value)
+
+
+def _json_value(value: Any) -> Any:
+    """What ``json`` cannot write itself: numpy scalars, and classes or functions by name (SB3's
+    ``policy_kwargs`` may hold an activation class); anything else is refused."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, type) or inspect.isroutine(value):
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', repr(value))}"
+    raise ConfigError(
+        f"{value!r} cannot be stored in {CONFIG_FILE}: knobs and settings must be plain values "
+        "(numbers, strings, None, lists, tuples, dicts)"
+    )
+
+
+# --- reading run directories (no lock needed: every file is replaced atomically) ----------------
+
+
+def run_file(run_dir: str | os.PathLike, name: str, expected: str) -> Path:
+    """The path of ``name`` in ``run_dir``; :class:`RunNotFoundError` if either is missing."""
+    if not Path(run_dir).is_dir():
+        raise RunNotFoundError(f"no run directory at {run_dir}")
+    path = Path(run_dir) / name
+    if not path.exists():
+        raise RunNotFoundError(f"{run_dir} holds no {name}: is it {expected}?")
+    return path
+
+
+def read_run_file(path: Path, read: Callable[[Path], Any]) -> Any:
+    """``read(path)``, any failure to parse the file reported as a corrupt run file, in one line."""
+    try:
+        return read(path)
+    except RunDirectoryError:
+        raise
+    except Exception as error:  # json, torch and the record classes each raise their own kinds
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise RunDirectoryError(
+            f"cannot read {path}: it is corrupt or not written by gaming_gym ({reason[:120]})"
+        ) from error
+
+
+def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The run's ``config.json``, checked before anything acts on it.
+
+    A run directory may come from anyone: its agent must be one of :data:`AGENTS` and its env id
+    a registered gameable env (a ``module:`` id would make Gymnasium import that module).
+    """
+    path = run_file(run_dir, CONFIG_FILE, "a run directory")
+    saved = _read_config_file(path)
+    require_registered(saved.get("env_id"), path)
+    return saved
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    saved = read_run_file(path, lambda p: json.loads(p.read_text()))
+    if not isinstance(saved, dict) or saved.get("agent") not in AGENTS:
+        raise RunDirectoryError(f"{path} names no known agent (one of {', '.join(AGENTS)})")
+    if saved.get("format", RUN_FORMAT) != RUN_FORMAT:
+        raise RunDirectoryError(
+            f"{path} is of format {saved['format']!r}; this gaming_gym reads {RUN_FORMAT!r}"
+        )
+    return saved
+
+
+def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint's contents, loaded with ``weights_only=True`` (tensors and plain data: nothing
+    is unpickled); anything unreadable is a :class:`RunDirectoryError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise RunNotFoundError(f"no checkpoint at {path}")
+    state = read_run_file(path, lambda p: torch.load(p, map_location=device, weights_only=True))
+    if not isinstance(state, dict):
+        raise RunDirectoryError(f"cannot read {path}: it is not a gaming_gym checkpoint")
+    return state
+
+
+def read_evaluations(run_dir: str | os.PathLike) -> list[Checkpoint]:
+    """The evaluation records of a run directory (:data:`EVALUATIONS_FILE`)."""
+    return read_run_file(run_file(run_dir, EVALUATIONS_FILE, "a finished run directory"), load_checkpoints)
+
+
+def require_registered(env_id: Any, path: Path) -> None:
+    """Refuse an env id from a run file unless it is a registered gameable env."""
+    from gaming_gym.registry import gameable_env_ids
+
+    if env_id not in gameable_env_ids():
+        raise RunDirectoryError(
+            f"{path} is for env {env_id!r}, which is not a registered gameable env; use --import to "
+            f"register custom envs (ids with a module: prefix are refused: they would import code)"
+        )
+
+
+# --- the progress log --------------------------------------------------------------------------
+
+
+class ProgressLog:
+    """One CSV row per training iteration, and TensorBoard scalars when ``tensorboard`` is installed.
+
+    Rows are appended, flushed and fsynced one at a time, so a kill loses at most the row being
+    written. Resuming (``keep_through`` = the checkpoint's iteration) rewrites the file atomically
+    with the rows up to that iteration; a damaged last line is dropped with a warning naming the
+    file. A fresh run (``keep_through=None``) starts the file again.
+
+    The header is the columns of the first row of iteration 1 or later plus ``extra_columns`` it
+    lacks (columns only some rows have, e.g. evaluations'); rows of iteration 0 (an evaluation
+    before training) wait for it. With ``path=None`` nothing is written.
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        keep_through: int | None = None,
+        extra_columns: Sequence[str] = (),
+        tensorboard_dir: Path | None = None,
+    ):
+        self.path = path
+        self.extra_columns = tuple(extra_columns)
+        self.fields: list[str] | None = None
+        self.held: list[dict[str, Any]] = []
+        self.file = self.writer = self.tensorboard = None
+        if path is None:
+            return
+        if keep_through is None:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            self._cut_back(keep_through)
+        if tensorboard_dir is not None:
+            self.tensorboard = _summary_writer(tensorboard_dir)
+
+    def _cut_back(self, iteration: int) -> None:
+        """Keep the rows up to ``iteration`` (atomically), then append after them."""
+        fields, rows = _read_progress(self.path)
+        if fields is None:
+            self.path.unlink()
+            return
+        kept = [row for row in rows if int(row["iteration"]) <= iteration]
+        with atomic_write(self.path) as partial:
+            with open(partial, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(kept)
+                _sync(file)
+        self.fields = fields
+        self._open()
+
+    def _open(self) -> None:
+        self.file = open(self.path, "a", newline="")
+        self.writer = csv.DictWriter(self.file, fieldnames=self.fields, extrasaction="ignore")
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        if self.tensorboard is not None:
+            for tag, value in row.items():
+                if "/" in tag and not math.isnan(value):
+                    self.tensorboard.add_scalar(tag, value, row["global_step"])
+        if self.path is None:
+            return
+        if self.fields is None and row["iteration"] == 0:
+            self.held.append(dict(row))
+            return
+        with naming(self.path):  # a full disk names the file; a row cut short is dropped on resume
+            if self.fields is None:
+                self.fields = list(row) + [name for name in self.extra_columns if name not in row]
+                self._open()
+                self.writer.writeheader()
+                self.writer.writerows(self.held)
+            self.writer.writerow(row)
+            _sync(self.file)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
+
+
+def _read_progress(path: Path) -> tuple[list[str] | None, list[dict[str, str]]]:
+    """The header and rows of a progress log. A damaged last line (cut short by a kill, or by a
+    full disk) is dropped with a :class:`RunDirectoryWarning`; damage anywhere else is an error."""
+    lines = path.read_text().splitlines(keepends=True)
+    fields, rows = None, []
+    for number, line in enumerate(lines, start=1):
+        cells = _cells(line) if line.endswith("\n") else None
+        if fields is None and cells:
+            fields = cells
+            continue
+        row = dict(zip(fields or (), cells or (), strict=False))
+        if cells is not None and fields is not None and len(cells) == len(fields):
+            if row.get("iteration", "").isdigit():
+                rows.append(row)
+                continue
+        if number < len(lines):
+            raise RunDirectoryError(
+                f"{path}: line {number} is damaged; remove that line (or the file) to resume the run"
+            )
+        warnings.warn(
+            f"{path}: dropped its damaged last line (the run stopped while writing it)",
+            RunDirectoryWarning,
+            stacklevel=2,
+        )
+    return fields, rows
+
+
+def _cells(line: str) -> list[str] | None:
+    try:
+        return next(csv.reader(io.StringIO(line)), [])
+    except csv.Error:  # a NUL byte, on older Pythons
+        return None
+
+
+def _sync(file: io.TextIOBase) -> None:
+    file.flush()
+    os.fsync(file.fileno())
+
+
+def _summary_writer(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(folder))
+
+
+# --- the lock -----------------------------------------------------------------------------------
+
+
+class _Lock:
+    """An exclusive lock on a run directory, taken at once or refused with the holder's PID.
+
+    With ``fcntl``: ``flock`` on the lock file (the kernel lets go if the process dies), which is
+    removed on release; a process that locked a file just removed tries again on the new one.
+    Without: the file is created with ``O_EXCL``; one left by a killed process must be deleted by
+    hand (the message says so).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = self._flock() if fcntl is not None else self._create()
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def _flock(self) -> int:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_pid(fd)
+                os.close(fd)
+                raise self._in_use(holder) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the holder removed this file as we opened it: lock the new one
+
+    def _create(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            fd = os.open(self.path, os.O_RDONLY)
+            holder = _read_pid(fd)
+            os.close(fd)
+            raise self._in_use(holder, stale_hint=True) from None
+
+    def _in_use(self, holder: str, stale_hint: bool = False) -> RunInUseError:
+        hint = f" (if no process {holder} runs, it was killed: delete {self.path})" if stale_hint else ""
+        return RunInUseError(
+            f"{self.path.parent} is in use by another gaming_gym process (PID {holder}){hint}; one "
+            f"run directory has one writer: wait for it to finish, or use another directory"
+        )
+
+    def release(self) -> None:
+        if fcntl is not None:  # remove, then unlock: a waiter that got the old file retries
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+        else:  # an open file cannot be removed everywhere
+            os.close(self.fd)
+            self.path.unlink(missing_ok=True)
+
+
+def _read_pid(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
