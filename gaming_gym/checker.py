@@ -14,6 +14,7 @@ import torch
 from gaming_gym.errors import EnvCheckError
 from gaming_gym.fronts import GameableEnv
 from gaming_gym.kernel import REFERENCE_POLICY_NAMES, Policy
+from gaming_gym.wrappers import EpisodeSums
 
 LEAK_R2 = 0.9999
 """R^2 above which a linear function of the observation counts as encoding the true objective.
@@ -99,7 +100,7 @@ def _play(
     env.action_space.seed(seed)
     for k, (label, policy) in enumerate(segments):
         env.reset(seed=seed + k)
-        true_return = 0.0
+        sums = EpisodeSums.zeros()
         for step in range(steps):
             if actions is not None:
                 action = actions[len(played.actions)]
@@ -111,17 +112,17 @@ def _play(
             where = f"step {step} of {label}"
             obs, reward, terminated, truncated, info = env.step(action)
             _require_contract_info(where, reward, info)
-            true_return += info["true_reward"]
+            sums = sums.add(info["proxy_reward"], info["true_reward"])
             played.labels.append(where)
             played.actions.append(action)
             played.observations.append(np.asarray(obs, dtype=np.float64).ravel())
             played.proxy.append(float(info["proxy_reward"]))
             played.true.append(float(info["true_reward"]))
-            played.true_returns.append(true_return)
+            played.true_returns.append(sums.true)
             played.ends.append((bool(terminated), bool(truncated)))
             if terminated or truncated:
                 env.reset()
-                true_return = 0.0
+                sums = sums.restart(True)
     return played
 
 

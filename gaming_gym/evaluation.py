@@ -12,6 +12,7 @@ import torch
 from gaming_gym.devices import resolve_device
 from gaming_gym.errors import ConfigError, ConfigTypeError
 from gaming_gym.kernel import REFERENCE_POLICY_NAMES, Policy, seeded_generator
+from gaming_gym.wrappers import EpisodeSums
 
 
 @dataclass(frozen=True)
@@ -46,19 +47,15 @@ def evaluate(
     env = gym.make_vec(env_id, num_envs=episodes, device=resolve_device(device), **(knobs or {}))
     try:
         obs, _ = env.reset(seed=seed)
-        proxy = torch.zeros(episodes, device=env.device)
-        true = torch.zeros(episodes, device=env.device)
-        length = torch.zeros(episodes, dtype=torch.long, device=env.device)
+        sums = EpisodeSums.zeros(episodes, env.device)
         running = torch.ones(episodes, dtype=torch.bool, device=env.device)
         while bool(running.any()):
             obs, _, terminated, truncated, info = env.step(policy(obs))
-            proxy += info["proxy_reward"] * running
-            true += info["true_reward"] * running
-            length += running.long()
+            sums = sums.add(info["proxy_reward"], info["true_reward"], running)
             running &= ~(terminated | truncated)
     finally:
         env.close()
-    return EpisodeReturns(proxy.cpu().numpy(), true.cpu().numpy(), length.cpu().numpy())
+    return EpisodeReturns(*(value.cpu().numpy() for value in sums))
 
 
 def reference_policy(env_id: str, name: str, knobs: dict[str, Any] | None = None) -> Policy:

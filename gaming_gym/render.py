@@ -20,6 +20,7 @@ import torch
 
 from gaming_gym.errors import ConfigError, MissingDependencyError
 from gaming_gym.files import atomic_write
+from gaming_gym.wrappers import EpisodeSums
 
 FRAME_SIZE = 480
 """Width and height of a rendered frame in pixels."""
@@ -214,16 +215,14 @@ def record_rollout(
 
     env = gym.make_vec(env_id, num_envs=1, render_mode="rgb_array", **(knobs or {}))
     obs, _ = env.reset(seed=seed)
-    frames, proxy, true, step = [env.render()], 0.0, 0.0, 0
+    frames, sums = [env.render()], EpisodeSums.zeros()
     with torch.no_grad():
         while len(frames) < max_frames:
             obs, reward, terminated, truncated, info = env.step(policy(obs))
-            proxy += float(reward[0])
-            true += float(info["true_reward"][0])
-            step += 1
+            sums = sums.add(float(reward[0]), float(info["true_reward"][0]))
             if bool(terminated[0] | truncated[0]):
                 break  # the env has already reset: the frame would show the next episode
-            if step % frame_skip == 0:
+            if sums.length % frame_skip == 0:
                 frames.append(env.render())
     env.close()
-    return proxy, true, write_video(frames, path, fps=fps)
+    return sums.proxy, sums.true, write_video(frames, path, fps=fps)

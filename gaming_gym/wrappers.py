@@ -22,13 +22,63 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import torch
 from gymnasium.vector import AutoresetMode
 
 from gaming_gym.errors import ConfigError, MissingInfoKeyError, ResetNeededError
+
+
+class EpisodeSums(NamedTuple):
+    """The running proxy return, true return and length of the episodes in progress.
+
+    One env's as numbers, or a batch's as tensors of one shape (float sums, int64 lengths). Every
+    sum of per-step rewards into episode returns in gaming_gym goes through :meth:`add`: the
+    fronts' frames, both statistics wrappers, :func:`gaming_gym.evaluation.evaluate`, the checker
+    and rollout videos, so they all count a step, mask an ended env and round alike. A tensor sum
+    keeps its dtype whatever the rewards' dtype (as ``+=`` into it would).
+    """
+
+    proxy: Any
+    true: Any
+    length: Any
+
+    @classmethod
+    def zeros(cls, shape: int | tuple[int, ...] | None = None, device: Any = None) -> EpisodeSums:
+        """Sums at zero: numbers when ``shape`` is None, else float32 and int64 tensors on ``device``."""
+        if shape is None:
+            return cls(0.0, 0.0, 0)
+        return cls(
+            torch.zeros(shape, dtype=torch.float32, device=device),
+            torch.zeros(shape, dtype=torch.float32, device=device),
+            torch.zeros(shape, dtype=torch.long, device=device),
+        )
+
+    def add(self, proxy: Any, true: Any, counted: bool | torch.Tensor = True) -> EpisodeSums:
+        """The sums after one more step that earned ``proxy`` and ``true``, where ``counted``.
+
+        For a batch, ``counted`` is a bool mask: an env whose episode is already over (one that
+        :func:`~gaming_gym.evaluation.evaluate` keeps stepping), or whose step only reset it,
+        adds nothing, whatever its rewards are.
+        """
+        if isinstance(counted, torch.Tensor):
+            proxy, true = torch.where(counted, proxy, 0.0), torch.where(counted, true, 0.0)
+        elif not counted:
+            return self
+        return EpisodeSums(_plus(self.proxy, proxy), _plus(self.true, true), self.length + counted)
+
+    def restart(self, done: bool | torch.Tensor) -> EpisodeSums:
+        """The sums with those of ended episodes (``done``, a bool or a mask) back at zero."""
+        if not isinstance(done, torch.Tensor):
+            return EpisodeSums.zeros() if done else self
+        return EpisodeSums(*(torch.where(done, 0, value) for value in self))
+
+
+def _plus(total: Any, value: Any) -> Any:
+    """``total + value``, kept in ``total``'s dtype when it is a tensor."""
+    return (total + value).to(total.dtype) if isinstance(total, torch.Tensor) else total + value
 
 
 class EpisodeQueues:
@@ -83,34 +133,31 @@ class RecordEpisodeStatistics(gym.Wrapper):
     def __init__(self, env: gym.Env, buffer_length: int = 100):
         super().__init__(env)
         self.queues = EpisodeQueues(buffer_length)
-        self._proxy_return = 0.0
-        self._true_return = 0.0
-        self._length = 0
+        self._sums = EpisodeSums.zeros()
         self._start_time = time.perf_counter()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        self._proxy_return, self._true_return, self._length = 0.0, 0.0, 0
+        self._sums = EpisodeSums.zeros()
         self._start_time = time.perf_counter()
         return super().reset(seed=seed, options=options)
 
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
         _require_contract_keys(info)
-        self._proxy_return += float(info["proxy_reward"])
-        self._true_return += float(info["true_reward"])
-        self._length += 1
+        self._sums = self._sums.add(float(info["proxy_reward"]), float(info["true_reward"]))
         if terminated or truncated:
             if "episode" in info:
                 raise ConfigError(
                     "info already has an 'episode' entry: is another episode-statistics wrapper inside?"
                 )
+            sums = self._sums
             info["episode"] = {
-                "r": self._proxy_return,
-                "true": self._true_return,
-                "l": self._length,
+                "r": sums.proxy,
+                "true": sums.true,
+                "l": sums.length,
                 "t": round(time.perf_counter() - self._start_time, 6),
             }
-            self.queues.extend([self._proxy_return], [self._true_return], [self._length])
+            self.queues.extend([sums.proxy], [sums.true], [sums.length])
         return obs, reward, terminated, truncated, info
 
 
@@ -151,28 +198,24 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
                 f"NEXT_STEP), got autoreset_mode {self.autoreset_mode!r}"
             )
         self.queues = EpisodeQueues(buffer_length)
-        self._proxy_return: torch.Tensor | None = None
-        self._true_return: torch.Tensor | None = None
-        self._length: torch.Tensor | None = None
+        self._sums: EpisodeSums | None = None  # of the episodes in progress, (num_envs,) each
         self._resetting: torch.Tensor | None = None  # next-step autoreset: envs whose next step resets
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = super().reset(seed=seed, options=options)
         device = obs.device if isinstance(obs, torch.Tensor) else torch.device("cpu")
-        self._proxy_return = torch.zeros(self.num_envs, dtype=torch.float32, device=device)
-        self._true_return = torch.zeros(self.num_envs, dtype=torch.float32, device=device)
-        self._length = torch.zeros(self.num_envs, dtype=torch.long, device=device)
+        self._sums = EpisodeSums.zeros(self.num_envs, device)
         self._resetting = torch.zeros(self.num_envs, dtype=torch.bool, device=device)
         return obs, info
 
     def get_state(self) -> dict[str, Any]:
         """The wrapped env's :meth:`~gaming_gym.fronts.GameableVectorEnv.get_state`, plus the
         in-flight episodes' running sums and the recent-episode queues (for exact resumption)."""
-        if self._proxy_return is None:
+        if self._sums is None:
             raise ResetNeededError("Call reset() before get_state().")
         return {
             "env": self.env.get_state(),
-            "running": [self._proxy_return.clone(), self._true_return.clone(), self._length.clone()],
+            "running": [value.clone() for value in self._sums],
             "resetting": self._resetting.clone(),
             "recent": [list(self.queues.proxy), list(self.queues.true), list(self.queues.length)],
             "episode_count": self.queues.episode_count,
@@ -181,35 +224,37 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
     def set_state(self, saved: dict[str, Any]) -> None:
         """Continue from :meth:`get_state` (call ``reset`` first, as the wrapped env needs)."""
         self.env.set_state(saved["env"])
-        device = self._length.device
-        # copies: the sums grow in place, and must not grow the caller's saved tensors with them
-        running = (value.to(device, copy=True) for value in saved["running"])
-        self._proxy_return, self._true_return, self._length = running
+        device = self._device
+        # copies: the wrapper never shares tensors with the caller's saved dict
+        self._sums = EpisodeSums(*(value.to(device, copy=True) for value in saved["running"]))
         self._resetting = saved.get("resetting", torch.zeros_like(self._resetting)).to(device, copy=True)
         self.queues = EpisodeQueues(self.queues.proxy.maxlen)
         self.queues.extend(*saved["recent"])
         self.queues.episode_count = saved["episode_count"]
 
     def step(self, actions):
-        if self._proxy_return is None:
+        if self._sums is None:
             raise ResetNeededError("Call reset() before step().")
         obs, reward, terminated, truncated, info = super().step(actions)
-        device = self._length.device
-        done = torch.as_tensor(terminated | truncated, device=device)
+        done = torch.as_tensor(terminated | truncated, device=self._device)
         counted = ~self._resetting
         proxy = self._step_values(info, "proxy_reward", done, counted)
         true = self._step_values(info, "true_reward", done, counted)
-        self._proxy_return += proxy
-        self._true_return += true
-        self._length += counted
+        self._sums = self._sums.add(proxy, true, counted)
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._resetting = done
         if bool(done.any()):
             self._record_episodes(info, done, as_numpy=not isinstance(reward, torch.Tensor))
         return obs, reward, terminated, truncated, info
 
+    @property
+    def _device(self) -> torch.device:
+        """Where the sums live: the env's device for a torch env, the CPU for a numpy one."""
+        return self._sums.length.device
+
     def _step_values(self, info: dict[str, Any], key: str, done: torch.Tensor, counted: torch.Tensor):
-        """This step's ``info[key]`` of every env as float32, 0 where the step is not counted.
+        """This step's ``info[key]`` of every env as float32 (what a step that is not counted
+        holds does not matter: :meth:`EpisodeSums.add` leaves it out).
 
         Values come from ``info["final_info"]`` for envs that ended (same-step autoreset of
         Gymnasium's vector envs), from ``info`` otherwise. Where a sub-env's info may lack the
@@ -223,11 +268,11 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
             present = torch.where(done, final_present, present)
         if present is not None and bool((counted & ~present).any()):
             raise _missing_key(key)
-        return torch.where(counted, values, 0.0) if present is not None else values * counted
+        return values
 
     def _masked(self, info: dict[str, Any], key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``info[key]`` as float32 on our device, and its presence mask (None: all present)."""
-        device = self._length.device
+        device = self._device
         if key not in info:
             return torch.zeros(self.num_envs, device=device), torch.zeros(
                 self.num_envs, dtype=torch.bool, device=device
@@ -243,18 +288,15 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
             raise ConfigError(
                 "info already has an 'episode' entry: is another episode-statistics wrapper inside?"
             )
+        sums = self._sums
         episode = {
-            "r": torch.where(done, self._proxy_return, 0.0),
-            "true": torch.where(done, self._true_return, 0.0),
-            "l": torch.where(done, self._length, 0),
+            "r": torch.where(done, sums.proxy, 0.0),
+            "true": torch.where(done, sums.true, 0.0),
+            "l": torch.where(done, sums.length, 0),
         }
-        self.queues.extend(
-            self._proxy_return[done].tolist(), self._true_return[done].tolist(), self._length[done].tolist()
-        )
+        self.queues.extend(sums.proxy[done].tolist(), sums.true[done].tolist(), sums.length[done].tolist())
         if as_numpy:
             episode = {name: value.cpu().numpy() for name, value in episode.items()}
         info["episode"] = episode
         info["_episode"] = done.cpu().numpy() if as_numpy else done
-        self._proxy_return = torch.where(done, 0.0, self._proxy_return)
-        self._true_return = torch.where(done, 0.0, self._true_return)
-        self._length = torch.where(done, 0, self._length)
+        self._sums = sums.restart(done)
