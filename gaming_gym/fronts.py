@@ -36,18 +36,61 @@ from gaming_gym.kernel import (
     take_state,
 )
 from gaming_gym.knobs import is_int
+from gaming_gym.wrappers import EpisodeSums
+
+# --- what both fronts share ---------------------------------------------------------------------
+
+
+class KernelFront:
+    """What the two fronts share, written once: the knobs (``params``), the device and one env's
+    spaces, seeding, frames of env 0 with its episode's returns so far, and the reference
+    policies. Each front adds only what differs: batch size, numpy or torch, time limits.
+    """
+
+    kernel: Kernel
+
+    def _serve(self, knobs: dict[str, Any], device: str | torch.device) -> tuple[gym.Space, gym.Space]:
+        """Set ``params`` from ``knobs`` and the ``device``, check the kernel's contract there (a
+        broken kernel fails at ``make`` with a sentence), and return one env's observation and
+        action spaces."""
+        self.params = self.kernel.make_params(**knobs)
+        self.device = resolve_device(device)
+        check_kernel(self.kernel, self.params, self.device)
+        self._generator: torch.Generator | None = None
+        self._shown = EpisodeSums.zeros()  # env 0's episode so far, for frames
+        return self.kernel.observation_space(self.params), self.kernel.action_space(self.params)
+
+    def _generator_for(self, seed: int | None) -> torch.Generator:
+        """The generator a reset draws from: seeded anew with ``seed`` (from fresh entropy the
+        first time without one), else the one kept from the last reset."""
+        if seed is not None or self._generator is None:
+            self._generator = seeded_generator(seed, self.device)
+        return self._generator
+
+    def _frame(self, state: Any) -> np.ndarray:
+        """An ``rgb_array`` frame of env 0 of ``state``, with its proxy and true returns so far."""
+        if state is None:
+            raise ResetNeededError("Call reset() before render().")
+        from gaming_gym.render import draw_frame
+
+        returns = (float(self._shown.proxy), float(self._shown.true))
+        return draw_frame(self.kernel, self.params, state, 0, returns)
+
+    def reference_policy(self, name: str) -> Policy:
+        """The scripted ``intended`` or ``exploit`` policy for these knobs (batched, torch)."""
+        return get_reference_policy(self.kernel, self.params, name)
+
 
 # --- the single front ---------------------------------------------------------------------------
 
 
-class GameableEnv(gym.Env):
+class GameableEnv(KernelFront, gym.Env):
     """Gymnasium front of a :class:`Kernel`: one env, on the CPU, speaking numpy.
 
     Subclasses set ``kernel`` and carry the env's documentation in their docstring.
     Constructor keyword arguments other than ``render_mode`` are the kernel's knobs.
     """
 
-    kernel: Kernel
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 30}
 
     def __init__(self, render_mode: str | None = None, **knobs: Any):
@@ -56,23 +99,15 @@ class GameableEnv(gym.Env):
                 f"render_mode={render_mode!r} is not supported; use one of "
                 f"{self.metadata['render_modes']} or None"
             )
-        self.params = self.kernel.make_params(**knobs)
-        check_kernel(self.kernel, self.params, torch.device("cpu"))
+        self.observation_space, self.action_space = self._serve(knobs, "cpu")
         self.render_mode = render_mode
-        self.observation_space = self.kernel.observation_space(self.params)
-        self.action_space = self.kernel.action_space(self.params)
-        self._device = torch.device("cpu")
-        self._generator: torch.Generator | None = None
         self._state: Any = None
-        self._returns = (0.0, 0.0)  # this episode's proxy and true returns, shown in frames
         self._window = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        if seed is not None or self._generator is None:
-            self._generator = seeded_generator(seed, self._device)
-        self._state = self.kernel.reset(self.params, 1, self._generator, self._device)
-        self._returns = (0.0, 0.0)
+        self._state = self.kernel.reset(self.params, 1, self._generator_for(seed), self.device)
+        self._shown = EpisodeSums.zeros()
         if self.render_mode == "human":
             self.render()
         return self._observation(), {}
@@ -82,11 +117,11 @@ class GameableEnv(gym.Env):
             raise ResetNeededError("Call reset() before step().")
         if not self.action_space.contains(_as_space_sample(action, self.action_space)):
             raise ActionError(f"Invalid action {action!r}: expected an element of {self.action_space}")
-        batched = torch.as_tensor(np.asarray(action), device=self._device).unsqueeze(0)
+        batched = torch.as_tensor(np.asarray(action), device=self.device).unsqueeze(0)
         result = self.kernel.step(self.params, self._state, batched)
         self._state = result.state
         proxy_reward, true_reward = float(result.proxy[0]), float(result.true[0])
-        self._returns = (self._returns[0] + proxy_reward, self._returns[1] + true_reward)
+        self._shown = self._shown.add(proxy_reward, true_reward)
         info = {"proxy_reward": proxy_reward, "true_reward": true_reward}
         if self.render_mode == "human":
             self.render()
@@ -99,12 +134,10 @@ class GameableEnv(gym.Env):
                 "'human' when making the env."
             )
             return None
-        if self._state is None:
-            raise ResetNeededError("Call reset() before render().")
-        from gaming_gym.render import Window, draw_frame
-
-        frame = draw_frame(self.kernel, self.params, self._state, 0, self._returns)
+        frame = self._frame(self._state)
         if self.render_mode == "human":
+            from gaming_gym.render import Window
+
             if self._window is None:
                 self._window = Window(frame.shape[1::-1], self.kernel.name, self.metadata["render_fps"])
             self._window.show(frame)
@@ -115,10 +148,6 @@ class GameableEnv(gym.Env):
         if self._window is not None:
             self._window.close()
             self._window = None
-
-    def reference_policy(self, name: str) -> Policy:
-        """The scripted ``intended`` or ``exploit`` policy for these knobs (batched, torch)."""
-        return get_reference_policy(self.kernel, self.params, name)
 
     def _observation(self) -> np.ndarray:
         return self.kernel.observe(self.params, self._state)[0].numpy()
@@ -137,7 +166,7 @@ def _as_space_sample(action, space: gym.Space):
 # --- the vector front ---------------------------------------------------------------------------
 
 
-class GameableVectorEnv(gym.vector.VectorEnv):
+class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
     """Vector front of a :class:`Kernel`: ``num_envs`` envs on one torch device, speaking torch.
 
     Observations, rewards, terminations and infos are tensors on ``device`` and never leave it.
@@ -148,7 +177,6 @@ class GameableVectorEnv(gym.vector.VectorEnv):
     observation of each ended episode (valid where ``info["_final_obs"]`` is true).
     """
 
-    kernel: Kernel
     metadata = {
         "render_modes": ["rgb_array"],
         "render_fps": 30,
@@ -170,20 +198,14 @@ class GameableVectorEnv(gym.vector.VectorEnv):
             raise ConfigError(f"max_episode_steps must be a positive int or None, got {max_episode_steps!r}")
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode={render_mode!r} is not supported; use 'rgb_array' or None")
-        self.params = self.kernel.make_params(**knobs)
+        self.single_observation_space, self.single_action_space = self._serve(knobs, device)
         self.num_envs = num_envs
-        self.device = resolve_device(device)
         self.max_episode_steps = max_episode_steps
         self.render_mode = render_mode
-        self.single_observation_space = self.kernel.observation_space(self.params)
-        self.single_action_space = self.kernel.action_space(self.params)
-        check_kernel(self.kernel, self.params, self.device)
         require_memory_for(self.kernel, self.params, num_envs, self.device)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
-        self._generator: torch.Generator | None = None
         self.state: Any = None
-        self._shown_returns: torch.Tensor | None = None  # env 0's proxy and true returns, for frames
         if isinstance(self.single_action_space, gym.spaces.Box):
             self._action_bounds = tuple(
                 torch.as_tensor(bound, device=self.device)
@@ -198,11 +220,9 @@ class GameableVectorEnv(gym.vector.VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None and not is_int(seed):
             raise ConfigTypeError(f"seed must be an int or None for a batched env, got {seed!r}")
-        if seed is not None or self._generator is None:
-            self._generator = seeded_generator(seed, self.device)
-        self.state = self.kernel.reset(self.params, self.num_envs, self._generator, self.device)
+        self.state = self.kernel.reset(self.params, self.num_envs, self._generator_for(seed), self.device)
         if self.render_mode is not None:
-            self._shown_returns = torch.zeros(2, device=self.device)
+            self._shown = EpisodeSums.zeros((), self.device)
         return self.kernel.observe(self.params, self.state), {}
 
     @torch.no_grad()
@@ -224,10 +244,8 @@ class GameableVectorEnv(gym.vector.VectorEnv):
             obs = final_obs.clone()  # final_obs goes out in info: the new episodes' rows go in a copy
             obs[done] = self.kernel.observe(self.params, take_state(fresh, done))
         self.state = state
-        if self.render_mode is not None:
-            self._shown_returns = torch.where(
-                done[0], 0.0, self._shown_returns + torch.stack((proxy[0], true[0])).float()
-            )
+        if self.render_mode is not None:  # summed on the device: no host sync for a frame not drawn
+            self._shown = self._shown.add(proxy[0], true[0]).restart(done[0])
         info = {
             "proxy_reward": proxy,
             "true_reward": true,
@@ -275,15 +293,7 @@ class GameableVectorEnv(gym.vector.VectorEnv):
         """An ``rgb_array`` frame of env 0."""
         if self.render_mode != "rgb_array":
             raise ConfigError("Make the vector env with render_mode='rgb_array' to render it.")
-        if self.state is None:
-            raise ResetNeededError("Call reset() before render().")
-        from gaming_gym.render import draw_frame
-
-        return draw_frame(self.kernel, self.params, self.state, 0, tuple(self._shown_returns.tolist()))
-
-    def reference_policy(self, name: str) -> Policy:
-        """The scripted ``intended`` or ``exploit`` policy for these knobs (batched, torch)."""
-        return get_reference_policy(self.kernel, self.params, name)
+        return self._frame(self.state)
 
     def _checked_actions(self, actions) -> torch.Tensor:
         """Actions as a tensor on our device, or an :class:`ActionError` saying what was expected.
