@@ -14,6 +14,7 @@ not; :func:`gaming_gym.checker.check_gameable_env` replays a rollout to check it
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
@@ -83,7 +84,8 @@ class Kernel:
         observe: ``(params, state) -> obs`` of shape ``(n, *observation_space.shape)``.
         observation_space, action_space: ``params -> gym.Space`` for one env.
         reference_policies: ``params -> {"intended": Policy, "exploit": Policy}``; batched,
-            scripted policies acting on observations.
+            scripted policies acting on observations (:func:`reference_policies_from` builds it
+            from one ``params -> Policy`` function per name).
         summary: one line each for the proxy reward, true objective and known exploit.
         draw: optional ``(params, state, index, surface) -> None`` painting env ``index`` on a
             pygame surface. Without it, frames show the observation as bars with the proxy and
@@ -102,6 +104,36 @@ class Kernel:
     summary: Mapping[str, str]
     draw: Callable[..., None] | None = None
 
+    @classmethod
+    def from_module(cls, module: str, *, name: str, params_type: type, summary: Mapping[str, str]) -> Kernel:
+        """The kernel of an env written as one module whose functions carry the contract's names.
+
+        The module (``__name__`` from inside it, at its end, once its functions are defined)
+        defines ``reset``, ``step``, ``observe``, ``observation_space``, ``action_space``, one
+        ``<name>_policy(params) -> Policy`` per reference policy (``intended_policy``,
+        ``exploit_policy``) and, optionally, ``draw``. Every built-in env is made this way, so the
+        wiring is written once, here; a missing function is named at import.
+        """
+        namespace = vars(sys.modules[module])
+        builders = {policy: f"{policy}_policy" for policy in REFERENCE_POLICY_NAMES}
+        needed = [*MODULE_FUNCTIONS, *builders.values()]
+        missing = [function for function in needed if not callable(namespace.get(function))]
+        if missing:
+            raise KernelContractError(
+                f"{name}: module {module} lacks {', '.join(missing)}; a kernel module defines "
+                f"{', '.join(needed)} and optionally draw"
+            )
+        return cls(
+            name=name,
+            params_type=params_type,
+            **{function: namespace[function] for function in MODULE_FUNCTIONS},
+            reference_policies=reference_policies_from(
+                {policy: namespace[function] for policy, function in builders.items()}
+            ),
+            summary=summary,
+            draw=namespace.get("draw"),
+        )
+
     def make_params(self, **knobs: Any) -> Any:
         """Build ``params_type`` from knob keyword arguments, naming any unknown knob."""
         accepted = [f.name for f in dataclasses.fields(self.params_type)]
@@ -115,6 +147,10 @@ class Kernel:
             return self.params_type(**knobs)
         except (ValueError, TypeError, OverflowError) as error:  # the params class's own validation
             raise ConfigError(f"{self.name}: {error}") from error
+
+
+MODULE_FUNCTIONS = ("reset", "step", "observe", "observation_space", "action_space")
+"""The functions :meth:`Kernel.from_module` takes from a module by these names."""
 
 
 def check_kernel(kernel: Kernel, params: Any, device: torch.device) -> None:
@@ -225,6 +261,20 @@ def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator:
 
 
 # --- reference policies -------------------------------------------------------------------------
+
+
+def reference_policies_from(
+    builders: Mapping[str, Callable[[Any], Policy]],
+) -> Callable[[Any], dict[str, Policy]]:
+    """A kernel's ``reference_policies``: ``params -> {name: builder(params)}`` for each builder
+    (``{"intended": intended_policy, "exploit": exploit_policy}``), so an env writes each policy
+    once and not the table as well."""
+    builders = dict(builders)
+
+    def reference_policies(params: Any) -> dict[str, Policy]:
+        return {name: build(params) for name, build in builders.items()}
+
+    return reference_policies
 
 
 def get_reference_policy(kernel: Kernel, params: Any, name: str) -> Policy:

@@ -169,6 +169,25 @@ def test_a_kernel_that_breaks_the_contract_is_refused_with_what_it_broke(change,
             front()
 
 
+def test_a_kernel_made_from_a_module_takes_its_functions_by_name_and_names_what_is_missing(monkeypatch):
+    """Kernel.from_module wires an env module's functions (as every built-in env is made), its
+    reference policies from one ``<name>_policy`` builder each."""
+    from gaming_gym.envs import tall_fall
+    from gaming_gym.kernel import Kernel
+
+    kernel = tall_fall.KERNEL
+    assert (kernel.step, kernel.observe, kernel.draw) == (tall_fall.step, tall_fall.observe, tall_fall.draw)
+    params = kernel.make_params()
+    obs = torch.tensor([[0.02, 0.0, 1.0, 0.1]])
+    for name in ("intended", "exploit"):
+        built = getattr(tall_fall, f"{name}_policy")(params)
+        assert torch.equal(kernel.reference_policies(params)[name](obs), built(obs))
+    monkeypatch.delattr(tall_fall, "exploit_policy")
+    missing = "TallFall: module gaming_gym.envs.tall_fall lacks exploit_policy"
+    with pytest.raises(KernelContractError, match=missing):
+        Kernel.from_module(tall_fall.__name__, name="TallFall", params_type=kernel.params_type, summary={})
+
+
 def test_gymnasium_makes_the_envs_in_a_fresh_process_through_the_module_prefix():
     """A subprocess worker that never imported gaming_gym: Gymnasium 1.x has no plugin entry
     points, so the id names the module ("gaming_gym:GamingGym/...") and Gymnasium imports it."""

@@ -18,6 +18,13 @@ from gaming_gym.fronts import GameableEnv, GameableVectorEnv
 from gaming_gym.kernel import Kernel, StepResult, device_constants
 from gaming_gym.knobs import require_choice, require_number
 
+SUMMARY = {
+    "proxy": "forward displacement of the body's head (its highest point)",
+    "true": "distance the feet walk while upright, minus a penalty for falling",
+    "exploit": "grow to full height and topple forward",
+}
+"""The proxy, the true objective and the known exploit, a line each (``gaming-gym list``)."""
+
 # --- time and world -----------------------------------------------------------------------------
 DT = 0.05  # seconds per step (20 Hz)
 GRAVITY = 9.81  # m/s^2
@@ -252,10 +259,6 @@ def exploit_policy(params: TallFallParams):
     return policy
 
 
-def reference_policies(params: TallFallParams):
-    return {"intended": intended_policy(params), "exploit": exploit_policy(params)}
-
-
 # --- drawing ------------------------------------------------------------------------------------
 
 SKY = (200, 225, 245)
@@ -311,22 +314,7 @@ def draw(params: TallFallParams, state: TallFallState, index: int, surface) -> N
     )
 
 
-KERNEL = Kernel(
-    name="TallFall",
-    params_type=TallFallParams,
-    reset=reset,
-    step=step,
-    observe=observe,
-    observation_space=observation_space,
-    action_space=action_space,
-    reference_policies=reference_policies,
-    draw=draw,
-    summary={
-        "proxy": "forward displacement of the body's head (its highest point)",
-        "true": "distance the feet walk while upright, minus a penalty for falling",
-        "exploit": "grow to full height and topple forward",
-    },
-)
+KERNEL = Kernel.from_module(__name__, name="TallFall", params_type=TallFallParams, summary=SUMMARY)
 
 
 class TallFallEnv(GameableEnv):
