@@ -35,7 +35,7 @@ import torch
 import gaming_gym
 from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy
 from gaming_gym.errors import ConfigError, CustomEnvImportError, GamingGymError, GamingGymWarning, MetricError
-from gaming_gym.evaluation import evaluate, random_policy, reference_policy, reference_returns
+from gaming_gym.evaluation import evaluate, reference_policy, reference_returns
 from gaming_gym.metrics import describe_env, normalise
 
 DEMO_ENV = "GamingGym/BoatRace-v1"
@@ -215,13 +215,7 @@ def _resolve_policy(
             f"{', '.join((*REFERENCE_POLICY_NAMES, 'random'))})"
         )
     _require_env(env_id)
-    if name == "random":
-        env = gym.make_vec(env_id, num_envs=1, **knobs)
-        policy = random_policy(env.single_action_space, seed=0)
-        env.close()
-    else:
-        policy = reference_policy(env_id, name, knobs)
-    return env_id, knobs, policy, f"{name} policy"
+    return env_id, knobs, reference_policy(env_id, name, knobs, seed=0), f"{name} policy"
 
 
 def _import_custom_envs(names: list[str]) -> None:

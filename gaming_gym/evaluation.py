@@ -58,10 +58,18 @@ def evaluate(
     return EpisodeReturns(*(value.cpu().numpy() for value in sums))
 
 
-def reference_policy(env_id: str, name: str, knobs: dict[str, Any] | None = None) -> Policy:
-    """The scripted reference policy ``name`` ("intended" or "exploit") of a registered env."""
+def reference_policy(env_id: str, name: str, knobs: dict[str, Any] | None = None, seed: int = 0) -> Policy:
+    """The reference policy ``name`` of a registered env with these knobs: one of its scripted
+    policies (``"intended"``, ``"exploit"``) or ``"random"`` (:func:`random_policy`, seeded with
+    ``seed``), the anchors and exploit of :data:`REFERENCE_NAMES`.
+
+    The one lookup by env id: :func:`reference_returns` and the CLI go through it. With an env in
+    hand, its front's ``reference_policy(name)`` gives the scripted ones.
+    """
     env = gym.make_vec(env_id, num_envs=1, **(knobs or {}))
     try:
+        if name == "random":
+            return random_policy(env.single_action_space, seed=seed)
         return env.unwrapped.reference_policy(name)
     finally:
         env.close()
@@ -128,17 +136,10 @@ def reference_returns(
     device = resolve_device(device)
     key = (env_id, tuple(sorted((knobs or {}).items())), episodes, seed, str(device))
     if key not in _REFERENCE_CACHE:
-        env = gym.make_vec(env_id, num_envs=1, **(knobs or {}))
-        try:
-            policies = {
-                "random": random_policy(env.single_action_space, seed=seed),
-                **{name: env.unwrapped.reference_policy(name) for name in REFERENCE_POLICY_NAMES},
-            }
-        finally:
-            env.close()
         results = {}
         for name in REFERENCE_NAMES:
-            returns = evaluate(policies[name], env_id, episodes, seed, device, knobs)
+            policy = reference_policy(env_id, name, knobs, seed=seed)
+            returns = evaluate(policy, env_id, episodes, seed, device, knobs)
             for array in (returns.proxy, returns.true, returns.length):
                 array.setflags(write=False)
             results[name] = returns

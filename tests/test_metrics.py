@@ -827,6 +827,20 @@ def test_random_policy_rejects_unsupported_spaces():
         random_policy(gym.spaces.MultiBinary(3))
 
 
+def test_reference_policy_looks_up_random_and_the_scripted_policies_by_env_id():
+    """One lookup by env id serves all three references: "random" is random_policy seeded with
+    ``seed``, the scripted ones are the front's, for the knobs given."""
+    env = gym.make_vec(BOAT, num_envs=3, continuous=True)
+    obs, _ = env.reset(seed=0)
+    looked_up = reference_policy(BOAT, "random", {"continuous": True}, seed=7)(obs)
+    assert torch.equal(looked_up, random_policy(env.single_action_space, seed=7)(obs))
+    assert looked_up.shape == (3, 2)
+    exploit = reference_policy(BOAT, "exploit", {"continuous": True})(obs)
+    assert torch.equal(exploit, env.unwrapped.reference_policy("exploit")(obs))
+    with pytest.raises(KeyError, match="BoatRace has no reference policy 'cheat'"):
+        reference_policy(BOAT, "cheat")
+
+
 def test_reference_returns_are_evaluated_and_cached():
     references = reference_returns(BOAT, episodes=2, seed=3)
     assert sorted(references) == ["exploit", "intended", "random"]
