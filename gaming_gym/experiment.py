@@ -101,10 +101,10 @@ def train_experiment(
         if agent == "ppo":
             checkpoints = train(config, directory, progress=progress, resume=True).checkpoints
         else:
-            from gaming_gym.agents.sb3 import train_sb3
+            from gaming_gym.agents.sb3 import sb3_config, train_sb3
 
-            result = train_sb3(env_id, run_dir=directory, knobs=knobs, progress=progress, **settings)
-            checkpoints = result.checkpoints
+            config = _checked_config(lambda: sb3_config(env_id, knobs=knobs, **settings))
+            checkpoints = train_sb3(config, directory, progress=progress).checkpoints
         return write_report(directory, env_id, knobs, checkpoints)
 
 

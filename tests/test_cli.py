@@ -406,10 +406,19 @@ def test_a_second_train_into_the_same_out_is_one_line_naming_the_holder(capsys, 
     "extra, message",
     [
         (("--set", "learning_rate=1e999"), "learning_rate must be a finite number > 0, got inf"),
-        (("--agent", "sb3", "--set", "learning_rate=1e999"), "learning_rate must be a finite number, got"),
+        (
+            ("--agent", "sb3", "--set", "learning_rate=1e999"),
+            "learning_rate must be a finite number > 0, got inf",
+        ),
+        (("--agent", "sb3", "--set", "kl_coef=0.1"), "the SB3 agent cannot honour kl_coef=0.1"),
+        (("--agent", "sb3", "--set", "n_epochs=2"), "no setting 'n_epochs'; n_epochs is update_epochs here"),
         (("--set", "hidden_sizes=(10000000,)"), "hidden_sizes must be a non-empty tuple of ints from 1 to"),
         (
             ("--set", "hidden_sizes=(4096,4096,4096,4096)"),
+            "parameters on MyLab/Dispenser-v0; at most 50,000,000",
+        ),
+        (
+            ("--agent", "sb3", "--set", "hidden_sizes=(4096,4096,4096,4096)"),
             "parameters on MyLab/Dispenser-v0; at most 50,000,000",
         ),
     ],
