@@ -52,12 +52,13 @@ native (``PPOConfig``, tuned table)    stable-baselines3
                                        rollouts (native's ``num_iterations * batch_size``)
 ``eval_every`` (iterations)            an evaluation each ``eval_every`` rollouts, after their
                                        update, plus one at step 0 and one at the end
-``eval_episodes``,                     :class:`GoodhartCallback`'s, on the same evaluation seeds
-``eval_deterministic``                 (``seed + EVAL_SEED_OFFSET``)
+``eval_episodes``                      :class:`GoodhartCallback`'s, on native PPO's evaluation
+                                       seeds (``seed + EVAL_SEED_OFFSET``)
+``eval_deterministic``                 :class:`GoodhartCallback`'s ``deterministic``
 ``checkpoint_every``, ``cpu_threads``  kept as native PPO keeps them
-``target_kl``, ``kl_coef``,            refused (:data:`NATIVE_ONLY`): SB3 cannot honour them
-``kl_reference``,
-``holdout_episodes``, ``early_stop*``
+native-only settings                   refused unless at their defaults (:data:`NATIVE_ONLY`:
+                                       ``target_kl``, ``kl_coef``, ``kl_reference``,
+                                       ``holdout_episodes``, ``early_stop*``)
 =====================================  ===========================================================
 
 **What remains different.** With ``clip_vloss`` SB3 minimises the squared error of the clipped
