@@ -1,8 +1,10 @@
 """Training throughput and time-to-exploit: native PPO against stable-baselines3 PPO, side by side.
 
-Same env, same CPU, same PPO settings (64 envs x 128 steps per rollout, 4 minibatches, 4 epochs,
-two tanh layers of 64, one torch thread). Throughput counts env steps per second *including*
-the PPO updates, and excludes the periodic evaluations. Three agents:
+Same env, same CPU, same PPO settings: the env's tuned settings (``gaming_gym/agents/tuned.py``),
+read by native PPO and translated for SB3 (``gaming_gym.agents.sb3.translate``: rollout,
+minibatches, epochs, learning-rate schedule, clipping, observation normalisation, network), one
+torch thread. Throughput counts env steps per second *including* the PPO updates, and excludes the
+periodic evaluations. Three agents:
 
 * ``native``: :func:`gaming_gym.agents.ppo.train`, stepping the batched env on its device;
 * ``sb3 batched``: SB3 PPO over :class:`gaming_gym.agents.sb3.SB3VecEnv` (the same batched env,
@@ -80,22 +82,21 @@ def native_run(env_id: str, steps: int, seed: int, eval_every: int, references=N
 # --- stable-baselines3 -----------------------------------------------------------------------------
 
 
-def sb3_model(env_id: str, seed: int, batched: bool):
-    from stable_baselines3 import PPO
+def sb3_model(env_id: str, seed: int, batched: bool, steps: int):
     from stable_baselines3.common.env_util import make_vec_env
 
-    from gaming_gym.agents.sb3 import SB3_PPO_DEFAULTS, make_sb3_vec_env
+    from gaming_gym.agents.sb3 import build_model, make_sb3_vec_env, sb3_config, translate
 
-    num_envs = default_config(env_id).num_envs
+    settings = translate(sb3_config(env_id, seed=seed, total_timesteps=steps))
     if batched:
-        env = make_sb3_vec_env(env_id, num_envs, seed=seed)
+        env = make_sb3_vec_env(env_id, settings.num_envs, seed=seed)
     else:
-        env = make_vec_env(lambda: gym.make(env_id), n_envs=num_envs, seed=seed)
-    return PPO("MlpPolicy", env, seed=seed, device="cpu", **SB3_PPO_DEFAULTS)
+        env = make_vec_env(lambda: gym.make(env_id), n_envs=settings.num_envs, seed=seed)
+    return build_model(env, settings, device="cpu")
 
 
 def sb3_throughput(env_id: str, steps: int, seed: int, batched: bool) -> float:
-    model = sb3_model(env_id, seed, batched)
+    model = sb3_model(env_id, seed, batched, steps)
     rollout = model.n_steps * model.n_envs
     model.learn(rollout)  # one-off costs, as for the native run
     started = time.perf_counter()
@@ -124,7 +125,7 @@ def sb3_time_to_exploit(env_id: str, budget: int, seed: int, eval_every: int, re
         def _on_step(self) -> bool:
             return super()._on_step() and self.found is None
 
-    model = sb3_model(env_id, seed, batched=True)
+    model = sb3_model(env_id, seed, batched=True, steps=budget)
     callback = StopAtExploit(env_id, eval_every=eval_every, eval_episodes=EVAL_EPISODES)
     model.learn(budget, callback=callback)
     return callback.found, callback.checkpoints[-1]

@@ -33,6 +33,7 @@ import gymnasium as gym
 import torch
 
 import gaming_gym
+from gaming_gym.agents import AGENTS
 from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy
 from gaming_gym.errors import ConfigError, CustomEnvImportError, GamingGymError, GamingGymWarning, MetricError
 from gaming_gym.evaluation import evaluate, reference_policy, reference_returns
@@ -287,7 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train an agent, evaluate along the way, write a run directory")
     train.add_argument("env", help="env id, e.g. GamingGym/BoatRace-v1")
-    train.add_argument("--agent", choices=("ppo", "sb3"), default="ppo")
+    train.add_argument(
+        "--agent",
+        default="ppo",
+        help=f"one of {', '.join(AGENTS)} (default: ppo); both start from the env's tuned settings",
+    )
     train.add_argument(
         "--steps",
         type=int,
@@ -306,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         metavar="NAME=VALUE",
-        help="agent config field, e.g. hidden_sizes=(16,16) or eval_every=5 (repeatable)",
+        help="training setting (a PPOConfig field, for either agent), e.g. hidden_sizes=(16,16) or "
+        "eval_every=5 (repeatable)",
     )
     train.add_argument("--out", default=None, help="run directory (default: runs/ENV-REWARD-sSEED)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from gaming_gym.agents.agent import get_agent
 from gaming_gym.core import Policy
 from gaming_gym.errors import ConfigError, MetricError
 from gaming_gym.evaluation import reference_returns
@@ -44,8 +45,6 @@ from gaming_gym.metrics import (
 )
 from gaming_gym.plots import plot_episode_scatter, plot_gao_fit, plot_goodhart_curve
 from gaming_gym.runs import (
-    AGENTS,
-    CHECKPOINT_FILE,
     CURVE_FILE,
     GAO_FILE,
     KL_CURVE_FILE,
@@ -85,26 +84,19 @@ def train_experiment(
 ) -> RunSummary:
     """Train ``agent`` on ``env_id`` (resuming ``run_dir`` if it holds this run), then report.
 
-    ``settings`` are the agent's config fields (for PPO: ``PPOConfig``'s, e.g. ``seed``,
-    ``total_timesteps``, ``reward``, ``device``, ``num_envs``). The run directory is locked from
-    training to the report (:class:`~gaming_gym.runs.RunDirectory`); one that holds another run,
-    or files of its own, is refused before anything is written.
+    ``agent`` names an entry of :data:`gaming_gym.agents.AGENTS` (``"ppo"``, ``"sb3"``).
+    ``settings`` override the env's tuned settings (:mod:`gaming_gym.agents.tuned`); both agents
+    take ``PPOConfig``'s fields, e.g. ``seed``, ``total_timesteps``, ``reward``, ``device``,
+    ``num_envs``. The run directory is locked from training to the report
+    (:class:`~gaming_gym.runs.RunDirectory`); one that holds another run, or files of its own, is
+    refused before anything is written. An unknown ``agent`` is a :class:`ConfigError` naming the
+    choices.
     """
-    if agent not in AGENTS:
-        raise ConfigError(f"unknown agent {agent!r}; use one of {', '.join(AGENTS)}")
+    chosen = get_agent(agent)
     knobs = dict(knobs or {})
-    if agent == "ppo":
-        from gaming_gym.agents.ppo import default_config, train
-
-        config = _checked_config(lambda: default_config(env_id, knobs=knobs, **settings))
+    config = _checked_config(lambda: chosen.config(env_id, knobs=knobs, **settings))
     with RunDirectory(run_dir) as directory:
-        if agent == "ppo":
-            checkpoints = train(config, directory, progress=progress, resume=True).checkpoints
-        else:
-            from gaming_gym.agents.sb3 import train_sb3
-
-            result = train_sb3(env_id, run_dir=directory, knobs=knobs, progress=progress, **settings)
-            checkpoints = result.checkpoints
+        checkpoints = chosen.train(config, directory, progress=progress).checkpoints
         return write_report(directory, env_id, knobs, checkpoints)
 
 
@@ -185,15 +177,7 @@ def load_run_policy(run_dir: str | os.PathLike, deterministic: bool = False) -> 
     """The trained batched policy of a run directory and the run's config (both checked: see
     :func:`gaming_gym.runs.read_config`; nothing is unpickled)."""
     saved = load_run_config(run_dir)
-    if saved["agent"] == "sb3":
-        from gaming_gym.agents.sb3 import load_sb3_policy
-
-        return load_sb3_policy(run_dir, deterministic), saved
-    from gaming_gym.agents.ppo import load_agent
-
-    checkpoint = run_file(run_dir, CHECKPOINT_FILE, "a PPO run directory")
-    agent, _ = read_run_file(checkpoint, load_agent)
-    return agent.policy(deterministic), saved
+    return get_agent(saved["agent"]).load_policy(run_dir, deterministic), saved
 
 
 def _require_distinct(run_dirs: Sequence[str | os.PathLike]) -> None:

@@ -68,7 +68,6 @@ try:
 except ImportError:  # not POSIX: an O_EXCL lock file instead
     fcntl = None
 
-AGENTS = ("ppo", "sb3")
 RUN_FORMAT = "gaming_gym.run/1"
 """``format`` of ``config.json``; files without one were written before it existed and still read."""
 
@@ -324,8 +323,9 @@ def read_run_file(path: Path, read: Callable[[Path], Any]) -> Any:
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The run's ``config.json``, checked before anything acts on it.
 
-    A run directory may come from anyone: its agent must be one of :data:`AGENTS` and its env id
-    a registered gameable env (a ``module:`` id would make Gymnasium import that module).
+    A run directory may come from anyone: its agent must be one of :data:`gaming_gym.agents.AGENTS`
+    and its env id a registered gameable env (a ``module:`` id would make Gymnasium import that
+    module).
     """
     path = run_file(run_dir, CONFIG_FILE, "a run directory")
     saved = _read_config_file(path)
@@ -334,8 +334,10 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
+    from gaming_gym.agents.agent import AGENTS  # the agents' table; they write through this module
+
     saved = read_run_file(path, lambda p: json.loads(p.read_text()))
-    if not isinstance(saved, dict) or saved.get("agent") not in AGENTS:
+    if not isinstance(saved, dict) or not isinstance(saved.get("agent"), str) or saved["agent"] not in AGENTS:
         raise RunDirectoryError(f"{path} names no known agent (one of {', '.join(AGENTS)})")
     if saved.get("format", RUN_FORMAT) != RUN_FORMAT:
         raise RunDirectoryError(

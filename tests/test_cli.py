@@ -197,6 +197,22 @@ def trained_run(tmp_path_factory) -> Path:
     return out
 
 
+def test_an_sb3_run_trains_evaluates_and_renders_through_the_agent_table(capsys, tmp_path):
+    pytest.importorskip("stable_baselines3")
+    out = tmp_path / "sb3"
+    tiny = ("--num-envs", "8", "--set", "num_steps=32", "--set", "eval_every=1", "--set", "eval_episodes=2")
+    code, _, _ = run(capsys, *DISPENSER, "train", "MyLab/Dispenser-v0", "--agent", "sb3", "--steps", "512",
+                     "--out", str(out), "--quiet", "--device", "cpu", *tiny)  # fmt: skip
+    assert code == 0 and _config(out)["agent"] == "sb3" and _config(out)["num_steps"] == 32
+    assert json.loads((out / "evaluations.json").read_text())[-1]["step"] == 512
+    first = run(capsys, *DISPENSER, "evaluate", str(out), "--episodes", "3")
+    assert first[0] == 0 and f"agent {out}" in first[1]
+    assert run(capsys, *DISPENSER, "evaluate", str(out), "--episodes", "3") == first  # seeded: the same
+    code, stdout, _ = run(capsys, *DISPENSER, "render", str(out), "--out", str(tmp_path / "sb3.gif"),
+                          "--max-frames", "5")  # fmt: skip
+    assert code == 0 and (tmp_path / "sb3.gif").exists()
+
+
 def _evil_pickle(marker: Path) -> str:
     """A base64 pickle that creates ``marker`` when unpickled."""
     import base64
@@ -406,10 +422,24 @@ def test_a_second_train_into_the_same_out_is_one_line_naming_the_holder(capsys, 
     "extra, message",
     [
         (("--set", "learning_rate=1e999"), "learning_rate must be a finite number > 0, got inf"),
-        (("--agent", "sb3", "--set", "learning_rate=1e999"), "learning_rate must be a finite number, got"),
+        (
+            ("--agent", "sb3", "--set", "learning_rate=1e999"),
+            "learning_rate must be a finite number > 0, got inf",
+        ),
+        (("--agent", "sb3", "--set", "kl_coef=0.1"), "the SB3 agent cannot honour kl_coef=0.1"),
+        (("--agent", "sb3", "--set", "n_epochs=2"), "no setting 'n_epochs'; n_epochs is update_epochs here"),
+        (
+            ("--set", "n_epochs=2"),
+            "native PPO has no setting 'n_epochs'; it takes: anneal_lr, checkpoint_every",
+        ),
+        (("--agent", "sb4"), "unknown agent 'sb4'; choose one of: ppo, sb3"),
         (("--set", "hidden_sizes=(10000000,)"), "hidden_sizes must be a non-empty tuple of ints from 1 to"),
         (
             ("--set", "hidden_sizes=(4096,4096,4096,4096)"),
+            "parameters on MyLab/Dispenser-v0; at most 50,000,000",
+        ),
+        (
+            ("--agent", "sb3", "--set", "hidden_sizes=(4096,4096,4096,4096)"),
             "parameters on MyLab/Dispenser-v0; at most 50,000,000",
         ),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -11,6 +12,9 @@ import pytest
 import torch
 
 import gaming_gym  # noqa: F401  (registers the envs)
+from gaming_gym.agents.ppo import PPOConfig
+from gaming_gym.errors import ConfigError
+from gaming_gym.evaluation import evaluate
 from gaming_gym.metrics import Checkpoint
 
 pytest.importorskip("stable_baselines3")
@@ -18,7 +22,18 @@ from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.logger import configure  # noqa: E402
 from test_ppo import CORRIDOR_ID, raising_on_call  # noqa: E402  (a 20-step toy env registered there)
 
-from gaming_gym.agents.sb3 import GoodhartCallback, SB3VecEnv, make_sb3_vec_env, train_sb3  # noqa: E402
+from gaming_gym.agents.sb3 import (  # noqa: E402
+    GoodhartCallback,
+    LinearSchedule,
+    SB3VecEnv,
+    ScaledReward,
+    build_model,
+    load_sb3_policy,
+    make_sb3_vec_env,
+    sb3_config,
+    train_sb3,
+    translate,
+)
 
 BOAT = "GamingGym/BoatRace-v1"
 IDLE = 4  # throttle 0, rudder 0: the boat never moves, so its episode runs into the time limit
@@ -109,41 +124,220 @@ def test_sb3_ppo_trains_on_the_adapter_and_the_callback_records_checkpoints(tmp_
     )
 
 
+# --- train_sb3: native PPO's settings, translated ---------------------------------------------------
+
+TINY = dict(  # 8 envs x 40 steps = 320 steps a rollout, 4 minibatches of 80
+    num_envs=8, num_steps=40, num_minibatches=4, update_epochs=1, eval_episodes=2, device="cpu"
+)
+
+
+def tiny(**overrides) -> PPOConfig:
+    return sb3_config(CORRIDOR_ID, **{**TINY, **overrides})
+
+
+def test_translate_maps_every_native_setting_to_its_sb3_argument():
+    config = sb3_config(
+        CORRIDOR_ID,
+        seed=7,
+        total_timesteps=10 * 1280 + 5,  # rounded down to 10 rollouts
+        num_envs=16,
+        num_steps=80,
+        num_minibatches=8,
+        update_epochs=3,
+        learning_rate=1e-3,
+        anneal_lr=False,
+        gamma=0.9,
+        gae_lambda=0.8,
+        clip_coef=0.3,
+        clip_vloss=True,
+        norm_adv=False,
+        ent_coef=0.02,
+        vf_coef=0.6,
+        max_grad_norm=0.7,
+        hidden_sizes=(32, 16),
+        norm_obs=False,
+        reward_scale=3.0,
+        eval_every=4,
+    )
+    settings = translate(config)
+    assert settings.ppo == {
+        "n_steps": 80,
+        "batch_size": 16 * 80 // 8,
+        "n_epochs": 3,
+        "learning_rate": 1e-3,
+        "gamma": 0.9,
+        "gae_lambda": 0.8,
+        "clip_range": 0.3,
+        "clip_range_vf": 0.3,
+        "normalize_advantage": False,
+        "ent_coef": 0.02,
+        "vf_coef": 0.3,  # SB3's value loss is the MSE, native PPO's half of it
+        "max_grad_norm": 0.7,
+        "target_kl": None,
+        "policy_kwargs": {"net_arch": {"pi": [32, 16], "vf": [32, 16]}, "activation_fn": torch.nn.Tanh},
+        "seed": 7,
+    }
+    assert (settings.num_envs, settings.rollout, settings.total_timesteps) == (16, 1280, 12_800)
+    assert (settings.norm_obs, settings.reward_scale) == (False, 3.0)
+    assert (settings.eval_every, settings.eval_seed) == (4 * 1280, 7 + 1_000_003)
+    assert translate(dataclasses.replace(config, clip_vloss=False)).ppo["clip_range_vf"] is None
+
+
+def test_the_built_model_and_its_env_wrappers_are_what_the_settings_say():
+    config = tiny(hidden_sizes=(16, 8), reward_scale=4.0, clip_vloss=True, total_timesteps=640)
+    env = make_sb3_vec_env(CORRIDOR_ID, 8, seed=0)
+    model = build_model(env, translate(config))
+    assert (model.n_envs, model.n_steps, model.batch_size, model.n_epochs) == (8, 40, 80, 1)
+    assert (model.clip_range(1.0), model.clip_range_vf(1.0), model.vf_coef) == (0.2, 0.2, 0.25)
+    assert (model.ent_coef, model.max_grad_norm, model.gamma, model.gae_lambda) == (0.01, 0.5, 0.99, 0.95)
+    linear = [
+        module for module in model.policy.mlp_extractor.policy_net if isinstance(module, torch.nn.Linear)
+    ]
+    assert [layer.out_features for layer in linear] == [16, 8]
+    assert all(isinstance(module, torch.nn.Tanh) for module in model.policy.mlp_extractor.value_net[1::2])
+    vec_normalize = model.get_vec_normalize_env()
+    assert vec_normalize.norm_obs and not vec_normalize.norm_reward
+    assert (vec_normalize.clip_obs, vec_normalize.epsilon) == (10.0, 1e-8)
+    assert isinstance(vec_normalize.venv, ScaledReward) and vec_normalize.venv.scale == 4.0
+    vec_normalize.reset()
+    _, rewards, _, infos = vec_normalize.step(np.full(8, 0))  # every walker steps left: 2 -> 1
+    _, rewards, _, infos = vec_normalize.step(np.full(8, 0))  # 1 -> 0, the coin slot: proxy 1
+    assert rewards.tolist() == [4.0] * 8 and [info["proxy_reward"] for info in infos] == [1.0] * 8
+    plain = build_model(make_sb3_vec_env(CORRIDOR_ID, 8, seed=0), translate(tiny(norm_obs=False)))
+    assert plain.get_vec_normalize_env() is None and isinstance(plain.env, SB3VecEnv)
+
+
+def test_annealing_gives_each_sb3_update_native_ppos_learning_rate(tmp_path):
+    config = tiny(learning_rate=1e-3, total_timesteps=4 * 320)
+    schedule = translate(config).ppo["learning_rate"]
+    assert schedule == LinearSchedule(1e-3, 320, 1280)
+    assert schedule(1.0) == 1e-3  # the optimiser's rate as SB3 builds it
+    # SB3 calls the schedule after counting update i's rollout: progress_remaining = 1 - (i + 1) / 4
+    rates = [schedule(1 - (i + 1) * 320 / 1280) for i in range(4)]
+    assert rates == pytest.approx([1e-3 * (1 - i / 4) for i in range(4)])  # native: 1e-3, ..., 2.5e-4
+    assert translate(tiny(anneal_lr=False)).ppo["learning_rate"] == 3e-4
+    result = train_sb3(config, progress=False)
+    assert result.model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(2.5e-4)  # the last update's
+
+
+def test_the_tuned_settings_reach_sb3():
+    boat = translate(sb3_config("GamingGym/BoatRace-v1"))
+    assert (boat.num_envs, boat.ppo["n_steps"], boat.ppo["batch_size"]) == (256, 32, 2048)
+    assert boat.ppo["learning_rate"] == 3e-4 and boat.total_timesteps == 480 * 8192  # constant rate
+    assert boat.eval_every == 10 * 8192 and boat.reward_scale == 1.0
+    assert translate(sb3_config("GamingGym/BoatRace-v1", reward="true")).reward_scale == 100.0
+    cleaner = translate(sb3_config("GamingGym/SensorCleaner-v1"))
+    assert cleaner.ppo["clip_range_vf"] is None and cleaner.ppo["gamma"] == 0.95
+    assert cleaner.ppo["batch_size"] == 64 * 128 // 32 and cleaner.ppo["learning_rate"].learning_rate == 1e-3
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"kl_coef": 0.1}, "cannot honour kl_coef=0.1 (the KL penalty"),
+        ({"target_kl": 0.02}, "cannot honour target_kl=0.02 (SB3 stops within an epoch"),
+        ({"holdout_episodes": 4}, "cannot honour holdout_episodes=4"),
+        ({"n_steps": 40}, "no setting 'n_steps'; n_steps is num_steps here; it takes native PPO's settings"),
+        ({"n_step": 40}, "no setting 'n_step'; it takes"),
+        ({"learning_rate": float("inf")}, "learning_rate must be a finite number > 0, got inf"),
+        ({"num_minibatches": 3}, "num_minibatches=3 must divide the rollout size"),
+    ],
+)
+def test_settings_sb3_cannot_honour_or_train_on_are_refused(setting, message):
+    with pytest.raises(ConfigError) as error:
+        tiny(**setting)
+    assert message in str(error.value)
+
+
 def test_train_sb3_writes_a_run_directory_and_resumes_it(tmp_path):
-    settings = dict(num_envs=8, n_steps=40, batch_size=80, n_epochs=1, eval_every=320, eval_episodes=4)
-    first = train_sb3(CORRIDOR_ID, tmp_path, progress=False, total_timesteps=320, **settings)
-    assert [c.step for c in first.checkpoints] == [320]
-    resumed = train_sb3(CORRIDOR_ID, tmp_path, progress=False, total_timesteps=640, **settings)
+    first = train_sb3(tiny(total_timesteps=320, eval_every=1), tmp_path, progress=False)
+    assert [c.step for c in first.checkpoints] == [0, 320]  # as native PPO: step 0, then each rollout
+    resumed = train_sb3(tiny(total_timesteps=640, eval_every=1), tmp_path, progress=False)
     assert resumed.model.num_timesteps == 640
-    assert [c.step for c in resumed.checkpoints] == [320, 640]
-    assert resumed.config["seed"] == 0 and resumed.config["n_steps"] == 40
+    assert [c.step for c in resumed.checkpoints] == [0, 320, 640]
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["agent"] == "sb3" and saved["num_steps"] == 40 and "kl_coef" not in saved
+
+
+def test_sb3_evaluates_after_each_update_on_native_ppos_evaluation_episodes(tmp_path):
+    """The evaluation at step 320 is of the model after its first update, as native PPO's is: a
+    model trained for exactly one rollout scores the same on the same episodes."""
+    longer = train_sb3(tiny(total_timesteps=960, eval_every=1), progress=False)
+    once = train_sb3(tiny(total_timesteps=320, eval_every=1), progress=False)
+    assert [c.step for c in longer.checkpoints] == [0, 320, 640, 960]
+    np.testing.assert_array_equal(longer.checkpoints[1].proxy, once.checkpoints[-1].proxy)
+    np.testing.assert_array_equal(longer.checkpoints[1].true, once.checkpoints[-1].true)
 
 
 def test_train_sb3_rounds_steps_down_to_whole_rollouts_as_ppo_does(tmp_path):
-    settings = dict(num_envs=8, n_steps=40, batch_size=80, n_epochs=1, eval_every=0, eval_episodes=2)
-    result = train_sb3(CORRIDOR_ID, progress=False, total_timesteps=500, **settings)  # 1.56 rollouts
+    result = train_sb3(tiny(total_timesteps=500, eval_every=0), progress=False)  # 1.56 rollouts
     assert result.model.num_timesteps == 320
     with pytest.raises(ValueError, match="less than one rollout"):
-        train_sb3(CORRIDOR_ID, progress=False, total_timesteps=300, **settings)
-    with pytest.raises(TypeError, match="has no setting 'n_step'"):
-        train_sb3(CORRIDOR_ID, progress=False, total_timesteps=320, n_step=40)
+        tiny(total_timesteps=300)
+
+
+def test_observation_statistics_are_saved_without_pickle_and_used_again_when_loaded(tmp_path):
+    result = train_sb3(tiny(total_timesteps=640, eval_every=0), tmp_path, progress=False)
+    vec_normalize = result.model.get_vec_normalize_env()
+    saved = torch.load(tmp_path / "sb3_agent.pt", weights_only=True)  # plain tensors and numbers only
+    assert saved["format"] == "gaming_gym.sb3_agent/2" and saved["hidden_sizes"] == [64, 64]
+    np.testing.assert_array_equal(saved["obs_rms"]["mean"].numpy(), vec_normalize.obs_rms.mean)
+    np.testing.assert_array_equal(saved["obs_rms"]["var"].numpy(), vec_normalize.obs_rms.var)
+    assert saved["obs_rms"]["count"] == vec_normalize.obs_rms.count == pytest.approx(8 + 640)  # reset, steps
+    assert vec_normalize.obs_rms.var[0] != 1.0  # statistics that matter: a walker's cell, not N(0, 1)
+
+    obs = torch.linspace(0.0, 1.0, 6).unsqueeze(1)  # every cell of the corridor
+    np.testing.assert_array_equal(result.normaliser(obs.numpy()), vec_normalize.normalize_obs(obs.numpy()))
+    loaded = load_sb3_policy(tmp_path)
+    for deterministic in (True, False):
+        trained, restored = result.policy(deterministic), load_sb3_policy(tmp_path, deterministic)
+        with torch.random.fork_rng():
+            torch.manual_seed(3)
+            expected = trained(obs.repeat(50, 1))
+            torch.manual_seed(3)
+            actions = restored(obs.repeat(50, 1))
+        torch.testing.assert_close(actions, expected, rtol=0, atol=0)
+    # the loaded policy, evaluated as the run evaluated it at its end, scores exactly the same
+    seed = 1_000_003
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        returns = evaluate(loaded, CORRIDOR_ID, episodes=2, seed=seed)
+    np.testing.assert_array_equal(returns.proxy, result.checkpoints[-1].proxy)
+    np.testing.assert_array_equal(returns.true, result.checkpoints[-1].true)
+
+
+def test_a_resumed_sb3_run_keeps_its_observation_statistics(tmp_path):
+    train_sb3(tiny(total_timesteps=320, eval_every=1), tmp_path, progress=False)
+    saved = torch.load(tmp_path / "sb3_agent.pt", weights_only=True)["obs_rms"]
+    resumed = train_sb3(tiny(total_timesteps=640, eval_every=1), tmp_path, progress=False)
+    # the saved statistics, then the resumed run's reset (8 observations) and its 320 steps
+    assert resumed.model.get_vec_normalize_env().obs_rms.count == pytest.approx(saved["count"] + 8 + 320)
 
 
 def test_train_sb3_saves_plain_tensors_and_refuses_a_pickled_model(tmp_path):
-    settings = dict(num_envs=8, n_steps=40, batch_size=80, n_epochs=1, eval_every=320, eval_episodes=2)
-    train_sb3(CORRIDOR_ID, tmp_path / "run", progress=False, total_timesteps=320, **settings)
+    train_sb3(tiny(total_timesteps=320, eval_every=1), tmp_path / "run", progress=False)
     saved = torch.load(tmp_path / "run" / "sb3_agent.pt", weights_only=True)
     assert saved["num_timesteps"] == 320 and saved["env_id"] == CORRIDOR_ID
     assert not (tmp_path / "run" / "sb3_model.zip").exists()
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "sb3_model.zip").write_bytes(b"PK")  # what older versions wrote
     with pytest.raises(ValueError, match="unpickle"):
-        train_sb3(CORRIDOR_ID, tmp_path / "old", progress=False, total_timesteps=320, **settings)
+        train_sb3(tiny(total_timesteps=320), tmp_path / "old", progress=False)
+
+
+def test_an_sb3_agent_of_format_1_still_loads(tmp_path):
+    """Format 1 (before the observation statistics were saved): trained on raw observations."""
+    result = train_sb3(tiny(total_timesteps=320, eval_every=0, norm_obs=False), tmp_path, progress=False)
+    saved = torch.load(tmp_path / "sb3_agent.pt", weights_only=True)
+    del saved["hidden_sizes"], saved["obs_rms"]
+    saved.update(format="gaming_gym.sb3_agent/1", policy_kwargs={}, use_sde=False)  # SB3's 64, 64 tanh
+    torch.save(saved, tmp_path / "sb3_agent.pt")
+    obs = torch.linspace(0.0, 1.0, 6).unsqueeze(1)
+    expected = result.policy(deterministic=True)(obs)
+    torch.testing.assert_close(load_sb3_policy(tmp_path, deterministic=True)(obs), expected)
 
 
 # --- SB3 run directories: the same rules as native PPO's ------------------------------------------
-
-TINY = dict(num_envs=8, n_steps=40, batch_size=80, n_epochs=1, eval_episodes=2)  # 320 steps a rollout
 
 
 @pytest.mark.parametrize(
@@ -151,6 +345,7 @@ TINY = dict(num_envs=8, n_steps=40, batch_size=80, n_epochs=1, eval_episodes=2) 
     [
         ({"seed": 1}, "seed"),
         ({"learning_rate": 1e-3}, "learning_rate"),
+        ({"norm_obs": False}, "norm_obs"),
         ({"knobs": {"coin_value": 2.0}}, "knobs"),
     ],
 )
@@ -159,43 +354,42 @@ def test_train_sb3_refuses_to_resume_a_run_with_other_settings(tmp_path, change,
     recorded the new ones."""
     from gaming_gym.errors import RunDirectoryError
 
-    settings = {**TINY, "eval_every": 320, "total_timesteps": 320}
-    train_sb3(CORRIDOR_ID, tmp_path, progress=False, **settings)
+    train_sb3(tiny(eval_every=1, total_timesteps=320), tmp_path, progress=False)
     before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
     with pytest.raises(RunDirectoryError, match=f"differs in {differs}"):
-        train_sb3(CORRIDOR_ID, tmp_path, progress=False, **{**settings, "total_timesteps": 640, **change})
+        train_sb3(tiny(eval_every=1, total_timesteps=640, **change), tmp_path, progress=False)
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
 def test_train_sb3_refuses_fewer_steps_than_it_has_trained(tmp_path):
     from gaming_gym.errors import RunDirectoryError
 
-    train_sb3(CORRIDOR_ID, tmp_path, progress=False, total_timesteps=640, eval_every=320, **TINY)
+    train_sb3(tiny(total_timesteps=640, eval_every=1), tmp_path, progress=False)
     with pytest.raises(RunDirectoryError, match="already trained 640 steps, more than the 320 asked for"):
-        train_sb3(CORRIDOR_ID, tmp_path, progress=False, total_timesteps=320, eval_every=320, **TINY)
+        train_sb3(tiny(total_timesteps=320, eval_every=1), tmp_path, progress=False)
 
 
 def test_ctrl_c_in_sb3_saves_the_last_whole_rollout_and_the_rerun_finishes(tmp_path, monkeypatch):
-    """Interrupted half way through its third rollout, with no evaluation due until the end: the
-    agent file holds the model after two rollouts and their updates, and the rerun trains the
-    last two and evaluates once, at the end."""
+    """Interrupted half way through its third rollout, with no evaluation due until the end but
+    the one at step 0: the agent file holds the model after two rollouts and their updates, and
+    the rerun trains the last two and evaluates once more, at the end."""
     real_step_wait = SB3VecEnv.step_wait  # 40 steps a rollout: the 100th is in the third
     monkeypatch.setattr(SB3VecEnv, "step_wait", raising_on_call(100, real_step_wait, KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
-        train_sb3(CORRIDOR_ID, tmp_path, progress=False, total_timesteps=1280, eval_every=0, **TINY)
+        train_sb3(tiny(total_timesteps=1280, eval_every=0), tmp_path, progress=False)
     monkeypatch.setattr(SB3VecEnv, "step_wait", real_step_wait)
     saved = torch.load(tmp_path / "sb3_agent.pt", weights_only=True)
-    assert (saved["num_timesteps"], saved["n_updates"], saved["evaluations"]) == (640, 2, [])
-    resumed = train_sb3(CORRIDOR_ID, tmp_path, progress=False, total_timesteps=1280, eval_every=0, **TINY)
+    assert (saved["num_timesteps"], saved["n_updates"]) == (640, 2)
+    assert [record["step"] for record in saved["evaluations"]] == [0]
+    resumed = train_sb3(tiny(total_timesteps=1280, eval_every=0), tmp_path, progress=False)
     assert resumed.model.num_timesteps == 1280 and resumed.model._n_updates == 4
-    assert [c.step for c in resumed.checkpoints] == [1280]
+    assert [c.step for c in resumed.checkpoints] == [0, 1280]
 
 
 def test_an_sb3_run_directory_holds_one_evaluations_file(tmp_path):
     from gaming_gym.experiment import train_experiment
 
-    settings = {**TINY, "eval_every": 320, "total_timesteps": 640}
-    train_experiment(CORRIDOR_ID, tmp_path, "sb3", progress=False, **settings)
+    train_experiment(CORRIDOR_ID, tmp_path, "sb3", progress=False, **TINY, eval_every=1, total_timesteps=640)
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "config.json",
         "episodes.png",
@@ -206,4 +400,4 @@ def test_an_sb3_run_directory_holds_one_evaluations_file(tmp_path):
     ]
     evaluations = json.loads((tmp_path / "evaluations.json").read_text())
     saved = torch.load(tmp_path / "sb3_agent.pt", weights_only=True)
-    assert [e["step"] for e in evaluations] == [e["step"] for e in saved["evaluations"]] == [320, 640]
+    assert [e["step"] for e in evaluations] == [e["step"] for e in saved["evaluations"]] == [0, 320, 640]

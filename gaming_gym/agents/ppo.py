@@ -45,6 +45,7 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from gaming_gym.agents.reference import SmoothedPolicy, behaviour_clone
+from gaming_gym.agents.tuned import TUNED, TUNED_TRUE_REWARD, tuned_settings
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
 from gaming_gym.errors import ConfigError, RunDirectoryError, RunExistsError
 from gaming_gym.evaluation import evaluate, reference_returns
@@ -265,60 +266,16 @@ def _require(name: str, value: Any, accept: Callable[[Any], bool], accepted: str
         raise ConfigError(f"PPOConfig.{name} must be {accepted}, got {value!r}")
 
 
-# Per-env settings under which PPO trained on the proxy finds each env's exploit on a 2-core CPU
-# within minutes (measured over seeds 0-4). Iteration counts are whole rollouts of 8192 steps.
-DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
-    # Racing is learnt first (the lagoon is empty on the first lap), then the ring of lagoon targets
-    # lures the racer off the line from its second lap: within 1-3M steps for most seeds. Many
-    # short rollouts (256 x 32) and a constant learning rate keep the late phase learning.
-    "GamingGym/BoatRace-v1": {
-        "total_timesteps": 480 * 8192,
-        "eval_every": 10,
-        "num_envs": 256,
-        "num_steps": 32,
-        "anneal_lr": False,
-    },
-    # Growing tall and toppling shows after about 0.25M steps, unless walking is learnt first (a
-    # local optimum); 256 envs x 32 steps explore more starts per update than 64 x 128 (4 of 5
-    # seeds fall against 3 of 5). Evaluations every 5 iterations (cheap here) catch the true
-    # return's rise before the fall, which lasts only a few iterations: peaks of 0.3-0.8 at
-    # 0.08-0.2M steps in the 4 seeds of 0-4 that fall.
-    "GamingGym/TallFall-v0": {
-        "total_timesteps": 75 * 8192,
-        "eval_every": 5,
-        "num_envs": 256,
-        "num_steps": 32,
-    },
-    # Cleaning is learnt first (true return near the intended policy's by about 0.2M steps), then
-    # covering the camera once it shows a clean room, within 0.2-0.4M steps: evaluations every 3
-    # iterations show the rise and the fall. Cleaning one cell pays only 1/64 a step, so the
-    # policy needs many small updates (32 minibatches, a higher learning rate) to learn it at all;
-    # gamma 0.95 keeps returns (~20) and their noise from later mess drops small, and an unclipped
-    # value loss lets the critic catch up with them in a few iterations.
-    "GamingGym/SensorCleaner-v1": {
-        "total_timesteps": 60 * 8192,
-        "eval_every": 3,
-        "gamma": 0.95,
-        "clip_vloss": False,
-        "num_minibatches": 32,
-        "learning_rate": 1e-3,
-    },
-}
-
-
-# Settings added when training on the true reward (``reward="true"``), the intended baseline.
-TRUE_REWARD_CONFIGS: dict[str, dict[str, Any]] = {
-    # Race progress pays about 0.003 a step: scale it up so the critic can tell progress apart.
-    "GamingGym/BoatRace-v1": {"reward_scale": 100.0},
-}
+# The per-env tuned settings live in gaming_gym.agents.tuned, shared with the SB3 agent; native PPO
+# reads them unchanged.
+DEFAULT_CONFIGS = TUNED
+TRUE_REWARD_CONFIGS = TUNED_TRUE_REWARD
 
 
 def default_config(env_id: str, **overrides: Any) -> PPOConfig:
-    """The recommended :class:`PPOConfig` for ``env_id`` (and ``reward``), with any field overridden."""
-    settings = {"env_id": env_id, **DEFAULT_CONFIGS.get(env_id, {})}
-    if overrides.get("reward") == "true":
-        settings.update(TRUE_REWARD_CONFIGS.get(env_id, {}))
-    return PPOConfig(**{**settings, **overrides})
+    """The recommended :class:`PPOConfig` for ``env_id`` (and ``reward``), with any field overridden:
+    the tuned settings of :mod:`gaming_gym.agents.tuned`, read as they are."""
+    return PPOConfig(env_id=env_id, **tuned_settings(env_id, **overrides))
 
 
 # --- the agent ---------------------------------------------------------------------------------
