@@ -20,7 +20,7 @@ from gaming_gym.core import Policy
 from gaming_gym.evaluation import random_policy
 
 if TYPE_CHECKING:
-    from gaming_gym.agents.ppo import ActorCritic
+    from gaming_gym.agents.ppo.networks import ActorCritic
 
 UNIFORM_MIX = 0.1
 """Share of a uniform distribution mixed into a discrete clone's action probabilities.
