@@ -9,7 +9,7 @@ Needs the optional extra: ``pip install 'gaming_gym[sb3]'``.
   (as SB3's ``Monitor`` writes them) and its true return as ``"true_r"``. So SB3 PPO trains on
   thousands of envs stepped in one call. Plain ``gymnasium.make`` envs work with SB3 as usual.
 * :class:`GoodhartCallback` logs the true return next to SB3's episode reward and evaluates the
-  model periodically into :class:`gaming_gym.metrics.Checkpoint` records for the Goodhart metric.
+  model periodically into :class:`gaming_gym.metrics.Evaluation` records for the Goodhart metric.
 
 Example::
 
@@ -19,7 +19,7 @@ Example::
     env = make_sb3_vec_env("GamingGym/BoatRace-v1", num_envs=16, seed=0)
     callback = GoodhartCallback("GamingGym/BoatRace-v1", eval_every=50_000)
     PPO("MlpPolicy", env, seed=0).learn(500_000, callback=callback)
-    callback.checkpoints  # one Checkpoint(step, proxy, true) per evaluation
+    callback.checkpoints  # one Evaluation(step, proxy, true) per evaluation
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ except ImportError as error:  # an optional extra
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
 from gaming_gym.errors import ConfigError, ConfigTypeError, RunDirectoryError, RunNotFoundError
 from gaming_gym.evaluation import evaluate
-from gaming_gym.metrics import Checkpoint
+from gaming_gym.metrics import Evaluation
 from gaming_gym.runs import (
     EVALUATIONS_FILE,
     LEGACY_SB3_MODEL_FILE,
@@ -206,7 +206,7 @@ class GoodhartCallback(BaseCallback):
     At each rollout's end it records ``rollout/ep_true_rew_mean`` and ``rollout/ep_proxy_rew_mean``
     (means over the last ``window`` episodes, as SB3's own ``ep_rew_mean``). Every ``eval_every``
     timesteps and at the end of training it runs the model on ``eval_episodes`` fresh episodes of
-    ``env_id`` and appends a :class:`gaming_gym.metrics.Checkpoint` to :attr:`checkpoints`.
+    ``env_id`` and appends a :class:`gaming_gym.metrics.Evaluation` to :attr:`checkpoints`.
 
     Args:
         env_id, knobs: the env to evaluate on (the one being trained on).
@@ -241,13 +241,13 @@ class GoodhartCallback(BaseCallback):
         self.deterministic = deterministic
         self.proxy_returns: deque[float] = deque(maxlen=window)
         self.true_returns: deque[float] = deque(maxlen=window)
-        self.checkpoints: list[Checkpoint] = []
+        self.checkpoints: list[Evaluation] = []
         self.on_evaluation: Callable[[], None] | None = None
         self.before_rollout: Callable[[], None] | None = None
         """called as each rollout starts, when the model is whole (updated on the rollout before)"""
         self._next_eval = eval_every
 
-    def resume_at(self, num_timesteps: int, checkpoints: list[Checkpoint]) -> None:
+    def resume_at(self, num_timesteps: int, checkpoints: list[Evaluation]) -> None:
         """Continue a run saved after ``num_timesteps`` steps with its evaluations so far: the
         next evaluation is due at the first multiple of ``eval_every`` past it."""
         self.checkpoints = list(checkpoints)
@@ -306,7 +306,7 @@ class GoodhartCallback(BaseCallback):
                 seed=self.seed,
                 knobs=self.knobs,
             )
-        self.checkpoints.append(Checkpoint.from_returns(self.num_timesteps, returns))
+        self.checkpoints.append(Evaluation.from_returns(self.num_timesteps, returns))
         self.logger.record("eval/proxy_return", float(returns.proxy.mean()))
         self.logger.record("eval/true_return", float(returns.true.mean()))
         if self.on_evaluation is not None:
@@ -344,7 +344,7 @@ class SB3Result:
 
     model: Any  # stable_baselines3.PPO
     config: dict[str, Any]
-    checkpoints: list[Checkpoint]
+    checkpoints: list[Evaluation]
     run_dir: Path | None
 
 
@@ -470,10 +470,10 @@ class _RunSaver:
         self.unsaved: dict[str, Any] | None = None
         callback.before_rollout = self.before_rollout
 
-    def _evaluations(self, state: dict[str, Any]) -> list[Checkpoint]:
+    def _evaluations(self, state: dict[str, Any]) -> list[Evaluation]:
         """The evaluations saved with the agent (or, from an older version, in evaluations.json)."""
         if "evaluations" in state:
-            return [Checkpoint.from_record(record) for record in state["evaluations"]]
+            return [Evaluation.from_record(record) for record in state["evaluations"]]
         return read_evaluations(self.directory.path) if self.directory.file(EVALUATIONS_FILE).exists() else []
 
     def before_rollout(self) -> None:

@@ -97,7 +97,7 @@ class PPOConfig:
     scripted intended policy, the analogue of RLHF's SFT model; see ``agents/reference.py``)"""
     holdout_episodes: int = 0
     """episodes of a held-out true-reward check at each evaluation, on other seeds than the
-    evaluation episodes (``Checkpoint.holdout_true``); 0 runs none"""
+    evaluation episodes (``Evaluation.holdout_true``); 0 runs none"""
     early_stop: bool = False
     """stop training at the Goodhart onset as the held-out check sees it and keep the agent of its
     best evaluation; needs ``holdout_episodes > 0``"""

@@ -30,7 +30,7 @@ from gaming_gym.agents.reference import SmoothedPolicy, behaviour_clone
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
 from gaming_gym.errors import ConfigError, RunDirectoryError, RunExistsError
 from gaming_gym.evaluation import evaluate, reference_returns
-from gaming_gym.metrics import Checkpoint, early_stop, normalise
+from gaming_gym.metrics import Evaluation, early_stop, normalise
 from gaming_gym.runs import (
     CHECKPOINT_FILE,
     ProgressLog,
@@ -65,7 +65,7 @@ def evaluate_agent(
     step: int,
     device: torch.device,
     initial: ActorCritic | None = None,
-) -> Checkpoint:
+) -> Evaluation:
     """Per-episode proxy and true returns of the current policy, as a Goodhart-metric record.
 
     Runs on a forked, freshly seeded torch RNG: evaluations are reproducible, and how often they
@@ -105,7 +105,7 @@ def evaluate_agent(
                 device=device,
                 knobs=config.knobs,
             )
-    return Checkpoint.from_returns(step, returns, kl=kl, holdout=holdout)
+    return Evaluation.from_returns(step, returns, kl=kl, holdout=holdout)
 
 
 def _measuring_kl(
@@ -195,8 +195,8 @@ def _true_anchors(config: PPOConfig) -> tuple[float, float]:
     return random_mean, intended_mean
 
 
-def _normalised_holdout(checkpoints: Sequence[Checkpoint], anchors: tuple[float, float]) -> list[float]:
-    return [float(normalise(np.mean(c.holdout_true), *anchors)) for c in checkpoints]
+def _normalised_holdout(evaluations: Sequence[Evaluation], anchors: tuple[float, float]) -> list[float]:
+    return [float(normalise(np.mean(e.holdout_true), *anchors)) for e in evaluations]
 
 
 # --- the training loop ---------------------------------------------------------------------------
@@ -208,7 +208,7 @@ class TrainResult:
 
     config: PPOConfig
     agent: ActorCritic
-    checkpoints: list[Checkpoint]  # one per evaluation, in step order, the first at step 0
+    checkpoints: list[Evaluation]  # one per evaluation, in step order, the first at step 0
     global_step: int
     iteration: int
     run_dir: Path | None
@@ -238,7 +238,7 @@ class _Run:
     reference: ReferencePolicy | None = None  # the KL penalty's reference, when kl_coef > 0
     iteration: int = 0
     global_step: int = 0
-    checkpoints: list[Checkpoint] = field(default_factory=list)
+    evaluations: list[Evaluation] = field(default_factory=list)
     best_agent: dict[str, torch.Tensor] | None = None  # early_stop: agent at the best held-out evaluation
     best_step: int | None = None
     stopped_step: int | None = None
@@ -305,7 +305,7 @@ def _train(config: PPOConfig, directory: RunDirectory | None, progress: bool, re
     return TrainResult(
         config,
         run.agent,
-        run.checkpoints,
+        run.evaluations,
         run.global_step,
         run.iteration,
         directory.path if directory is not None else None,
@@ -414,18 +414,18 @@ def _evaluate(
     run: _Run, config: PPOConfig, device: torch.device, anchors: tuple[float, float] | None
 ) -> dict[str, float]:
     """Evaluate the agent now (early stopping may then end the run); return the log's eval columns."""
-    checkpoint = evaluate_agent(run.agent, config, run.global_step, device, run.initial_agent)
-    run.checkpoints.append(checkpoint)
+    evaluation = evaluate_agent(run.agent, config, run.global_step, device, run.initial_agent)
+    run.evaluations.append(evaluation)
     if config.early_stop:
         _apply_early_stop(run, config, anchors)
-    return _evaluation_row(checkpoint)
+    return _evaluation_row(evaluation)
 
 
 def _apply_early_stop(run: _Run, config: PPOConfig, anchors: tuple[float, float]) -> None:
     """Keep a copy of the agent at the best held-out evaluation so far; at the Goodhart onset,
     put that agent back and mark the run stopped (the optimiser keeps its later state: the run is
     over)."""
-    curve = _normalised_holdout(run.checkpoints, anchors)
+    curve = _normalised_holdout(run.evaluations, anchors)
     if int(np.argmax(curve)) == len(curve) - 1:  # a new running best (a tie keeps the earlier one)
         run.best_agent = {name: tensor.clone() for name, tensor in run.agent.state_dict().items()}
         run.best_step = run.global_step
@@ -433,13 +433,13 @@ def _apply_early_stop(run: _Run, config: PPOConfig, anchors: tuple[float, float]
     if stop.stop_index is None:
         return
     fired, kept = stop.stop_index, stop.kept_index
-    if run.checkpoints[kept].step != run.best_step:
+    if run.evaluations[kept].step != run.best_step:
         raise RuntimeError(
-            f"early stopping kept step {run.checkpoints[kept].step} but the best agent held is of "
+            f"early stopping kept step {run.evaluations[kept].step} but the best agent held is of "
             f"step {run.best_step}"
         )
     run.agent.load_state_dict(run.best_agent)
-    run.stopped_step, run.kept_step = run.checkpoints[fired].step, run.best_step
+    run.stopped_step, run.kept_step = run.evaluations[fired].step, run.best_step
 
 
 EVAL_COLUMNS = (
@@ -452,16 +452,16 @@ EVAL_COLUMNS = (
 """Log columns of an evaluation (the held-out one only with ``holdout_episodes``)."""
 
 
-def _evaluation_row(checkpoint: Checkpoint) -> dict[str, float]:
+def _evaluation_row(evaluation: Evaluation) -> dict[str, float]:
     row = {
-        "eval/proxy_return": float(np.mean(checkpoint.proxy)),
-        "eval/true_return": float(np.mean(checkpoint.true)),
+        "eval/proxy_return": float(np.mean(evaluation.proxy)),
+        "eval/true_return": float(np.mean(evaluation.true)),
     }
-    if checkpoint.kl is not None:
-        row["eval/kl_from_initial"] = checkpoint.kl
-        row["eval/d"] = math.sqrt(checkpoint.kl)  # Gao et al.'s distance from the initial policy
-    if checkpoint.holdout_true is not None:
-        row["eval/holdout_true_return"] = float(np.mean(checkpoint.holdout_true))
+    if evaluation.kl is not None:
+        row["eval/kl_from_initial"] = evaluation.kl
+        row["eval/d"] = math.sqrt(evaluation.kl)  # Gao et al.'s distance from the initial policy
+    if evaluation.holdout_true is not None:
+        row["eval/holdout_true_return"] = float(np.mean(evaluation.holdout_true))
     return row
 
 
@@ -519,7 +519,7 @@ def checkpoint_state(run: _Run, config: PPOConfig) -> dict[str, Any]:
         "torch_rng": torch.get_rng_state(),
         "env": run.env.get_state(),
         "obs": run.obs,
-        "evaluations": [c.to_record() for c in run.checkpoints],
+        "evaluations": [e.to_record() for e in run.evaluations],
         "best_agent": run.best_agent,
         "best_step": run.best_step,
         "stopped_step": run.stopped_step,
@@ -552,7 +552,7 @@ def _restore(run: _Run, state: dict[str, Any], config: PPOConfig, device: torch.
     run.env.set_state(state["env"])
     run.obs = state["obs"]
     run.iteration, run.global_step = state["iteration"], state["global_step"]
-    run.checkpoints = [Checkpoint.from_record(record) for record in state["evaluations"]]
+    run.evaluations = [Evaluation.from_record(record) for record in state["evaluations"]]
     run.best_agent, run.best_step = state.get("best_agent"), state.get("best_step")
     run.stopped_step, run.kept_step = state.get("stopped_step"), state.get("kept_step")
 
