@@ -47,9 +47,11 @@ def collect_rollout(
     obs: torch.Tensor,
     config: PPOConfig,
     reference: ReferencePolicy | None = None,
+    generator: torch.Generator | None = None,
 ) -> tuple[Rollout, torch.Tensor]:
     """Step the batched env ``num_steps`` times with the current policy; return the rollout and the
-    observation to continue from.
+    observation to continue from. Actions are sampled from ``generator`` (on ``obs``'s device;
+    torch's global RNG when None).
 
     The env resets ended episodes within the same step, so where an episode was *truncated* its
     last observation comes from ``info["final_obs"]``; its value is kept to bootstrap from.
@@ -81,7 +83,7 @@ def collect_rollout(
     for step in range(steps):
         norm_obs = agent.normalise(obs, update=True)
         distribution = agent.distribution(norm_obs)
-        action = distribution.sample()
+        action = agent.head.sample(distribution, generator)
         log_prob = distribution.log_prob(action)
         if penalised:
             reference_distribution = reference.action_distribution(obs)
@@ -150,8 +152,12 @@ def ppo_update(
     advantages: torch.Tensor,
     returns: torch.Tensor,
     config: PPOConfig,
+    generator: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """``update_epochs`` passes of clipped-objective minibatch updates; returns the loss statistics."""
+    """``update_epochs`` passes of clipped-objective minibatch updates; returns the loss statistics.
+
+    Minibatch orders are drawn from ``generator`` (torch's global RNG when None).
+    """
     obs = rollout.obs.flatten(0, 1)
     actions = rollout.actions.flatten(0, 1)
     old_log_probs, old_values = rollout.log_probs.flatten(), rollout.values.flatten()
@@ -164,7 +170,7 @@ def ppo_update(
         "clipfrac": [],
     }
     for _ in range(config.update_epochs):
-        order = torch.randperm(config.batch_size, device=obs.device)
+        order = torch.randperm(config.batch_size, device=obs.device, generator=generator)
         for rows in order.split(config.minibatch_size):
             distribution = agent.distribution(obs[rows])
             log_ratio = distribution.log_prob(actions[rows]) - old_log_probs[rows]

@@ -55,15 +55,23 @@ class DiscreteHead(nn.Module):
     """Categorical distribution over ``Discrete(n)`` actions.
 
     Heads skip torch's argument validation: it re-checks every batch on the rollout's hot path.
+    They sample from an explicit generator (``Distribution.sample`` takes none, and would draw
+    from torch's global RNG); the draws are the ones ``sample`` makes.
     """
 
-    def __init__(self, space: gym.spaces.Discrete, width: int):
+    def __init__(self, space: gym.spaces.Discrete, width: int, generator: torch.Generator | None = None):
         super().__init__()
         self.start = int(space.start)
-        self.logits = _layer(width, int(space.n), std=0.01)
+        self.logits = _layer(width, int(space.n), std=0.01, generator=generator)
 
     def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
         return torch.distributions.Categorical(logits=self.logits(features), validate_args=False)
+
+    @torch.no_grad()
+    def sample(
+        self, distribution: torch.distributions.Distribution, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        return torch.multinomial(distribution.probs, 1, replacement=True, generator=generator).squeeze(-1)
 
     def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
         return distribution.probs.argmax(dim=-1)
@@ -82,11 +90,11 @@ class GaussianHead(nn.Module):
     Samples are clipped into the box only when sent to the env, so log-probabilities stay exact.
     """
 
-    def __init__(self, space: gym.spaces.Box, width: int):
+    def __init__(self, space: gym.spaces.Box, width: int, generator: torch.Generator | None = None):
         super().__init__()
         size = int(np.prod(space.shape))
         self.shape = space.shape
-        self.mean = _layer(width, size, std=0.01)
+        self.mean = _layer(width, size, std=0.01, generator=generator)
         self.log_std = nn.Parameter(torch.zeros(size))
         self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32).flatten())
         self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32).flatten())
@@ -95,6 +103,13 @@ class GaussianHead(nn.Module):
         mean = self.mean(features)
         normal = torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False)
         return torch.distributions.Independent(normal, 1, validate_args=False)
+
+    @torch.no_grad()
+    def sample(
+        self, distribution: torch.distributions.Distribution, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        normal = distribution.base_dist
+        return torch.normal(normal.loc, normal.scale, generator=generator)
 
     def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
         return distribution.mean
@@ -107,27 +122,39 @@ class GaussianHead(nn.Module):
         return action.float().flatten(1)
 
 
-def make_head(space: gym.Space, width: int) -> DiscreteHead | GaussianHead:
+def make_head(
+    space: gym.Space, width: int, generator: torch.Generator | None = None
+) -> DiscreteHead | GaussianHead:
     """The policy head for an action space, or a ConfigError naming the spaces PPO supports."""
     if isinstance(space, gym.spaces.Discrete):
-        return DiscreteHead(space, width)
+        return DiscreteHead(space, width, generator)
     if isinstance(space, gym.spaces.Box):
-        return GaussianHead(space, width)
+        return GaussianHead(space, width, generator)
     raise ConfigError(f"PPO supports Discrete and Box action spaces, got {space}")
 
 
-def _layer(inputs: int, outputs: int, std: float = math.sqrt(2)) -> nn.Linear:
-    """Orthogonally initialised linear layer, as in CleanRL (it matters for PPO)."""
-    layer = nn.Linear(inputs, outputs)
-    nn.init.orthogonal_(layer.weight, std)
+def _layer(
+    inputs: int, outputs: int, std: float = math.sqrt(2), generator: torch.Generator | None = None
+) -> nn.Linear:
+    """Orthogonally initialised linear layer, as in CleanRL (it matters for PPO), drawn from
+    ``generator`` (torch's global RNG when None).
+
+    ``nn.Linear``'s own initialisation is drawn first, then overwritten, as constructing one does:
+    the draws keep each seed's network what it always was (a checkpoint saved without its
+    initial agent rebuilds it from the seed).
+    """
+    layer = torch.nn.utils.skip_init(nn.Linear, inputs, outputs)
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    nn.init.uniform_(layer.bias, -1 / math.sqrt(inputs), 1 / math.sqrt(inputs), generator=generator)
+    nn.init.orthogonal_(layer.weight, std, generator=generator)
     nn.init.zeros_(layer.bias)
     return layer
 
 
-def _mlp(inputs: int, hidden_sizes: tuple[int, ...]) -> nn.Sequential:
+def _mlp(inputs: int, hidden_sizes: tuple[int, ...], generator: torch.Generator | None) -> nn.Sequential:
     layers: list[nn.Module] = []
     for width in hidden_sizes:
-        layers += [_layer(inputs, width), nn.Tanh()]
+        layers += [_layer(inputs, width, generator=generator), nn.Tanh()]
         inputs = width
     return nn.Sequential(*layers)
 
@@ -136,7 +163,8 @@ class ActorCritic(nn.Module):
     """Separate actor and critic MLPs over normalised observations, with a policy head.
 
     Methods taking ``norm_obs`` expect observations already normalised by :meth:`normalise`;
-    :meth:`policy` wraps everything into a callable on raw observations for ``evaluate``.
+    :meth:`policy` wraps everything into a callable on raw observations for ``evaluate``. The
+    weights are drawn from ``generator`` (torch's global RNG when None), on the CPU.
     """
 
     def __init__(
@@ -145,6 +173,7 @@ class ActorCritic(nn.Module):
         action_space: gym.Space,
         hidden_sizes: tuple[int, ...] = (64, 64),
         norm_obs: bool = True,
+        generator: torch.Generator | None = None,
     ):
         super().__init__()
         if not isinstance(observation_space, gym.spaces.Box):
@@ -152,9 +181,11 @@ class ActorCritic(nn.Module):
         obs_size = int(np.prod(observation_space.shape))
         self.norm_obs = norm_obs
         self.obs_rms = RunningMeanStd((obs_size,))
-        self.actor = _mlp(obs_size, hidden_sizes)
-        self.head = make_head(action_space, hidden_sizes[-1])
-        self.critic = nn.Sequential(_mlp(obs_size, hidden_sizes), _layer(hidden_sizes[-1], 1, std=1.0))
+        self.actor = _mlp(obs_size, hidden_sizes, generator)
+        self.head = make_head(action_space, hidden_sizes[-1], generator)
+        self.critic = nn.Sequential(
+            _mlp(obs_size, hidden_sizes, generator), _layer(hidden_sizes[-1], 1, std=1.0, generator=generator)
+        )
 
     def normalise(self, obs: torch.Tensor, update: bool = False) -> torch.Tensor:
         """Flatten and normalise raw observations, first folding them into the statistics if asked."""
@@ -175,14 +206,16 @@ class ActorCritic(nn.Module):
         """The action distribution on raw observations, normalised by this network's statistics."""
         return self.distribution(self.normalise(obs))
 
-    def policy(self, deterministic: bool = False) -> Policy:
-        """A batched policy on raw observations, as :func:`gaming_gym.evaluation.evaluate` takes."""
+    def policy(self, deterministic: bool = False, generator: torch.Generator | None = None) -> Policy:
+        """A batched policy on raw observations, as :func:`gaming_gym.evaluation.evaluate` takes;
+        it samples from ``generator`` (on the observations' device; torch's global RNG when None)."""
 
         @torch.no_grad()
         def act(obs: torch.Tensor) -> torch.Tensor:
             distribution = self.action_distribution(obs)
-            action = self.head.greedy(distribution) if deterministic else distribution.sample()
-            return self.head.to_env(action)
+            if deterministic:
+                return self.head.to_env(self.head.greedy(distribution))
+            return self.head.to_env(self.head.sample(distribution, generator))
 
         return act
 

@@ -9,12 +9,11 @@ a trained agent back.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from gaming_gym.agents.ppo.algorithm import collect_rollout, compute_gae, ppo_up
 from gaming_gym.agents.ppo.config import MAX_PARAMETERS, PPOConfig
 from gaming_gym.agents.ppo.networks import ActorCritic, ReferencePolicy, kl_from
 from gaming_gym.agents.reference import SmoothedPolicy, behaviour_clone
-from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
+from gaming_gym.core import GameableVectorEnv, Policy, resolve_device, seeded_generator
 from gaming_gym.errors import ConfigError, RunDirectoryError, RunExistsError
 from gaming_gym.evaluation import evaluate, reference_returns
 from gaming_gym.metrics import Evaluation, early_stop, normalise
@@ -50,13 +49,16 @@ REFERENCE_SEED_OFFSET = 3_000_003
 """Seed offset of the behaviour-cloned reference's demonstrations and fit."""
 
 
-@contextlib.contextmanager
-def _seeded_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """Run the block on a forked torch RNG seeded with ``seed``: reproducible on its own, and the
-    caller's random stream (the training run's) is left exactly where it was."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
+def _generators(seed: int, device: torch.device) -> tuple[torch.Generator, torch.Generator]:
+    """Random streams seeded with ``seed``: one on the CPU, which initialises networks, and one on
+    ``device``, which samples actions and minibatches; on a CPU run, one generator serves both.
+
+    Everything random in training draws from generators like these, passed explicitly, so torch's
+    global RNG is left alone. They draw what ``torch.manual_seed(seed)`` and torch's global
+    generators would: a seed gives the run it always gave.
+    """
+    cpu = seeded_generator(seed, torch.device("cpu"))
+    return cpu, cpu if device.type == "cpu" else seeded_generator(seed, device)
 
 
 def evaluate_agent(
@@ -68,43 +70,41 @@ def evaluate_agent(
 ) -> Evaluation:
     """Per-episode proxy and true returns of the current policy, as a Goodhart-metric record.
 
-    Runs on a forked, freshly seeded torch RNG: evaluations are reproducible, and how often they
-    happen does not change the training run's own random stream.
+    The policy samples from its own freshly seeded generator: evaluations are reproducible, and
+    how often they happen does not change the training run's own random stream.
 
     With ``initial`` (the policy before training) the record's ``kl`` is the mean
     KL(current || initial) over every state the policy acted on during the evaluation, all of
     them on-policy (envs whose episode ended play on until the last one ends, and count too);
     ``sqrt(kl)`` is Gao et al.'s distance d: exactly 0 before the first update. With
     ``config.holdout_episodes`` the same policy also plays that many episodes on other seeds (and
-    its own forked RNG), the held-out true-reward check that early stopping reads.
+    its own generator), the held-out true-reward check that early stopping reads.
     """
-    policy = agent.policy(deterministic=config.eval_deterministic)
-    kls: list[torch.Tensor] = []
     seed = config.seed + EVAL_SEED_OFFSET
-    with _seeded_rng(seed, device):
-        returns = evaluate(
-            policy if initial is None else _measuring_kl(policy, agent, initial, kls),
-            config.env_id,
-            episodes=config.eval_episodes,
-            seed=seed,
-            device=device,
-            knobs=config.knobs,
-        )
+    policy = agent.policy(config.eval_deterministic, seeded_generator(seed, device))
+    kls: list[torch.Tensor] = []
+    returns = evaluate(
+        policy if initial is None else _measuring_kl(policy, agent, initial, kls),
+        config.env_id,
+        episodes=config.eval_episodes,
+        seed=seed,
+        device=device,
+        knobs=config.knobs,
+    )
     kl = None
     if initial is not None:  # nearly identical policies can round to a hair below 0
         kl = max(float(torch.cat(kls).mean()), 0.0)
     holdout = None
     if config.holdout_episodes:
         seed = config.seed + HOLDOUT_SEED_OFFSET
-        with _seeded_rng(seed, device):
-            holdout = evaluate(
-                policy,
-                config.env_id,
-                episodes=config.holdout_episodes,
-                seed=seed,
-                device=device,
-                knobs=config.knobs,
-            )
+        holdout = evaluate(
+            agent.policy(config.eval_deterministic, seeded_generator(seed, device)),
+            config.env_id,
+            episodes=config.holdout_episodes,
+            seed=seed,
+            device=device,
+            knobs=config.knobs,
+        )
     return Evaluation.from_returns(step, returns, kl=kl, holdout=holdout)
 
 
@@ -137,29 +137,33 @@ def build_intended_reference(config: PPOConfig, device: torch.device) -> Smoothe
     a fresh :class:`ActorCritic` of the run's ``hidden_sizes``, normalising observations with its
     own statistics, is fitted to the teacher's actions by maximum likelihood and smoothed to stay
     stochastic (:class:`~gaming_gym.agents.reference.SmoothedPolicy`). Deterministic from
-    ``config.seed``, on a forked RNG, so the training run's random stream is untouched. A few
-    seconds on a CPU.
+    ``config.seed``, from generators of its own, so the training run's random stream is
+    untouched. A few seconds on a CPU.
     """
     env = gym.make_vec(config.env_id, num_envs=REFERENCE_ENVS, device=device, **config.knobs)
     try:
         steps = env.unwrapped.max_episode_steps or 1000
         seed = config.seed + REFERENCE_SEED_OFFSET
-        with _seeded_rng(seed, device):
-            clone = _new_agent(env, config, norm_obs=True).to(device)
-            return behaviour_clone(
-                env.unwrapped.reference_policy("intended"),
-                env,
-                clone,
-                steps,
-                seed,
-                held_out_envs=REFERENCE_ENVS // 8,
-            )
+        init_generator, fit_generator = _generators(seed, device)
+        clone = _new_agent(env, config, norm_obs=True, generator=init_generator).to(device)
+        return behaviour_clone(
+            env.unwrapped.reference_policy("intended"),
+            env,
+            clone,
+            steps,
+            seed,
+            held_out_envs=REFERENCE_ENVS // 8,
+            generator=fit_generator,
+        )
     finally:
         env.close()
 
 
-def _new_agent(env: gym.vector.VectorEnv, config: PPOConfig, norm_obs: bool) -> ActorCritic:
-    return ActorCritic(env.single_observation_space, env.single_action_space, config.hidden_sizes, norm_obs)
+def _new_agent(
+    env: gym.vector.VectorEnv, config: PPOConfig, norm_obs: bool, generator: torch.Generator
+) -> ActorCritic:
+    spaces = (env.single_observation_space, env.single_action_space)
+    return ActorCritic(*spaces, config.hidden_sizes, norm_obs, generator)
 
 
 def _require_network_size(env: gym.vector.VectorEnv, config: PPOConfig) -> None:
@@ -235,6 +239,7 @@ class _Run:
     env: RecordVectorEpisodeStatistics
     obs: torch.Tensor
     initial_agent: ActorCritic  # a frozen copy of the agent before training: KL is measured from it
+    generator: torch.Generator  # on the device: samples actions and minibatch orders
     reference: ReferencePolicy | None = None  # the KL penalty's reference, when kl_coef > 0
     iteration: int = 0
     global_step: int = 0
@@ -381,12 +386,13 @@ def _due(iteration: int, every: int) -> bool:
 
 
 def _start_run(config: PPOConfig, device: torch.device) -> _Run:
-    """Seed everything, make the batched env, a fresh agent (and its frozen copy) and optimiser.
+    """Seed the run's generators, make the batched env, a fresh agent (and its frozen copy) and
+    optimiser.
 
     The KL penalty's reference is the frozen initial agent with ``kl_reference="initial"``; a
     cloned ``"intended"`` one is built (or restored) by the caller.
     """
-    torch.manual_seed(config.seed)
+    init_generator, generator = _generators(config.seed, device)
     env = gym.make_vec(config.env_id, num_envs=config.num_envs, device=device, **config.knobs)
     if not isinstance(env.unwrapped, GameableVectorEnv):
         env.close()
@@ -400,11 +406,11 @@ def _start_run(config: PPOConfig, device: torch.device) -> _Run:
     except ConfigError:
         env.close()
         raise
-    agent = _new_agent(env, config, config.norm_obs).to(device)
+    agent = _new_agent(env, config, config.norm_obs, init_generator).to(device)
     initial_agent = copy.deepcopy(agent).requires_grad_(False)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
     obs, _ = env.reset(seed=config.seed)
-    run = _Run(agent, optimizer, env, obs, initial_agent)
+    run = _Run(agent, optimizer, env, obs, initial_agent, generator)
     if config.kl_coef > 0 and config.kl_reference == "initial":
         run.reference = initial_agent
     return run
@@ -471,7 +477,7 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
     if config.anneal_lr:
         fraction = 1.0 - run.iteration / config.num_iterations
         run.optimizer.param_groups[0]["lr"] = fraction * config.learning_rate
-    rollout, run.obs = collect_rollout(run.agent, run.env, run.obs, config, run.reference)
+    rollout, run.obs = collect_rollout(run.agent, run.env, run.obs, config, run.reference, run.generator)
     advantages, returns = compute_gae(
         rollout.rewards,
         rollout.values,
@@ -482,7 +488,7 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
         config.gamma,
         config.gae_lambda,
     )
-    losses = ppo_update(run.agent, run.optimizer, rollout, advantages, returns, config)
+    losses = ppo_update(run.agent, run.optimizer, rollout, advantages, returns, config, run.generator)
     run.iteration += 1
     run.global_step += config.batch_size
     episodes = run.env.queues.means()
@@ -516,7 +522,7 @@ def checkpoint_state(run: _Run, config: PPOConfig) -> dict[str, Any]:
         "initial_agent": run.initial_agent.state_dict(),
         "reference": run.reference.state_dict() if isinstance(run.reference, SmoothedPolicy) else None,
         "optimizer": run.optimizer.state_dict(),
-        "torch_rng": torch.get_rng_state(),
+        "torch_rng": run.generator.get_state(),  # a CPU run's is what torch.get_rng_state() was
         "env": run.env.get_state(),
         "obs": run.obs,
         "evaluations": [e.to_record() for e in run.evaluations],
@@ -530,9 +536,9 @@ def checkpoint_state(run: _Run, config: PPOConfig) -> dict[str, Any]:
 def _restore(run: _Run, state: dict[str, Any], config: PPOConfig, device: torch.device) -> None:
     """Put a saved run's state back into ``run``, after checking it is the same experiment.
 
-    Checkpoints written before the initial agent was saved restore too: :func:`_start_run` seeds
-    torch before building the agent, so the initial agent it made is the one that run started
-    from; their evaluations just carry no KL.
+    Checkpoints written before the initial agent was saved restore too: :func:`_start_run` builds
+    the agent from the seed, so the initial agent it made is the one that run started from; their
+    evaluations just carry no KL.
     """
     differing = differing_fields(state["config"], config.to_dict(), RESUMABLE_CHANGES, PPOConfig().to_dict())
     if differing:
@@ -544,11 +550,12 @@ def _restore(run: _Run, state: dict[str, Any], config: PPOConfig, device: torch.
     if state.get("initial_agent") is not None:
         run.initial_agent.load_state_dict(state["initial_agent"])
     if state.get("reference") is not None:  # built before the RNG state below is put back
-        run.reference = SmoothedPolicy(_new_agent(run.env, config, norm_obs=True)).to(device)
+        clone = _new_agent(run.env, config, norm_obs=True, generator=torch.Generator())  # loaded over
+        run.reference = SmoothedPolicy(clone).to(device)
         run.reference.load_state_dict(state["reference"])
         run.reference.requires_grad_(False)
     run.optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
+    run.generator.set_state(state["torch_rng"])
     run.env.set_state(state["env"])
     run.obs = state["obs"]
     run.iteration, run.global_step = state["iteration"], state["global_step"]
@@ -581,7 +588,7 @@ def load_agent(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     require_registered(state.get("config", {}).get("env_id"), path)
     config = PPOConfig(**state["config"])
     env = gym.make_vec(config.env_id, num_envs=1, **config.knobs)
-    agent = _new_agent(env, config, config.norm_obs)
+    agent = _new_agent(env, config, config.norm_obs, generator=torch.Generator())  # loaded over
     env.close()
     agent.load_state_dict(state["agent"])
     return agent.to(device), config
