@@ -10,11 +10,9 @@ ties the three into a run.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 from torch.distributions import kl_divergence
@@ -64,22 +62,21 @@ def collect_rollout(
     the reference. The analytic KL is the same for every action at ``s_t``, so as a reward it only
     penalises *reaching* states where the policy differs (measured on the tests' Corridor env: 10 x
     the analytic KL left the KL from the initial policy where no penalty did; 10 x the log-ratio
-    cut it 77-fold). The analytic KL is kept for the log, in ``Rollout.kl_reference``; both stay
-    on the device (no host sync per step).
+    cut it 77-fold). The analytic KL is kept for the log, in ``Rollout.kl_reference``.
+
+    Nothing here waits for the device (the env's own autoreset aside): truncated episodes are
+    bootstrapped after the loop, by :func:`bootstrap_values`.
     """
     steps, n = config.num_steps, config.num_envs
     device = obs.device
     penalised = reference is not None and config.kl_coef > 0
-    buffers = {
-        name: torch.zeros(steps, n, device=device)
-        for name in ("log_probs", "values", "rewards", "final_values")
-    }
+    buffers = {name: torch.zeros(steps, n, device=device) for name in ("log_probs", "values", "rewards")}
     kl_buffers = {
         name: torch.zeros(steps, n, device=device) for name in ("kl_penalty", "kl_reference") if penalised
     }
     terminated_buffer = torch.zeros(steps, n, dtype=torch.bool, device=device)
     truncated_buffer = torch.zeros_like(terminated_buffer)
-    obs_buffer, action_buffer = [], []
+    obs_buffer, action_buffer, final_obs_buffer = [], [], []
     for step in range(steps):
         norm_obs = agent.normalise(obs, update=True)
         distribution = agent.distribution(norm_obs)
@@ -101,20 +98,36 @@ def collect_rollout(
         buffers["values"][step] = agent.value(norm_obs)
         buffers["rewards"][step] = reward * config.reward_scale
         terminated_buffer[step], truncated_buffer[step] = terminated, truncated
-        if bool(truncated.any()):
-            final_obs = agent.normalise(info["final_obs"][truncated])
-            buffers["final_values"][step, truncated] = agent.value(final_obs)
+        final_obs_buffer.append(agent.normalise(info["final_obs"]))  # with this step's statistics
 
     rollout = Rollout(
         obs=torch.stack(obs_buffer),
         actions=torch.stack(action_buffer),
         terminated=terminated_buffer,
         truncated=truncated_buffer,
+        final_values=bootstrap_values(agent, torch.stack(final_obs_buffer), truncated_buffer),
         next_value=agent.value(agent.normalise(obs)),
         **buffers,
         **kl_buffers,
     )
     return rollout, obs
+
+
+def bootstrap_values(agent: ActorCritic, final_obs: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    """V(last observation) where an episode was truncated, else 0; shaped ``(steps, envs)``.
+
+    ``final_obs`` holds each step's last observations, normalised. Reading how many episodes
+    each step truncated is the rollout's one host sync (not one a step). Each step's truncated
+    envs still go through the critic as one batch, in env order: a matrix product's last bits
+    depend on its batch size, and a seed reproduces its run bit for bit.
+    """
+    values = torch.zeros(truncated.shape, device=truncated.device)
+    truncated_first = torch.argsort((~truncated).int(), dim=1, stable=True)  # then in env order
+    for step, count in enumerate(truncated.sum(dim=1).tolist()):
+        if count:
+            rows = truncated_first[step, :count]
+            values[step, rows] = agent.value(final_obs[step, rows])
+    return values
 
 
 def compute_gae(
@@ -153,57 +166,62 @@ def ppo_update(
     returns: torch.Tensor,
     config: PPOConfig,
     generator: torch.Generator | None = None,
-) -> dict[str, float]:
-    """``update_epochs`` passes of clipped-objective minibatch updates; returns the loss statistics.
+) -> dict[str, torch.Tensor]:
+    """``update_epochs`` passes of clipped-objective minibatch updates.
 
+    Returns each minibatch's loss statistics, stacked, on the device: reading them is left to the
+    caller. Nothing here waits for the device but a ``target_kl`` check, once an epoch when set.
     Minibatch orders are drawn from ``generator`` (torch's global RNG when None).
     """
-    obs = rollout.obs.flatten(0, 1)
-    actions = rollout.actions.flatten(0, 1)
-    old_log_probs, old_values = rollout.log_probs.flatten(), rollout.values.flatten()
-    advantages, returns = advantages.flatten(), returns.flatten()
-    stats: dict[str, list[float]] = {
-        "policy_loss": [],
-        "value_loss": [],
-        "entropy": [],
-        "approx_kl": [],
-        "clipfrac": [],
+    batch = {
+        "obs": rollout.obs.flatten(0, 1),
+        "actions": rollout.actions.flatten(0, 1),
+        "log_probs": rollout.log_probs.flatten(),
+        "values": rollout.values.flatten(),
+        "advantages": advantages.flatten(),
+        "returns": returns.flatten(),
     }
+    stats: list[dict[str, torch.Tensor]] = []
     for _ in range(config.update_epochs):
-        order = torch.randperm(config.batch_size, device=obs.device, generator=generator)
+        order = torch.randperm(config.batch_size, device=rollout.obs.device, generator=generator)
         for rows in order.split(config.minibatch_size):
-            distribution = agent.distribution(obs[rows])
-            log_ratio = distribution.log_prob(actions[rows]) - old_log_probs[rows]
-            ratio = log_ratio.exp()
-            with torch.no_grad():
-                stats["approx_kl"].append(float(((ratio - 1) - log_ratio).mean()))
-                stats["clipfrac"].append(float(((ratio - 1).abs() > config.clip_coef).float().mean()))
-
-            minibatch_advantages = advantages[rows]
-            if config.norm_adv:
-                minibatch_advantages = (minibatch_advantages - minibatch_advantages.mean()) / (
-                    minibatch_advantages.std() + 1e-8
-                )
-            clipped_ratio = ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
-            policy_loss = -torch.min(
-                minibatch_advantages * ratio, minibatch_advantages * clipped_ratio
-            ).mean()
-            value_loss = _value_loss(agent.value(obs[rows]), old_values[rows], returns[rows], config)
-            entropy = distribution.entropy().mean()
-            loss = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
-
+            minibatch = {name: data[rows] for name, data in batch.items()}
+            loss, minibatch_stats = ppo_loss(agent, minibatch, config)
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
             optimizer.step()
-            stats["policy_loss"].append(policy_loss.item())
-            stats["value_loss"].append(value_loss.item())
-            stats["entropy"].append(entropy.item())
-        if config.target_kl is not None and stats["approx_kl"][-1] > config.target_kl:
+            stats.append(minibatch_stats)
+        if config.target_kl is not None and float(stats[-1]["approx_kl"]) > config.target_kl:
             break
-    summary = {name: float(np.mean(values)) for name, values in stats.items()}
-    summary["explained_variance"] = _explained_variance(rollout.values.flatten(), returns)
-    return summary
+    return {name: torch.stack([minibatch[name] for minibatch in stats]) for name in stats[0]}
+
+
+def ppo_loss(
+    agent: ActorCritic, minibatch: dict[str, torch.Tensor], config: PPOConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One minibatch's loss: clipped surrogate objective, value loss and entropy bonus; and its
+    statistics (detached, on the device)."""
+    distribution = agent.distribution(minibatch["obs"])
+    log_ratio = distribution.log_prob(minibatch["actions"]) - minibatch["log_probs"]
+    ratio = log_ratio.exp()
+    advantages = minibatch["advantages"]
+    if config.norm_adv:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    clipped_ratio = ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
+    policy_loss = -torch.min(advantages * ratio, advantages * clipped_ratio).mean()
+    value_loss = _value_loss(agent.value(minibatch["obs"]), minibatch["values"], minibatch["returns"], config)
+    entropy = distribution.entropy().mean()
+    loss = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
+    with torch.no_grad():
+        stats = {
+            "policy_loss": policy_loss.detach(),
+            "value_loss": value_loss.detach(),
+            "entropy": entropy.detach(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(),
+            "clipfrac": ((ratio - 1).abs() > config.clip_coef).float().mean(),
+        }
+    return loss, stats
 
 
 def _value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, config: PPOConfig):
@@ -211,8 +229,3 @@ def _value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.T
         return 0.5 * (values - returns).square().mean()
     clipped = old_values + (values - old_values).clamp(-config.clip_coef, config.clip_coef)
     return 0.5 * torch.max((values - returns).square(), (clipped - returns).square()).mean()
-
-
-def _explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
-    variance = float(target.var())
-    return math.nan if variance == 0 else 1.0 - float((target - predicted).var()) / variance

@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gaming_gym.agents.ppo.algorithm import collect_rollout, compute_gae, ppo_update
+from gaming_gym.agents.ppo.algorithm import Rollout, collect_rollout, compute_gae, ppo_update
 from gaming_gym.agents.ppo.config import MAX_PARAMETERS, PPOConfig
 from gaming_gym.agents.ppo.networks import ActorCritic, ReferencePolicy, kl_from
 from gaming_gym.agents.reference import SmoothedPolicy, behaviour_clone
@@ -391,6 +391,11 @@ def _start_run(config: PPOConfig, device: torch.device) -> _Run:
 
     The KL penalty's reference is the frozen initial agent with ``kl_reference="initial"``; a
     cloned ``"intended"`` one is built (or restored) by the caller.
+
+    The training env skips what would make the host wait for the device at every step: checking
+    action values (the policy heads act inside the action space by construction; evaluations,
+    on envs of their own, still check every action) and reading ended episodes, which wait on
+    the device until :func:`_train_iteration` reads them, once an iteration.
     """
     init_generator, generator = _generators(config.seed, device)
     env = gym.make_vec(config.env_id, num_envs=config.num_envs, device=device, **config.knobs)
@@ -400,7 +405,8 @@ def _start_run(config: PPOConfig, device: torch.device) -> _Run:
             f"{config.env_id} makes a {type(env.unwrapped).__name__}; native PPO needs a batched "
             "GameableVectorEnv (the vector entry point of a gameable env)"
         )
-    env = RecordVectorEpisodeStatistics(env)
+    env.unwrapped.check_action_values = False
+    env = RecordVectorEpisodeStatistics(env, deferred=True)
     try:
         _require_network_size(env, config)
     except ConfigError:
@@ -491,7 +497,8 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
     losses = ppo_update(run.agent, run.optimizer, rollout, advantages, returns, config, run.generator)
     run.iteration += 1
     run.global_step += config.batch_size
-    episodes = run.env.queues.means()
+    charts, losses = _read_statistics(rollout, returns, losses)
+    episodes = run.env.queues.means()  # reads the episodes that ended, kept on the device till now
     row = {
         "iteration": run.iteration,
         "global_step": run.global_step,
@@ -500,12 +507,35 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
         "charts/episode_length": episodes.get("length", math.nan),
         "charts/episodes": run.env.queues.episode_count,
         "charts/learning_rate": run.optimizer.param_groups[0]["lr"],
+        **charts,
+        "charts/fps": config.batch_size / (time.perf_counter() - started),
     }
+    return {**row, **losses}
+
+
+def _read_statistics(
+    rollout: Rollout, returns: torch.Tensor, losses: dict[str, torch.Tensor]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The iteration's KL-penalty ``charts/`` and its ``losses/`` log columns, read from the
+    device in one copy: the hot loop's numbers reach the host here, once an iteration."""
+    returns, values = returns.flatten(), rollout.values.flatten()
+    scalars = {"returns_variance": returns.var(), "residual_variance": (returns - values).var()}
     if rollout.kl_reference is not None:
-        row["charts/kl_reference"] = float(rollout.kl_reference.mean())  # mean KL(pi || pi_ref) per state
-        row["charts/kl_penalty"] = float(rollout.kl_penalty.mean())  # mean penalty a step, unscaled
-    row["charts/fps"] = config.batch_size / (time.perf_counter() - started)
-    return {**row, **{f"losses/{name}": value for name, value in losses.items()}}
+        scalars["charts/kl_reference"] = rollout.kl_reference.mean()  # mean KL(pi || pi_ref) per state
+        scalars["charts/kl_penalty"] = rollout.kl_penalty.mean()  # mean penalty a step, unscaled
+    read = _to_host({**scalars, **{f"losses/{name}": value for name, value in losses.items()}})
+    variance, residual = float(read.pop("returns_variance")[0]), float(read.pop("residual_variance")[0])
+    charts = {name: float(value[0]) for name, value in read.items() if name.startswith("charts/")}
+    losses = {name: float(np.mean(value)) for name, value in read.items() if name.startswith("losses/")}
+    losses["losses/explained_variance"] = math.nan if variance == 0 else 1.0 - residual / variance
+    return charts, losses
+
+
+def _to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Each tensor's values as a flat float64 array, all copied from the device at once."""
+    flat = torch.cat([tensor.flatten().float() for tensor in tensors.values()]).cpu().numpy()
+    parts = np.split(flat.astype(np.float64), np.cumsum([tensor.numel() for tensor in tensors.values()])[:-1])
+    return dict(zip(tensors, parts, strict=True))
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
