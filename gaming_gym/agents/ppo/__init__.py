@@ -3,8 +3,8 @@
 After CleanRL's ``ppo.py`` (a config dataclass with a docstring per field, ``charts/`` and
 ``losses/`` log tags), in four modules that each read top to bottom:
 
-* :mod:`~gaming_gym.agents.ppo.algorithm`: the algorithm itself, :func:`collect_rollout`,
-  :func:`compute_gae` and :func:`ppo_update` (with the KL penalty's reward term);
+* :mod:`~gaming_gym.agents.ppo.algorithm`: the algorithm itself, :func:`collect_rollout` (with
+  the :func:`kl_penalty` reward term), :func:`compute_gae` and :func:`ppo_update`;
 * :mod:`~gaming_gym.agents.ppo.networks`: the :class:`ActorCritic`, its policy heads and its
   running observation statistics;
 * :mod:`~gaming_gym.agents.ppo.config`: :class:`PPOConfig` and :func:`default_config`;
@@ -12,7 +12,8 @@ After CleanRL's ``ppo.py`` (a config dataclass with a docstring per field, ``cha
   checkpoints and resumption) and :func:`load_agent`.
 
 The batched :class:`~gaming_gym.core.GameableVectorEnv` is stepped directly with tensors, so a
-whole rollout runs without a numpy round trip.
+whole rollout runs without a numpy round trip, and the host reads the device's numbers a fixed
+few times an iteration (the env's autoreset check aside, once a step), not per step or minibatch.
 
 PPO trains on the *proxy* reward by default, which is how it discovers the exploit;
 ``reward="true"`` trains on ``info["true_reward"]`` instead, the intended baseline every
@@ -33,7 +34,15 @@ Example::
     print(result.checkpoints[-1].proxy.mean(), result.checkpoints[-1].true.mean())
 """
 
-from gaming_gym.agents.ppo.algorithm import Rollout, collect_rollout, compute_gae, ppo_update
+from gaming_gym.agents.ppo.algorithm import (
+    Rollout,
+    bootstrap_values,
+    collect_rollout,
+    compute_gae,
+    kl_penalty,
+    ppo_loss,
+    ppo_update,
+)
 from gaming_gym.agents.ppo.config import (
     DEFAULT_CONFIGS,
     KL_REFERENCES,
@@ -89,6 +98,7 @@ __all__ = [
     "Rollout",
     "RunningMeanStd",
     "TrainResult",
+    "bootstrap_values",
     "build_intended_reference",
     "checkpoint_state",
     "collect_rollout",
@@ -96,8 +106,10 @@ __all__ = [
     "default_config",
     "evaluate_agent",
     "kl_from",
+    "kl_penalty",
     "load_agent",
     "make_head",
+    "ppo_loss",
     "ppo_update",
     "train",
 ]

@@ -52,28 +52,16 @@ def collect_rollout(
     torch's global RNG when None).
 
     The env resets ended episodes within the same step, so where an episode was *truncated* its
-    last observation comes from ``info["final_obs"]``; its value is kept to bootstrap from.
-
-    With a ``reference`` and ``config.kl_coef > 0``, each step's reward loses
-    ``kl_coef * log(pi(a_t|s_t) / pi_ref(a_t|s_t))`` before ``reward_scale``, as RLHF's PPO does
-    (Ziegler et al. 2019; Ouyang et al. 2022). Its expectation over the action is
-    ``kl_coef * KL(pi(.|s_t) || pi_ref(.|s_t))``, but unlike that analytic per-state KL it depends
-    on the action taken, so the policy gradient pulls each state's action distribution towards
-    the reference. The analytic KL is the same for every action at ``s_t``, so as a reward it only
-    penalises *reaching* states where the policy differs (measured on the tests' Corridor env: 10 x
-    the analytic KL left the KL from the initial policy where no penalty did; 10 x the log-ratio
-    cut it 77-fold). The analytic KL is kept for the log, in ``Rollout.kl_reference``.
-
-    Nothing here waits for the device (the env's own autoreset aside): truncated episodes are
-    bootstrapped after the loop, by :func:`bootstrap_values`.
+    last observation comes from ``info["final_obs"]``; its value is kept to bootstrap from (by
+    :func:`bootstrap_values`, after the loop: nothing here waits for the device but the env's
+    own autoreset). With a ``reference`` and ``config.kl_coef > 0``, each step's reward loses
+    the :func:`kl_penalty` before ``reward_scale``.
     """
     steps, n = config.num_steps, config.num_envs
     device = obs.device
     penalised = reference is not None and config.kl_coef > 0
-    buffers = {name: torch.zeros(steps, n, device=device) for name in ("log_probs", "values", "rewards")}
-    kl_buffers = {
-        name: torch.zeros(steps, n, device=device) for name in ("kl_penalty", "kl_reference") if penalised
-    }
+    names = ["log_probs", "values", "rewards"] + (["kl_penalty", "kl_reference"] if penalised else [])
+    buffers = {name: torch.zeros(steps, n, device=device) for name in names}
     terminated_buffer = torch.zeros(steps, n, dtype=torch.bool, device=device)
     truncated_buffer = torch.zeros_like(terminated_buffer)
     obs_buffer, action_buffer, final_obs_buffer = [], [], []
@@ -83,14 +71,12 @@ def collect_rollout(
         action = agent.head.sample(distribution, generator)
         log_prob = distribution.log_prob(action)
         if penalised:
-            reference_distribution = reference.action_distribution(obs)
-            log_ratio = log_prob - reference_distribution.log_prob(action)
-            kl_buffers["kl_penalty"][step] = config.kl_coef * log_ratio
-            kl_buffers["kl_reference"][step] = kl_divergence(distribution, reference_distribution)
+            penalty = kl_penalty(distribution, reference.action_distribution(obs), action, log_prob, config)
+            buffers["kl_penalty"][step], buffers["kl_reference"][step] = penalty
         obs, proxy, terminated, truncated, info = env.step(agent.head.to_env(action))
         reward = proxy if config.reward == "proxy" else info["true_reward"]
         if penalised:
-            reward = reward - kl_buffers["kl_penalty"][step]
+            reward = reward - buffers["kl_penalty"][step]
 
         obs_buffer.append(norm_obs)
         action_buffer.append(action)
@@ -108,9 +94,30 @@ def collect_rollout(
         final_values=bootstrap_values(agent, torch.stack(final_obs_buffer), truncated_buffer),
         next_value=agent.value(agent.normalise(obs)),
         **buffers,
-        **kl_buffers,
     )
     return rollout, obs
+
+
+def kl_penalty(
+    distribution: torch.distributions.Distribution,
+    reference: torch.distributions.Distribution,
+    action: torch.Tensor,
+    log_prob: torch.Tensor,
+    config: PPOConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """RLHF's KL penalty on one step's reward, and the analytic KL it averages to (for the log).
+
+    The penalty is ``kl_coef * log(pi(a_t|s_t) / pi_ref(a_t|s_t))``, as RLHF's PPO takes it off
+    the reward (Ziegler et al. 2019; Ouyang et al. 2022). Its expectation over the action is
+    ``kl_coef * KL(pi(.|s_t) || pi_ref(.|s_t))``, but unlike that analytic per-state KL it depends
+    on the action taken, so the policy gradient pulls each state's action distribution towards
+    the reference. The analytic KL is the same for every action at ``s_t``, so as a reward it only
+    penalises *reaching* states where the policy differs (measured on the tests' Corridor env: 10 x
+    the analytic KL left the KL from the initial policy where no penalty did; 10 x the log-ratio
+    cut it 77-fold).
+    """
+    log_ratio = log_prob - reference.log_prob(action)
+    return config.kl_coef * log_ratio, kl_divergence(distribution, reference)
 
 
 def bootstrap_values(agent: ActorCritic, final_obs: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:

@@ -275,6 +275,10 @@ def train(
     before anything is written. Ctrl-C (``KeyboardInterrupt``) writes a checkpoint of the last
     completed iteration before it propagates. ``progress`` shows a tqdm bar with the recent proxy
     and true episode returns.
+
+    A library call leaves the process as it found it: everything random draws from generators
+    seeded with ``config.seed`` (torch's global RNG is not touched), and torch's thread count,
+    set to ``config.cpu_threads`` while training, is the caller's again on return.
     """
     threads_before = torch.get_num_threads()
     if config.cpu_threads is not None:
