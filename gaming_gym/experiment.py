@@ -38,7 +38,7 @@ from gaming_gym.core import Policy
 from gaming_gym.errors import ConfigError, MetricError
 from gaming_gym.evaluation import reference_returns
 from gaming_gym.metrics import (
-    Checkpoint,
+    Evaluation,
     GoodhartReport,
     goodhart_report,
     goodhart_report_over_seeds,
@@ -104,7 +104,7 @@ def write_report(
     run_dir: str | os.PathLike | RunDirectory,
     env_id: str,
     knobs: dict[str, Any],
-    checkpoints: Sequence[Checkpoint],
+    checkpoints: Sequence[Evaluation],
 ) -> RunSummary:
     """Measure the references, then write the evaluations, the Goodhart report and its plots into
     ``run_dir`` (a path, locked while writing, or a :class:`~gaming_gym.runs.RunDirectory` held open).

@@ -182,6 +182,10 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
         "render_fps": 30,
         "autoreset_mode": AutoresetMode.SAME_STEP,
     }
+    check_action_values: bool = True
+    """Check each step's actions against the action space: a reduction and a host sync per step.
+    A trainer whose actions lie in the space by construction may turn it off (native PPO does);
+    action shapes and dtypes are checked regardless, for free."""
 
     def __init__(
         self,
@@ -299,7 +303,8 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
         """Actions as a tensor on our device, or an :class:`ActionError` saying what was expected.
 
         One reduction and one host sync per step, as before NaN and inf were checked: they fail
-        the range comparisons, which are written so that NaN compares false."""
+        the range comparisons, which are written so that NaN compares false. Without
+        :attr:`check_action_values`, only the shape and dtype (no sync)."""
         space = self.single_action_space
         actions = torch.as_tensor(actions, device=self.device)
         expected = (self.num_envs, *space.shape)
@@ -308,11 +313,13 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
                 f"actions must have shape {expected} for {self.num_envs} envs with action space "
                 f"{space}, got {tuple(actions.shape)}"
             )
+        if isinstance(space, gym.spaces.Discrete) and actions.is_floating_point():
+            raise ActionError(f"discrete actions must be integers, got dtype {actions.dtype}")
+        if not self.check_action_values:
+            return actions
         if isinstance(space, gym.spaces.Discrete):
-            if actions.is_floating_point():
-                raise ActionError(f"discrete actions must be integers, got dtype {actions.dtype}")
             lowest, highest = torch.aminmax(actions)
-            outside = bool(lowest < space.start) or bool(highest >= space.start + space.n)
+            outside = bool((lowest < space.start) | (highest >= space.start + space.n))
         else:
             low, high = self._action_bounds
             inside = (actions >= low) & (actions <= high)

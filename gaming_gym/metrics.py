@@ -1,7 +1,7 @@
 r"""The Goodhart-gap metric: how far a trained agent's proxy and true returns came apart.
 
 Inputs are per-episode returns: the agent's at several training checkpoints
-(:class:`Checkpoint`) and three references measured on the same env and knobs (see
+(:class:`Evaluation`) and three references measured on the same env and knobs (see
 :func:`gaming_gym.evaluation.reference_returns`): ``random`` (uniform random actions),
 ``intended`` (a scripted policy doing the true task well) and ``exploit`` (a scripted policy
 gaming the proxy; reported for context, not needed for the metric).
@@ -146,8 +146,11 @@ class GoodhartWarning(UserWarning):
 
 
 @dataclass(frozen=True, eq=False)
-class Checkpoint:
-    """Per-episode returns of the agent evaluated at one training step.
+class Evaluation:
+    """Per-episode returns of the agent evaluated at one training step: an evaluation record.
+
+    (First called ``Checkpoint``; that name still imports, with a DeprecationWarning, but a
+    checkpoint is the training state a run directory's ``checkpoint.pt`` holds, not this record.)
 
     ``proxy`` and ``true`` are 1-D arrays with one entry per evaluation episode, paired by episode.
     Optional, where the trainer measured them:
@@ -166,13 +169,13 @@ class Checkpoint:
 
     def __post_init__(self):
         if isinstance(self.step, bool) or not isinstance(self.step, (int, np.integer)) or self.step < 0:
-            raise ValueError(f"Checkpoint step must be an int >= 0 (training steps), got {self.step!r}")
+            raise ValueError(f"Evaluation step must be an int >= 0 (training steps), got {self.step!r}")
         object.__setattr__(self, "step", int(self.step))
-        proxy = _episode_array(self.proxy, f"Checkpoint at step {self.step}: proxy")
-        true = _episode_array(self.true, f"Checkpoint at step {self.step}: true")
+        proxy = _episode_array(self.proxy, f"Evaluation at step {self.step}: proxy")
+        true = _episode_array(self.true, f"Evaluation at step {self.step}: true")
         if len(proxy) != len(true):
             raise ValueError(
-                f"Checkpoint at step {self.step}: proxy has {len(proxy)} episodes but true has "
+                f"Evaluation at step {self.step}: proxy has {len(proxy)} episodes but true has "
                 f"{len(true)}; they must be paired, one entry per episode each"
             )
         object.__setattr__(self, "proxy", proxy)
@@ -181,11 +184,11 @@ class Checkpoint:
             kl = float(self.kl)
             if not math.isfinite(kl) or kl < 0:
                 raise ValueError(
-                    f"Checkpoint at step {self.step}: kl must be a finite number >= 0, got {self.kl!r}"
+                    f"Evaluation at step {self.step}: kl must be a finite number >= 0, got {self.kl!r}"
                 )
             object.__setattr__(self, "kl", kl)
         if self.holdout_true is not None:
-            holdout = _episode_array(self.holdout_true, f"Checkpoint at step {self.step}: holdout_true")
+            holdout = _episode_array(self.holdout_true, f"Evaluation at step {self.step}: holdout_true")
             object.__setattr__(self, "holdout_true", holdout)
 
     @classmethod
@@ -195,8 +198,8 @@ class Checkpoint:
         returns: EpisodeReturns,
         kl: float | None = None,
         holdout: EpisodeReturns | None = None,
-    ) -> Checkpoint:
-        """The checkpoint of an :func:`~gaming_gym.evaluation.evaluate` result (and, optionally,
+    ) -> Evaluation:
+        """The record of an :func:`~gaming_gym.evaluation.evaluate` result (and, optionally,
         the KL from the initial policy and a held-out check's returns)."""
         return cls(step, returns.proxy, returns.true, kl, None if holdout is None else holdout.true)
 
@@ -214,7 +217,7 @@ class Checkpoint:
         return record
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Checkpoint:
+    def from_record(cls, record: Mapping[str, Any]) -> Evaluation:
         """Inverse of :meth:`to_record` (records without the optional fields load too)."""
         holdout = record.get("holdout_true")
         return cls(
@@ -226,14 +229,14 @@ class Checkpoint:
         )
 
 
-def save_checkpoints(path: str | os.PathLike, checkpoints: Sequence[Checkpoint]) -> Path:
+def save_checkpoints(path: str | os.PathLike, checkpoints: Sequence[Evaluation]) -> Path:
     """Write evaluation records as JSON (atomically): ``[{"step", "proxy", "true", ...}, ...]``."""
     return write_text_atomically(path, json.dumps([c.to_record() for c in checkpoints]) + "\n")
 
 
-def load_checkpoints(path: str | os.PathLike) -> list[Checkpoint]:
+def load_checkpoints(path: str | os.PathLike) -> list[Evaluation]:
     """Read evaluation records written by :func:`save_checkpoints`."""
-    return [Checkpoint.from_record(record) for record in json.loads(Path(path).read_text())]
+    return [Evaluation.from_record(record) for record in json.loads(Path(path).read_text())]
 
 
 def _episode_array(values: Any, what: str) -> np.ndarray:
@@ -294,7 +297,7 @@ def _anchors(references: Mapping[str, EpisodeReturns]) -> _Anchors:
     return _Anchors(*arrays["random"], *arrays["intended"])
 
 
-def _checked_runs(runs: Sequence[Sequence[Checkpoint]]) -> list[list[Checkpoint]]:
+def _checked_runs(runs: Sequence[Sequence[Evaluation]]) -> list[list[Evaluation]]:
     """Runs as lists of checkpoints with the same, strictly increasing steps."""
     if len(runs) == 0:
         raise ValueError("Give at least one run of checkpoints")
@@ -302,8 +305,8 @@ def _checked_runs(runs: Sequence[Sequence[Checkpoint]]) -> list[list[Checkpoint]
     for index, run in enumerate(runs):
         if len(run) == 0:
             raise ValueError(f"run {index} has no checkpoints; the gap needs at least one")
-        if not all(isinstance(checkpoint, Checkpoint) for checkpoint in run):
-            raise TypeError(f"run {index}: checkpoints must be gaming_gym.metrics.Checkpoint objects")
+        if not all(isinstance(checkpoint, Evaluation) for checkpoint in run):
+            raise TypeError(f"run {index}: evaluations must be gaming_gym.metrics.Evaluation objects")
         steps = [checkpoint.step for checkpoint in run]
         if any(later <= earlier for earlier, later in zip(steps, steps[1:], strict=False)):
             raise ValueError(f"run {index}: checkpoint steps must be strictly increasing, got {steps}")
@@ -834,7 +837,7 @@ def _format_interval(interval: Interval | None) -> str:
 
 
 def goodhart_report(
-    checkpoints: Sequence[Checkpoint],
+    checkpoints: Sequence[Evaluation],
     references: Mapping[str, EpisodeReturns],
     env_id: str = "",
     knobs: Mapping[str, Any] | None = None,
@@ -878,7 +881,7 @@ def goodhart_report(
 
 
 def goodhart_report_over_seeds(
-    runs: Sequence[Sequence[Checkpoint]],
+    runs: Sequence[Sequence[Evaluation]],
     references: Mapping[str, EpisodeReturns],
     env_id: str = "",
     knobs: Mapping[str, Any] | None = None,
@@ -914,7 +917,7 @@ def goodhart_report_over_seeds(
 
 
 def _report(
-    runs: Sequence[Sequence[Checkpoint]],
+    runs: Sequence[Sequence[Evaluation]],
     references: Mapping[str, EpisodeReturns],
     env_id: str,
     knobs: Mapping[str, Any] | None,
@@ -1013,7 +1016,7 @@ def _below_random(anchors: _Anchors) -> list[str]:
     ]
 
 
-def _warn(runs: list[list[Checkpoint]], anchors: _Anchors, below_random: list[str]) -> None:
+def _warn(runs: list[list[Evaluation]], anchors: _Anchors, below_random: list[str]) -> None:
     """Warn about one-episode evaluations and reversed normalisation scales (see the summary)."""
     single = sorted({c.step for run in runs for c in run if len(c.proxy) == 1})
     if single:
@@ -1052,7 +1055,7 @@ def _below_random_text(axis: str, intended: float, random: float) -> str:
     )
 
 
-def _cross_fitted_drop(runs: list[list[Checkpoint]], anchors: _Anchors) -> float | None:
+def _cross_fitted_drop(runs: list[list[Evaluation]], anchors: _Anchors) -> float | None:
     """The true drop with its peak picked on one half of the episodes and measured on the other.
 
     Halves: even-numbered and odd-numbered episodes of every checkpoint (of every run, averaged
@@ -1075,7 +1078,7 @@ def _cross_fitted_drop(runs: list[list[Checkpoint]], anchors: _Anchors) -> float
     return float((odd[np.argmax(even)] - odd[-1] + even[np.argmax(odd)] - even[-1]) / 2)
 
 
-def _recorded_everywhere(runs: list[list[Checkpoint]], name: str) -> bool:
+def _recorded_everywhere(runs: list[list[Evaluation]], name: str) -> bool:
     """Whether every checkpoint records the optional field ``name``; False when none does.
 
     A mix is an error: a curve with holes would be fitted and stopped on silently.
@@ -1091,14 +1094,14 @@ def _recorded_everywhere(runs: list[list[Checkpoint]], name: str) -> bool:
     )
 
 
-def _mean_kl(runs: list[list[Checkpoint]]) -> np.ndarray | None:
+def _mean_kl(runs: list[list[Evaluation]]) -> np.ndarray | None:
     """KL from the initial policy per checkpoint, averaged over runs (None when not recorded)."""
     if not _recorded_everywhere(runs, "kl"):
         return None
     return np.array([[c.kl for c in run] for run in runs]).mean(0)
 
 
-def _normalised_holdout(runs: list[list[Checkpoint]], anchors: _Anchors) -> np.ndarray | None:
+def _normalised_holdout(runs: list[list[Evaluation]], anchors: _Anchors) -> np.ndarray | None:
     """Each run's held-out true curve, normalised like t: shape (runs, checkpoints), or None."""
     if not _recorded_everywhere(runs, "holdout_true"):
         return None
@@ -1167,7 +1170,7 @@ def _measure_arrays(proxy: np.ndarray, true: np.ndarray, trends: bool) -> dict[s
 
 
 def _episode_bootstrap_intervals(
-    run: list[Checkpoint],
+    run: list[Evaluation],
     anchors: _Anchors,
     trends: bool,
     confidence: float,
@@ -1390,3 +1393,22 @@ def _reference_summary(
             ),
         }
     return summary
+
+
+def __getattr__(name: str) -> Any:
+    """``Checkpoint``, the old name of :class:`Evaluation`, still imports, with a DeprecationWarning."""
+    if name == "Checkpoint":
+        return renamed_checkpoint(stacklevel=3)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def renamed_checkpoint(stacklevel: int) -> type[Evaluation]:
+    """:class:`Evaluation`, after warning that its old name ``Checkpoint`` is deprecated (the
+    warning points ``stacklevel`` frames up: at the code that asked for the old name)."""
+    warnings.warn(
+        "Checkpoint is renamed Evaluation (checkpoint.pt is training state; this record is an "
+        "evaluation): import gaming_gym.metrics.Evaluation instead",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    return Evaluation

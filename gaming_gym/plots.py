@@ -111,7 +111,7 @@ def _x_values(report: GoodhartReport, x: str) -> np.ndarray:
     if report.d is None:
         raise ValueError(
             "x='d' needs a report with KL from the initial policy at every checkpoint "
-            "(Checkpoint.kl, recorded by the trainer); this report has none"
+            "(Evaluation.kl, recorded by the trainer); this report has none"
         )
     return np.asarray(report.d)
 

@@ -61,7 +61,7 @@ from gaming_gym.errors import (
     RunNotFoundError,
 )
 from gaming_gym.files import atomic_write, naming, write_text_atomically
-from gaming_gym.metrics import Checkpoint, load_checkpoints, save_checkpoints
+from gaming_gym.metrics import Evaluation, load_checkpoints, save_checkpoints
 
 try:
     import fcntl
@@ -246,7 +246,7 @@ class RunDirectory:
         path = self.file(name)
         return read_checkpoint(path, device) if path.exists() else None
 
-    def save_evaluations(self, checkpoints: Sequence[Checkpoint]) -> Path:
+    def save_evaluations(self, checkpoints: Sequence[Evaluation]) -> Path:
         return save_checkpoints(self.file(EVALUATIONS_FILE), checkpoints)
 
     def progress_log(self, keep_through: int | None, extra_columns: Sequence[str] = ()) -> ProgressLog:
@@ -358,7 +358,7 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     return state
 
 
-def read_evaluations(run_dir: str | os.PathLike) -> list[Checkpoint]:
+def read_evaluations(run_dir: str | os.PathLike) -> list[Evaluation]:
     """The evaluation records of a run directory (:data:`EVALUATIONS_FILE`)."""
     return read_run_file(run_file(run_dir, EVALUATIONS_FILE, "a finished run directory"), load_checkpoints)
 

@@ -182,14 +182,19 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
     and the mask ``info["_episode"]`` of the envs whose episode ended: torch tensors on the env's
     device for a torch env, numpy arrays for a numpy one. Returns are summed in float32 (as
     :func:`gaming_gym.evaluation.evaluate` sums them). Reading finished episodes into
-    :attr:`queues` copies a few numbers to the host at the steps where episodes end; the env's
-    own autoreset already synchronises there.
+    :attr:`queues` copies a few numbers to the host at the steps where episodes end, and finding
+    out whether one ended is a host sync at every step.
+
+    ``deferred=True`` avoids both, for trainers that read :attr:`queues` only now and then (native
+    PPO, once per iteration): ended episodes stay on the device until :attr:`queues` is read,
+    which copies them all to the host at once, and ``info["episode"]`` and ``info["_episode"]``
+    are present at every step, the mask saying which envs' episodes ended (none, mostly).
 
     Attributes:
         queues: :class:`EpisodeQueues` of the last ``buffer_length`` episodes over all envs.
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, buffer_length: int = 100):
+    def __init__(self, env: gym.vector.VectorEnv, buffer_length: int = 100, deferred: bool = False):
         super().__init__(env)
         self.autoreset_mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if self.autoreset_mode not in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP):
@@ -197,7 +202,9 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
                 f"RecordVectorEpisodeStatistics needs an env that autoresets (SAME_STEP or "
                 f"NEXT_STEP), got autoreset_mode {self.autoreset_mode!r}"
             )
-        self.queues = EpisodeQueues(buffer_length)
+        self.deferred = deferred
+        self._queues = EpisodeQueues(buffer_length)
+        self._pending: list[tuple[torch.Tensor, ...]] = []  # deferred: (ended, proxy, true, length)
         self._sums: EpisodeSums | None = None  # of the episodes in progress, (num_envs,) each
         self._resetting: torch.Tensor | None = None  # next-step autoreset: envs whose next step resets
 
@@ -207,6 +214,21 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
         self._sums = EpisodeSums.zeros(self.num_envs, device)
         self._resetting = torch.zeros(self.num_envs, dtype=torch.bool, device=device)
         return obs, info
+
+    @property
+    def queues(self) -> EpisodeQueues:
+        """The recent episodes (when ``deferred``, those still on the device are read first)."""
+        self._read_pending()
+        return self._queues
+
+    def _read_pending(self) -> None:
+        """Copy the episodes ended since the last read to the host, into the queues: one sync."""
+        if not self._pending:
+            return
+        columns = (torch.stack(column).cpu().numpy() for column in zip(*self._pending, strict=True))
+        ended, proxy, true, length = columns
+        self._pending = []
+        self._queues.extend(proxy[ended].tolist(), true[ended].tolist(), length[ended].tolist())
 
     def get_state(self) -> dict[str, Any]:
         """The wrapped env's :meth:`~gaming_gym.fronts.GameableVectorEnv.get_state`, plus the
@@ -228,9 +250,10 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
         # copies: the wrapper never shares tensors with the caller's saved dict
         self._sums = EpisodeSums(*(value.to(device, copy=True) for value in saved["running"]))
         self._resetting = saved.get("resetting", torch.zeros_like(self._resetting)).to(device, copy=True)
-        self.queues = EpisodeQueues(self.queues.proxy.maxlen)
-        self.queues.extend(*saved["recent"])
-        self.queues.episode_count = saved["episode_count"]
+        self._pending = []
+        self._queues = EpisodeQueues(self._queues.proxy.maxlen)
+        self._queues.extend(*saved["recent"])
+        self._queues.episode_count = saved["episode_count"]
 
     def step(self, actions):
         if self._sums is None:
@@ -243,7 +266,7 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
         self._sums = self._sums.add(proxy, true, counted)
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._resetting = done
-        if bool(done.any()):
+        if self.deferred or bool(done.any()):
             self._record_episodes(info, done, as_numpy=not isinstance(reward, torch.Tensor))
         return obs, reward, terminated, truncated, info
 
@@ -283,7 +306,8 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
         return values, present
 
     def _record_episodes(self, info: dict[str, Any], done: torch.Tensor, as_numpy: bool) -> None:
-        """Report the ended episodes in ``info`` and the queues, then restart their sums."""
+        """Report the ended episodes in ``info`` and the queues (or, when ``deferred``, keep them
+        for the queues on the device), then restart their sums."""
         if "episode" in info:
             raise ConfigError(
                 "info already has an 'episode' entry: is another episode-statistics wrapper inside?"
@@ -294,7 +318,9 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
             "true": torch.where(done, sums.true, 0.0),
             "l": torch.where(done, sums.length, 0),
         }
-        self.queues.extend(sums.proxy[done].tolist(), sums.true[done].tolist(), sums.length[done].tolist())
+        self._pending.append((done, episode["r"], episode["true"], episode["l"]))
+        if not self.deferred:
+            self._read_pending()
         if as_numpy:
             episode = {name: value.cpu().numpy() for name, value in episode.items()}
         info["episode"] = episode

@@ -136,15 +136,15 @@ def test_train_writes_a_complete_run_directory(capsys, tmp_path):
 def test_rerunning_an_interrupted_run_resumes_it(capsys, tmp_path, monkeypatch):
     from test_ppo import raising_on_call
 
-    from gaming_gym.agents import ppo
+    from gaming_gym.agents.ppo import training
 
-    real_iteration = ppo._train_iteration
-    monkeypatch.setattr(ppo, "_train_iteration", raising_on_call(3, real_iteration, KeyboardInterrupt))
+    real_iteration = training._train_iteration
+    monkeypatch.setattr(training, "_train_iteration", raising_on_call(3, real_iteration, KeyboardInterrupt))
     command = ("--steps", str(4 * ROLLOUT), "--set", "checkpoint_every=1")
     code, _, err = train(capsys, tmp_path / "run", *command)
     assert code == 130 and "re-run the same command to resume" in err
     assert not (tmp_path / "run" / "goodhart.json").exists()
-    monkeypatch.setattr(ppo, "_train_iteration", real_iteration)
+    monkeypatch.setattr(training, "_train_iteration", real_iteration)
     code, _, err = train(capsys, tmp_path / "run", *command)
     assert code == 0, err
     assert _iterations(tmp_path / "run") == [0, 1, 2, 3, 4]  # continued from iteration 2, not restarted

@@ -57,13 +57,13 @@ def _synthetic_report(gaps_by_step: dict[int, float]):
     import numpy as np
 
     from gaming_gym.evaluation import EpisodeReturns
-    from gaming_gym.metrics import Checkpoint, goodhart_report
+    from gaming_gym.metrics import Evaluation, goodhart_report
 
     def returns(proxy: float, true: float) -> EpisodeReturns:
         return EpisodeReturns(np.array([proxy, proxy]), np.array([true, true]), np.array([10, 10]))
 
     references = {"random": returns(0.0, 0.0), "intended": returns(1.0, 1.0)}
-    checkpoints = [Checkpoint(step, [gap, gap], [0.0, 0.0]) for step, gap in gaps_by_step.items()]
+    checkpoints = [Evaluation(step, [gap, gap], [0.0, 0.0]) for step, gap in gaps_by_step.items()]
     return goodhart_report(checkpoints, references, "GamingGym/BoatRace-v1", n_bootstrap=10)
 
 

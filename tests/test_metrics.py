@@ -18,9 +18,9 @@ import torch
 import gaming_gym  # noqa: F401  (registers the envs)
 from gaming_gym.evaluation import EpisodeReturns, evaluate, random_policy, reference_policy, reference_returns
 from gaming_gym.metrics import (
-    Checkpoint,
     EarlyStop,
     EarlyStoppingOutcome,
+    Evaluation,
     GaoFit,
     GoodhartReport,
     GoodhartWarning,
@@ -57,7 +57,7 @@ def said(report: GoodhartReport) -> str:
 def run(proxy_means, true_means, spread=0.0):
     """Checkpoints at steps 0, 1000, ... with two episodes each, at mean +- spread."""
     return [
-        Checkpoint(1000 * k, [p - spread, p + spread], [t - spread, t + spread])
+        Evaluation(1000 * k, [p - spread, p + spread], [t - spread, t + spread])
         for k, (p, t) in enumerate(zip(proxy_means, true_means, strict=True))
     ]
 
@@ -183,7 +183,7 @@ def test_intervals_are_points_when_no_episode_varies():
 
 def test_intervals_cover_the_estimate_and_are_reproducible():
     rng = np.random.default_rng(1)
-    checkpoints = [Checkpoint(k, rng.normal(k, 1, 16), rng.normal(1, 1, 16)) for k in range(4)]
+    checkpoints = [Evaluation(k, rng.normal(k, 1, 16), rng.normal(1, 1, 16)) for k in range(4)]
     report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=300, seed=7)
     low, high = report.final_gap_ci
     assert low < report.final_gap < high
@@ -197,8 +197,8 @@ def test_intervals_cover_the_estimate_and_are_reproducible():
 def test_seeds_give_a_student_t_interval_over_runs():
     # Two runs without episode noise: final gaps 1 (p=1, t=0) and 3 (p=3, t=0); references fixed.
     references = {"random": returns([0, 0], [0, 0]), "intended": returns([1, 1], [1, 1])}
-    run_a = [Checkpoint(0, [0, 0], [0, 0]), Checkpoint(10, [1, 1], [0, 0])]
-    run_b = [Checkpoint(0, [0, 0], [0, 0]), Checkpoint(10, [3, 3], [0, 0])]
+    run_a = [Evaluation(0, [0, 0], [0, 0]), Evaluation(10, [1, 1], [0, 0])]
+    run_b = [Evaluation(0, [0, 0], [0, 0]), Evaluation(10, [3, 3], [0, 0])]
     report = goodhart_report_over_seeds([run_a, run_b], references, n_bootstrap=2000)
     assert report.n_runs == 2
     assert report.interval_method == "student-t-over-runs"
@@ -229,8 +229,8 @@ def synthetic_seeds(rng, n_runs, episodes=8, between=2.0, within=2.0):
         offset_proxy, offset_true = rng.normal(0, between, 2)
         runs.append(
             [
-                Checkpoint(0, rng.normal(0, within, episodes), rng.normal(0, within, episodes)),
-                Checkpoint(
+                Evaluation(0, rng.normal(0, within, episodes), rng.normal(0, within, episodes)),
+                Evaluation(
                     1000,
                     rng.normal(8 + offset_proxy, within, episodes),
                     rng.normal(4 + offset_true, within, episodes),
@@ -301,7 +301,7 @@ def test_student_t_quantiles():
 
 def test_single_episode_evaluations_warn_and_leave_their_intervals_out():
     # One episode per checkpoint: a bootstrap over episodes sees no noise and would give points.
-    checkpoints = [Checkpoint(1000 * k, [p], [t]) for k, (p, t) in enumerate([(0, 0), (4, 4), (8, 2)])]
+    checkpoints = [Evaluation(1000 * k, [p], [t]) for k, (p, t) in enumerate([(0, 0), (4, 4), (8, 2)])]
     with pytest.warns(GoodhartWarning, match="one episode"):
         report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=50)
     assert report.min_episodes == 1
@@ -312,14 +312,14 @@ def test_single_episode_evaluations_warn_and_leave_their_intervals_out():
     assert report.true_drop_debiased is None  # no episodes to split
     assert "warning: some checkpoints were evaluated on one episode" in said(report)
     # Only the first checkpoint has one episode: the intervals that depend on it go.
-    mixed = [Checkpoint(0, [0], [0]), Checkpoint(1000, [3, 5], [3, 5]), Checkpoint(2000, [7, 9], [1, 3])]
+    mixed = [Evaluation(0, [0], [0]), Evaluation(1000, [3, 5], [3, 5]), Evaluation(2000, [7, 9], [1, 3])]
     with pytest.warns(GoodhartWarning, match="steps \\[0\\] have one episode"):
         report = goodhart_report(mixed, REFERENCES, n_bootstrap=50)
     assert report.gap_ci[0] is None and report.gap_ci[1] is not None
     assert report.final_gap_ci is not None
     assert report.true_drop_ci is report.kendall_tau_ci is None
     # Over seeds the interval comes from the spread between runs, which one episode does not hide.
-    shifted = [Checkpoint(1000 * k, [p + 1], [t]) for k, (p, t) in enumerate([(0, 0), (4, 4), (8, 2)])]
+    shifted = [Evaluation(1000 * k, [p + 1], [t]) for k, (p, t) in enumerate([(0, 0), (4, 4), (8, 2)])]
     with pytest.warns(GoodhartWarning, match="one episode"):
         seeds = goodhart_report_over_seeds([checkpoints, shifted], REFERENCES, n_bootstrap=50)
     assert seeds.final_gap_ci is not None and seeds.final_gap_ci[0] < seeds.final_gap < seeds.final_gap_ci[1]
@@ -335,7 +335,7 @@ def test_several_episodes_do_not_warn():
     few = "warning: 2 episodes at some checkpoint: a bootstrap over so few covers less than its level"
     assert few in said(report)
     eight = [
-        Checkpoint(1000 * k, [p - 1, p + 1] * 4, [t - 1, t + 1] * 4)
+        Evaluation(1000 * k, [p - 1, p + 1] * 4, [t - 1, t + 1] * 4)
         for k, (p, t) in enumerate([(0, 0), (2, 4), (4, 2)])
     ]
     assert "warning" not in said(goodhart_report(eight, REFERENCES, n_bootstrap=50))
@@ -345,9 +345,9 @@ def test_true_drop_cross_fitted_on_halves_of_the_episodes():
     # Even episodes put t's peak at step 0 (t = 1, .5, .5), odd ones at step 1000 (.5, 1, .5);
     # the full curve, t = [.75, .75, .5], drops by .25.
     checkpoints = [
-        Checkpoint(0, [0, 0], [4, 2]),
-        Checkpoint(1000, [1, 1], [2, 4]),
-        Checkpoint(2000, [2, 2], [2, 2]),
+        Evaluation(0, [0, 0], [4, 2]),
+        Evaluation(1000, [1, 1], [2, 4]),
+        Evaluation(2000, [2, 2], [2, 2]),
     ]
     report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=20)
     assert report.true_drop == 0.25
@@ -363,7 +363,7 @@ def test_true_drop_is_biased_up_under_noise_and_the_cross_fitted_drop_is_not():
     rng = np.random.default_rng(4)
     plain, crossed = [], []
     for _ in range(300):
-        checkpoints = [Checkpoint(1000 * k, rng.normal(k, 1, 8), rng.normal(2, 2, 8)) for k in range(8)]
+        checkpoints = [Evaluation(1000 * k, rng.normal(k, 1, 8), rng.normal(2, 2, 8)) for k in range(8)]
         report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=1)
         plain.append(report.true_drop)
         crossed.append(report.true_drop_debiased)
@@ -400,7 +400,7 @@ def test_missing_reference_is_named():
 
 def test_nan_returns_are_rejected():
     with pytest.raises(ValueError, match="step 5: true holds non-finite returns.*episodes \\[1\\]"):
-        Checkpoint(5, [1.0, 2.0], [1.0, float("nan")])
+        Evaluation(5, [1.0, 2.0], [1.0, float("nan")])
     references = dict(REFERENCES, random=returns([0, float("nan")], [0, 0]))
     with pytest.raises(ValueError, match="references\\['random'\\].proxy holds non-finite"):
         goodhart_report(run([0, 1], [0, 1]), references)
@@ -408,22 +408,40 @@ def test_nan_returns_are_rejected():
 
 def test_mismatched_lengths_are_rejected():
     with pytest.raises(ValueError, match="proxy has 2 episodes but true has 3"):
-        Checkpoint(0, [1, 2], [1, 2, 3])
+        Evaluation(0, [1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="run 1 has checkpoints at steps \\[0\\] but run 0 at \\[0, 1000\\]"):
         goodhart_report_over_seeds([run([0, 1], [0, 1]), run([0], [0])], REFERENCES)
     with pytest.raises(ValueError, match="equal length"):
         kendall_tau([1, 2, 3], [1, 2])
 
 
+def test_checkpoint_is_the_deprecated_old_name_of_evaluation():
+    """The record was first called Checkpoint (a name checkpoint.pt, the training state, also
+    claims): it still imports, from gaming_gym.metrics and from gaming_gym, with a warning that
+    names the new one and points at the code asking for the old."""
+    with pytest.warns(DeprecationWarning, match="Checkpoint is renamed Evaluation") as caught:
+        from gaming_gym.metrics import Checkpoint
+    assert Checkpoint is Evaluation and caught[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match="Checkpoint is renamed Evaluation") as caught:
+        assert gaming_gym.Checkpoint is Evaluation
+    assert caught[0].filename == __file__
+    with pytest.raises(AttributeError, match="has no attribute 'Checkpoints'"):
+        gaming_gym.metrics.Checkpoints  # noqa: B018  (other names are not aliased)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from gaming_gym.metrics import Evaluation as current  # the new name: no warning
+    assert current is Evaluation
+
+
 def test_bad_checkpoints_are_rejected():
     with pytest.raises(ValueError, match="strictly increasing"):
-        goodhart_report([Checkpoint(10, [1], [1]), Checkpoint(5, [1], [1])], REFERENCES)
+        goodhart_report([Evaluation(10, [1], [1]), Evaluation(5, [1], [1])], REFERENCES)
     with pytest.raises(ValueError, match="no checkpoints"):
         goodhart_report([], REFERENCES)
     with pytest.raises(ValueError, match="non-empty 1-D"):
-        Checkpoint(0, [], [])
+        Evaluation(0, [], [])
     with pytest.raises(ValueError, match="step must be an int >= 0"):
-        Checkpoint(-1, [1], [1])
+        Evaluation(-1, [1], [1])
     with pytest.raises(ValueError, match="confidence must be in \\(0, 1\\)"):
         goodhart_report(run([0, 1], [0, 1]), REFERENCES, confidence=95)
 
@@ -643,7 +661,7 @@ D_DYNAMICS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
 def dynamics_run(true_means, holdout_means):
     """Checkpoints at steps 0, 1000, ... with kl = d^2 for d in D_DYNAMICS, two equal episodes each."""
     return [
-        Checkpoint(1000 * k, [2 * k] * 2, [t] * 2, d**2, [h])
+        Evaluation(1000 * k, [2 * k] * 2, [t] * 2, d**2, [h])
         for k, (t, h, d) in enumerate(
             zip(true_means, holdout_means, D_DYNAMICS[: len(true_means)], strict=True)
         )
@@ -684,7 +702,7 @@ def test_report_measures_goodhart_dynamics():
 
 def test_gao_gain_is_measured_from_the_initial_policy():
     # t = [.25, .5, 1, .75] at d = [0, 1, 2, 3]: the gain over step 0 is [0, .25, .75, .5].
-    checkpoints = [Checkpoint(1000 * k, [0, 0], [t, t], float(k**2)) for k, t in enumerate([1, 2, 4, 3])]
+    checkpoints = [Evaluation(1000 * k, [0, 0], [t, t], float(k**2)) for k, t in enumerate([1, 2, 4, 3])]
     report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=20)
     assert report.gao_origin_step == 0
     assert report.gao_fits["bon"] == fit_gao([0, 1, 2, 3], [0, 0.25, 0.75, 0.5], "bon")
@@ -694,7 +712,7 @@ def test_gao_gain_is_measured_from_the_initial_policy():
     assert later.gao_fits["bon"] == fit_gao([1, 2, 3], [0, 0.5, 0.25], "bon")
     # The origin is the checkpoint with kl == 0 even when it is not the first.
     moved = [
-        Checkpoint(c.step, c.proxy, c.true, kl)
+        Evaluation(c.step, c.proxy, c.true, kl)
         for c, kl in zip(checkpoints, [1.0, 0.0, 4.0, 9.0], strict=True)
     ]
     assert goodhart_report(moved, REFERENCES, n_bootstrap=20).gao_origin_step == 1000
@@ -734,12 +752,12 @@ def test_goodhart_dynamics_need_their_records():
     assert goodhart_report(run([1], [1]), REFERENCES, n_bootstrap=20).observed_peak is None
     # KL at two checkpoints gives d but too few points to fit.
     two = goodhart_report(
-        [Checkpoint(0, [0, 0], [0, 0], 0.0), Checkpoint(1000, [1, 1], [1, 1], 1.0)], REFERENCES
+        [Evaluation(0, [0, 0], [0, 0], 0.0), Evaluation(1000, [1, 1], [1, 1], 1.0)], REFERENCES
     )
     assert two.d == [0.0, 1.0]
     assert two.gao_fits is None
     with pytest.raises(ValueError, match=r"kl is recorded .* missing at \(run, step\) \[\(0, 1000\)\]"):
-        goodhart_report([Checkpoint(0, [0], [0], 0.0), Checkpoint(1000, [1], [1])], REFERENCES)
+        goodhart_report([Evaluation(0, [0], [0], 0.0), Evaluation(1000, [1], [1])], REFERENCES)
 
 
 def test_json_round_trip_with_goodhart_dynamics():

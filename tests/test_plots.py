@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gaming_gym.evaluation import EpisodeReturns
-from gaming_gym.metrics import Checkpoint, goodhart_report, goodhart_report_over_seeds
+from gaming_gym.metrics import Evaluation, goodhart_report, goodhart_report_over_seeds
 from gaming_gym.plots import (
     DPI,
     FIGURE_SIZE,
@@ -51,7 +51,7 @@ def test_goodhart_curve_is_a_png(tmp_path, references):
     rng = np.random.default_rng(1)
     proxy_means, true_means = [2, 10, 17, 25, 33], [0, 1.2, 2, 1, 0.2]
     checkpoints = [
-        Checkpoint(10_000 * k, rng.normal(p, 1, 6), rng.normal(t, 0.1, 6))
+        Evaluation(10_000 * k, rng.normal(p, 1, 6), rng.normal(t, 0.1, 6))
         for k, (p, t) in enumerate(zip(proxy_means, true_means, strict=True))
     ]
     report = goodhart_report(
@@ -64,13 +64,13 @@ def test_goodhart_curve_is_a_png(tmp_path, references):
     assert [p.name for p in path.parent.iterdir()] == ["curve.png"]  # no partial file left
 
 
-def dynamics_run(rng: np.random.Generator, a: float = 1.2, b: float = 0.8) -> list[Checkpoint]:
+def dynamics_run(rng: np.random.Generator, a: float = 1.2, b: float = 0.8) -> list[Evaluation]:
     """13 checkpoints at d = 0, 0.25, ..., 3 whose mean true return follows Gao's RL form (peak at
     d* = exp(a / b - 1)), with KL and a noisy held-out check recorded."""
     d = np.linspace(0, 3, 13)
     gain = d * (a - b * np.log(np.where(d > 0, d, 1.0)))  # normalised; the references scale it by 2
     return [
-        Checkpoint(
+        Evaluation(
             10_000 * k,
             rng.normal(2 + 10 * k, 1, 6),
             rng.normal(2 * gain[k], 0.1, 6),
@@ -109,7 +109,7 @@ def test_goodhart_dynamics_of_seeds_and_of_unpeaked_fits_plot(tmp_path, referenc
 
 def test_d_axis_needs_kl(tmp_path, references):
     report = goodhart_report(
-        [Checkpoint(0, [2.0, 2.0], [0.0, 0.0]), Checkpoint(1, [30.0, 30.0], [0.1, 0.1])], references
+        [Evaluation(0, [2.0, 2.0], [0.0, 0.0]), Evaluation(1, [30.0, 30.0], [0.1, 0.1])], references
     )
     with pytest.raises(ValueError, match="x='d' needs a report with KL from the initial policy"):
         plot_goodhart_curve(report, tmp_path / "d.png", x="d")
@@ -118,7 +118,7 @@ def test_d_axis_needs_kl(tmp_path, references):
     with pytest.raises(ValueError, match="x must be one of \\['d', 'step'\\], got 'kl'"):
         plot_goodhart_curve(report, tmp_path / "kl.png", x="kl")
     too_few = goodhart_report(
-        [Checkpoint(0, [2.0, 2.0], [0.0, 0.0], 0.0), Checkpoint(1, [30.0, 30.0], [0.1, 0.1], 1.0)], references
+        [Evaluation(0, [2.0, 2.0], [0.0, 0.0], 0.0), Evaluation(1, [30.0, 30.0], [0.1, 0.1], 1.0)], references
     )
     with pytest.raises(ValueError, match="no Gao fit: it needs at least two checkpoints with distinct d > 0"):
         plot_gao_fit(too_few, tmp_path / "fit.png")
@@ -126,7 +126,7 @@ def test_d_axis_needs_kl(tmp_path, references):
 
 
 def test_single_checkpoint_curve_still_plots(tmp_path, references):
-    report = goodhart_report([Checkpoint(0, [29.0, 31.0], [0.1, 0.1])], references, n_bootstrap=20)
+    report = goodhart_report([Evaluation(0, [29.0, 31.0], [0.1, 0.1])], references, n_bootstrap=20)
     assert png_size(plot_goodhart_curve(report, tmp_path / "one.png")) == expected_size()
 
 
@@ -151,7 +151,7 @@ def test_true_against_d_plots_each_condition_and_needs_kl(tmp_path, references):
     path = plot_true_against_d(runs, tmp_path / "true_against_d.png", "KL penalty")
     assert png_size(path) == expected_size() and path.stat().st_size > 20_000
     without_kl = goodhart_report(
-        [Checkpoint(0, [2.0, 2.0], [0.0, 0.0]), Checkpoint(10, [9.0, 9.0], [1.0, 1.0])], references
+        [Evaluation(0, [2.0, 2.0], [0.0, 0.0]), Evaluation(10, [9.0, 9.0], [1.0, 1.0])], references
     )
     with pytest.raises(ValueError, match="KL recorded"):
         plot_true_against_d({"no kl": without_kl}, tmp_path / "never.png", "x")

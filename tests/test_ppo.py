@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import gaming_gym
-from gaming_gym.agents import ppo
 from gaming_gym.agents.ppo import (
     ActorCritic,
     PPOConfig,
@@ -22,6 +21,7 @@ from gaming_gym.agents.ppo import (
     default_config,
     load_agent,
     train,
+    training,
 )
 from gaming_gym.agents.reference import MIN_STD, SmoothedPolicy
 from gaming_gym.errors import ConfigError, RunDirectoryError, RunExistsError
@@ -201,17 +201,17 @@ class Killed(BaseException):
 
 def crash_in_iteration(iteration: int, config: PPOConfig, run_dir, monkeypatch) -> None:
     """Start ``config`` in ``run_dir`` and kill it during ``iteration`` (counting from 1)."""
-    real_iteration = ppo._train_iteration
+    real_iteration = training._train_iteration
 
     def iteration_then_crash(run, *args):
         if run.iteration == iteration - 1:
             raise Killed
         return real_iteration(run, *args)
 
-    monkeypatch.setattr(ppo, "_train_iteration", iteration_then_crash)
+    monkeypatch.setattr(training, "_train_iteration", iteration_then_crash)
     with pytest.raises(Killed):
         train(config, run_dir=run_dir, progress=False)
-    monkeypatch.setattr(ppo, "_train_iteration", real_iteration)
+    monkeypatch.setattr(training, "_train_iteration", real_iteration)
 
 
 @pytest.mark.parametrize("settings", RESUMED_SETTINGS.values(), ids=RESUMED_SETTINGS.keys())
@@ -221,7 +221,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, se
     reference comes back from the checkpoint, not rebuilt."""
     whole = train(tiny_config(**settings), run_dir=tmp_path / "whole", progress=False)
     crash_in_iteration(6, tiny_config(**settings), tmp_path / "split", monkeypatch)
-    monkeypatch.setattr(ppo, "build_intended_reference", None)  # calling it would fail
+    monkeypatch.setattr(training, "build_intended_reference", None)  # calling it would fail
     assert torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["iteration"] == 4
     resumed = train(tiny_config(**settings), run_dir=tmp_path / "split", progress=False)
     assert resumed.iteration == 6 and resumed.global_step == whole.global_step
@@ -289,11 +289,11 @@ def test_ctrl_c_saves_the_last_completed_iteration_and_a_rerun_finishes_identica
     run never interrupted ends."""
     config = tiny_config(checkpoint_every=10)
     whole = train(config, run_dir=tmp_path / "whole", progress=False)
-    real_update = ppo.ppo_update
-    monkeypatch.setattr(ppo, "ppo_update", raising_on_call(5, real_update, KeyboardInterrupt))
+    real_update = training.ppo_update
+    monkeypatch.setattr(training, "ppo_update", raising_on_call(5, real_update, KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         train(config, run_dir=tmp_path / "split", progress=False)
-    monkeypatch.setattr(ppo, "ppo_update", real_update)
+    monkeypatch.setattr(training, "ppo_update", real_update)
     saved = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
     assert (saved["iteration"], saved["global_step"]) == (4, 4 * 800)
     assert not (tmp_path / "split" / ".gaming_gym.lock").exists()  # the lock was let go
@@ -309,7 +309,7 @@ def test_a_network_too_large_is_refused_before_it_is_built(monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the network was built")
 
-    monkeypatch.setattr(ppo, "ActorCritic", never)
+    monkeypatch.setattr(training, "ActorCritic", never)
     with pytest.raises(
         ConfigError, match="537,034,756 parameters on PPOTest/Corridor-v0; at most 50,000,000"
     ):
@@ -362,7 +362,7 @@ def test_kl_from_the_initial_policy_is_zero_at_step_0_and_positive_later(tmp_pat
     for name, tensor in seeded.state_dict().items():
         torch.testing.assert_close(initial_state[name], tensor, msg=name)
     seeded.requires_grad_(False)
-    again = ppo.evaluate_agent(result.agent, result.config, 4800, torch.device("cpu"), initial=seeded)
+    again = training.evaluate_agent(result.agent, result.config, 4800, torch.device("cpu"), initial=seeded)
     assert again.kl == kls[-1]
 
 
@@ -427,7 +427,7 @@ def test_the_cloned_intended_reference_agrees_with_the_scripted_policy_and_stays
     than 90% of the teacher's states, on its own held-out envs and on fresh episodes; mixed with
     a uniform tenth, every action keeps probability >= 0.1 / 9."""
     config = default_config("GamingGym/BoatRace-v1", kl_coef=0.1, kl_reference="intended")
-    reference = ppo.build_intended_reference(config, torch.device("cpu"))
+    reference = training.build_intended_reference(config, torch.device("cpu"))
     assert float(reference.agreement) > 0.9
 
     env = gym.make_vec("GamingGym/BoatRace-v1", num_envs=8)
@@ -448,7 +448,7 @@ def test_the_cloned_intended_reference_agrees_with_the_scripted_policy_and_stays
 
 def test_the_cloned_reference_is_deterministic_from_the_seed_and_floors_a_gaussian_std(one_torch_thread):
     config = tiny_config(kl_coef=0.1, kl_reference="intended")
-    first, second = (ppo.build_intended_reference(config, torch.device("cpu")) for _ in range(2))
+    first, second = (training.build_intended_reference(config, torch.device("cpu")) for _ in range(2))
     for name, tensor in first.state_dict().items():
         torch.testing.assert_close(second.state_dict()[name], tensor, msg=name)
     assert float(first.agreement) == 1.0  # the Corridor teacher always steps right
@@ -466,13 +466,13 @@ def test_the_cloned_reference_is_deterministic_from_the_seed_and_floors_a_gaussi
 
 def test_the_held_out_check_plays_other_seeds_and_leaves_training_alone(monkeypatch):
     seeds = []
-    real_evaluate = ppo.evaluate
+    real_evaluate = training.evaluate
 
     def recording_evaluate(policy, env_id, episodes, seed, **kwargs):
         seeds.append((episodes, seed))
         return real_evaluate(policy, env_id, episodes=episodes, seed=seed, **kwargs)
 
-    monkeypatch.setattr(ppo, "evaluate", recording_evaluate)
+    monkeypatch.setattr(training, "evaluate", recording_evaluate)
     checked = train(tiny_config(holdout_episodes=5), progress=False)
     plain = train(tiny_config(), progress=False)
     assert [len(c.holdout_true) for c in checked.checkpoints] == [5, 5, 5]
@@ -512,14 +512,14 @@ def test_early_stopping_ends_training_with_the_kept_agent_even_across_a_resume(t
     curve = [0.0, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2]
     references = reference_returns(CORRIDOR_ID, {})
     random_true, intended_true = references["random"].true.mean(), references["intended"].true.mean()
-    real_evaluate_agent = ppo.evaluate_agent
+    real_evaluate_agent = training.evaluate_agent
 
     def evaluate_with_a_falling_holdout(agent, config, step, device, initial=None):
         checkpoint = real_evaluate_agent(agent, config, step, device, initial)
         held_out = random_true + curve[step // config.batch_size] * (intended_true - random_true)
         return dataclasses.replace(checkpoint, holdout_true=np.full(4, held_out))
 
-    monkeypatch.setattr(ppo, "evaluate_agent", evaluate_with_a_falling_holdout)
+    monkeypatch.setattr(training, "evaluate_agent", evaluate_with_a_falling_holdout)
     config = tiny_config(eval_every=1, holdout_episodes=4, early_stop=True)
     whole = train(config, run_dir=tmp_path / "whole", progress=False)
     assert (whole.stopped_step, whole.kept_step, whole.iteration) == (2400, 800, 3)

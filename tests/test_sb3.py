@@ -15,7 +15,7 @@ import gaming_gym  # noqa: F401  (registers the envs)
 from gaming_gym.agents.ppo import PPOConfig
 from gaming_gym.errors import ConfigError
 from gaming_gym.evaluation import evaluate
-from gaming_gym.metrics import Checkpoint
+from gaming_gym.metrics import Evaluation
 
 pytest.importorskip("stable_baselines3")
 from stable_baselines3 import PPO  # noqa: E402
@@ -111,7 +111,7 @@ def test_sb3_ppo_trains_on_the_adapter_and_the_callback_records_checkpoints(tmp_
     model.set_logger(configure(str(tmp_path), ["csv"]))
     model.learn(640, callback=callback)
     assert [c.step for c in callback.checkpoints] == [320, 640]
-    assert all(isinstance(c, Checkpoint) and len(c.proxy) == 4 for c in callback.checkpoints)
+    assert all(isinstance(c, Evaluation) and len(c.proxy) == 4 for c in callback.checkpoints)
     # 8 envs x 80 steps of episodes of at most 20 steps; a true return is 1 (door) or 0 (not)
     assert len(callback.true_returns) >= 32 and set(callback.true_returns) <= {0.0, 1.0}
     with open(tmp_path / "progress.csv", newline="") as file:

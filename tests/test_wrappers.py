@@ -1,13 +1,17 @@
 """The episode-statistics wrappers record the same returns as ``evaluate`` on BoatRace."""
 
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from gymnasium.vector import AutoresetMode
+from test_ppo import CORRIDOR_ID  # registers the 20-step Corridor env
 
 import gaming_gym  # noqa: F401  (registers the envs)
-from gaming_gym.evaluation import evaluate, reference_policy
+from gaming_gym import wrappers
+from gaming_gym.evaluation import evaluate, random_policy, reference_policy
 from gaming_gym.wrappers import EpisodeQueues, RecordEpisodeStatistics, RecordVectorEpisodeStatistics
 
 BOAT = "GamingGym/BoatRace-v1"
@@ -141,6 +145,53 @@ def test_vector_statistics_on_gymnasium_sync_vector_env_match_evaluate(mode):
         )
         second = found[index][1]  # the next episode starts from zero: same fall, same length scale
         assert 0 < second[2] <= 300 and float(second[1]) < 0
+
+
+def recording_reads_by_wrappers(method, reads: list):
+    """``method`` of torch.Tensor, appending the tensor to ``reads`` when wrappers.py calls it."""
+
+    def recorded(tensor, *args, **kwargs):
+        if sys._getframe(1).f_code.co_filename == wrappers.__file__:
+            reads.append(tensor)
+        return method(tensor, *args, **kwargs)
+
+    return recorded
+
+
+def test_deferred_statistics_record_the_same_episodes_and_read_them_only_when_asked(monkeypatch):
+    """Random walkers in the tests' Corridor end episodes at varied steps, at the door or cut off
+    at 20 steps: a deferred wrapper keeps them on the device, reading no value while stepping,
+    and its queues (and saved state) then hold what the eager wrapper's hold, in the same order.
+    Its info carries the episodes at every step, the mask saying which envs ended."""
+    eager, deferred = (
+        RecordVectorEpisodeStatistics(gym.make_vec(CORRIDOR_ID, num_envs=4), deferred=flag)
+        for flag in (False, True)
+    )
+    policy = random_policy(eager.single_action_space, seed=0)
+    obs, _ = eager.reset(seed=3)
+    deferred.reset(seed=3)
+    reads = []
+    for _ in range(60):
+        action = policy(obs)
+        obs, _, terminated, truncated, eager_info = eager.step(action)
+        with monkeypatch.context() as patched:
+            for name in ("tolist", "cpu", "__bool__"):
+                patched.setattr(
+                    torch.Tensor, name, recording_reads_by_wrappers(getattr(torch.Tensor, name), reads)
+                )
+            _, _, _, _, info = deferred.step(action)
+        assert torch.equal(info["_episode"], terminated | truncated)
+        if "episode" in eager_info:
+            for key in ("r", "true", "l"):
+                assert torch.equal(info["episode"][key], eager_info["episode"][key])
+    assert not reads  # nothing read while stepping
+    assert deferred._queues.episode_count == 0  # nothing read yet
+    assert set(eager.queues.length) > {20} and set(eager.queues.true) == {0.0, 1.0}  # doors and cut-offs
+    assert list(deferred.queues.proxy) == list(eager.queues.proxy)
+    assert list(deferred.queues.true) == list(eager.queues.true)
+    assert list(deferred.queues.length) == list(eager.queues.length)
+    assert deferred.queues.episode_count == eager.queues.episode_count > 8
+    assert deferred.get_state()["recent"] == eager.get_state()["recent"]
 
 
 def test_queues_keep_the_most_recent_episodes():

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from gaming_gym.core import Policy
 from gaming_gym.errors import ConfigError, ConfigTypeError
-from gaming_gym.metrics import Checkpoint
+from gaming_gym.metrics import Evaluation
 from gaming_gym.runs import CHECKPOINT_FILE, RunDirectory, read_run_file, run_file
 
 
@@ -26,7 +26,7 @@ from gaming_gym.runs import CHECKPOINT_FILE, RunDirectory, read_run_file, run_fi
 class TrainedAgent(Protocol):
     """What training leaves: the evaluations along the way and the trained policy."""
 
-    checkpoints: list[Checkpoint]
+    checkpoints: list[Evaluation]
 
     def policy(self, deterministic: bool = False) -> Policy: ...
 

@@ -20,7 +20,7 @@ from gaming_gym.core import Policy
 from gaming_gym.evaluation import random_policy
 
 if TYPE_CHECKING:
-    from gaming_gym.agents.ppo import ActorCritic
+    from gaming_gym.agents.ppo.networks import ActorCritic
 
 UNIFORM_MIX = 0.1
 """Share of a uniform distribution mixed into a discrete clone's action probabilities.
@@ -105,20 +105,22 @@ def fit_by_likelihood(
     epochs: int = 20,
     minibatch_size: int = 1024,
     learning_rate: float = 3e-3,
+    generator: torch.Generator | None = None,
 ) -> None:
     """Fit the student's actor and head to (raw obs, env action) pairs by maximum likelihood.
 
     The negative log-likelihood of the teacher's action is cross-entropy for a categorical head
     and the Gaussian NLL (mean and log std) for a continuous one. The student's observation
-    statistics are set from all of ``obs`` first, so it normalises with its own. Uses the global
-    torch RNG for minibatch order; callers wanting reproducibility seed it.
+    statistics are set from all of ``obs`` first, so it normalises with its own. Minibatch orders
+    come from ``generator`` (on ``obs``'s device; torch's global RNG when None).
     """
     norm_obs = student.normalise(obs, update=True)
     targets = student.head.from_env(actions)
     parameters = [*student.actor.parameters(), *student.head.parameters()]
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
     for _ in range(epochs):
-        for rows in torch.randperm(len(norm_obs), device=norm_obs.device).split(minibatch_size):
+        order = torch.randperm(len(norm_obs), device=norm_obs.device, generator=generator)
+        for rows in order.split(minibatch_size):
             loss = -student.distribution(norm_obs[rows]).log_prob(targets[rows]).mean()
             optimizer.zero_grad()
             loss.backward()
@@ -147,17 +149,19 @@ def behaviour_clone(
     steps: int,
     seed: int,
     held_out_envs: int,
+    generator: torch.Generator | None = None,
 ) -> SmoothedPolicy:
     """Clone ``teacher`` into ``student`` from ``steps`` steps of ``env``; return it smoothed.
 
     The demonstrations of the last ``held_out_envs`` envs are kept out of the fit to measure the
     clone's greedy agreement with the teacher (stored in ``SmoothedPolicy.agreement``): states
-    of whole separate trajectories, not neighbours of training states.
+    of whole separate trajectories, not neighbours of training states. ``generator`` orders the
+    fit's minibatches (see :func:`fit_by_likelihood`).
     """
     obs, actions = collect_demonstrations(env, teacher, steps, seed)
     fit = slice(0, obs.shape[1] - held_out_envs)
     held_out = slice(obs.shape[1] - held_out_envs, obs.shape[1])
-    fit_by_likelihood(student, obs[:, fit].flatten(0, 1), actions[:, fit].flatten(0, 1))
+    fit_by_likelihood(student, obs[:, fit].flatten(0, 1), actions[:, fit].flatten(0, 1), generator=generator)
     reference = SmoothedPolicy(student).to(obs.device)
     reference.agreement.fill_(
         greedy_agreement(student, obs[:, held_out].flatten(0, 1), actions[:, held_out].flatten(0, 1))

@@ -9,7 +9,7 @@ Needs the optional extra: ``pip install 'gaming_gym[sb3]'``.
   (as SB3's ``Monitor`` writes them) and its true return as ``"true_r"``. So SB3 PPO trains on
   thousands of envs stepped in one call. Plain ``gymnasium.make`` envs work with SB3 as usual.
 * :class:`GoodhartCallback` logs the true return next to SB3's episode reward and evaluates the
-  model periodically into :class:`gaming_gym.metrics.Checkpoint` records for the Goodhart metric.
+  model periodically into :class:`gaming_gym.metrics.Evaluation` records for the Goodhart metric.
 * :func:`sb3_config`, :func:`translate` and :func:`train_sb3` run SB3 PPO like for like with the
   native PPO (:mod:`gaming_gym.agents.ppo`): the same settings, in the same vocabulary (the fields
   of :class:`~gaming_gym.agents.ppo.PPOConfig`), tuned per env in :mod:`gaming_gym.agents.tuned`.
@@ -19,63 +19,11 @@ Example::
     from gaming_gym.agents.sb3 import sb3_config, train_sb3
 
     result = train_sb3(sb3_config("GamingGym/BoatRace-v1", seed=0), run_dir="runs/boat-sb3")
-    result.checkpoints  # one Checkpoint(step, proxy, true) per evaluation
+    result.checkpoints  # one Evaluation(step, proxy, true) per evaluation
 
 **How the settings translate** (:func:`translate`; a setting not named keeps its meaning):
 
-=====================================  ===========================================================
-native (``PPOConfig``, tuned table)    stable-baselines3
-=====================================  ===========================================================
-``num_envs``                           one :class:`SB3VecEnv` of ``num_envs`` envs (``n_envs``)
-``num_steps``                          ``n_steps``
-``num_minibatches``                    ``batch_size = num_envs * num_steps // num_minibatches``
-``update_epochs``                      ``n_epochs``
-``learning_rate``, ``anneal_lr``       ``learning_rate``: the number, or a :class:`LinearSchedule`
-                                       that gives each update native PPO's annealed rate
-``gamma``, ``gae_lambda``              ``gamma``, ``gae_lambda``
-``clip_coef``                          ``clip_range``
-``clip_vloss``                         ``clip_range_vf = clip_coef`` (``None`` when false)
-``norm_adv``                           ``normalize_advantage`` (both per minibatch, ``+ 1e-8``)
-``ent_coef``, ``max_grad_norm``        ``ent_coef``, ``max_grad_norm``
-``vf_coef``                            ``vf_coef / 2``: SB3's value loss is the mean squared
-                                       error, native PPO's half of it (as CleanRL's)
-``hidden_sizes``                       ``policy_kwargs=dict(net_arch=dict(pi=..., vf=...),
-                                       activation_fn=nn.Tanh)``: separate tanh actor and critic,
-                                       orthogonal init with native's gains (SB3's ``ortho_init``)
-``norm_obs``                           ``VecNormalize(norm_obs=True, norm_reward=False,
-                                       clip_obs=10, epsilon=1e-8)``: native's running statistics
-                                       and clipping; saved with the weights, used at evaluation
-``reward_scale``                       :class:`ScaledReward` under the ``VecNormalize``
-                                       (logged returns stay unscaled)
-``seed``, ``device``, ``reward``       the model's seed and device, the env's seed and reward
-``total_timesteps``                    ``learn()`` for ``total_timesteps`` rounded down to whole
-                                       rollouts (native's ``num_iterations * batch_size``)
-``eval_every`` (iterations)            an evaluation each ``eval_every`` rollouts, after their
-                                       update, plus one at step 0 and one at the end
-``eval_episodes``                      :class:`GoodhartCallback`'s, on native PPO's evaluation
-                                       seeds (``seed + EVAL_SEED_OFFSET``)
-``eval_deterministic``                 :class:`GoodhartCallback`'s ``deterministic``
-``checkpoint_every``, ``cpu_threads``  kept as native PPO keeps them
-native-only settings                   refused unless at their defaults (:data:`NATIVE_ONLY`:
-                                       ``target_kl``, ``kl_coef``, ``kl_reference``,
-                                       ``holdout_episodes``, ``early_stop*``)
-=====================================  ===========================================================
-
-**What remains different.** With ``clip_vloss`` SB3 minimises the squared error of the clipped
-value prediction alone, native PPO the larger of the clipped and unclipped errors (so SB3's value
-gradient vanishes outside the clipping band; identical without ``clip_vloss``). SB3 folds the
-bootstrapped value of a truncated episode into its last reward, native PPO into GAE (equal in exact
-arithmetic). ``VecNormalize`` folds each observation into its statistics as it arrives (float64)
-and native PPO as it acts on it (float32), so the value bootstrapped at a rollout's end already sees
-the observation it bootstraps from, and the step-0 evaluation normalises with the first reset's
-statistics. The random streams differ (same seed, other samples); the envs step on the CPU (numpy
-at the boundary) whatever the model's device. A resumed SB3 run restarts its episodes from a
-fresh reset (native PPO restores the env and RNG state, continuing exactly). SB3 evaluations
-record no KL from the initial policy, so its reports have no d curve or Gao fit, and SB3 writes
-no ``progress.csv``. Native-only mitigations (the KL penalty, the held-out check and early
-stopping) and ``target_kl`` (SB3 stops within an epoch at ``1.5 * target_kl``, native PPO after
-an epoch at ``target_kl``) are refused rather than dropped.
-"""
+=====================================  ===================================================="""
 
 from __future__ import annotations
 
@@ -113,7 +61,7 @@ from gaming_gym.agents.tuned import tuned_settings
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
 from gaming_gym.errors import ConfigError, ConfigTypeError, RunDirectoryError, RunNotFoundError
 from gaming_gym.evaluation import evaluate
-from gaming_gym.metrics import Checkpoint
+from gaming_gym.metrics import Evaluation
 from gaming_gym.runs import (
     EVALUATIONS_FILE,
     LEGACY_SB3_MODEL_FILE,
@@ -345,7 +293,7 @@ class GoodhartCallback(BaseCallback):
     first rollout after every ``eval_every`` timesteps (so after the update of the rollout that
     reached them, as native PPO evaluates), at the start of training if ``evaluate_at_start``, and
     at the end of training it runs the model on ``eval_episodes`` fresh episodes of ``env_id`` and
-    appends a :class:`gaming_gym.metrics.Checkpoint` to :attr:`checkpoints`. A model trained
+    appends a :class:`gaming_gym.metrics.Evaluation` to :attr:`checkpoints`. A model trained
     under ``VecNormalize`` is evaluated on observations normalised by its current statistics.
 
     Args:
@@ -384,13 +332,13 @@ class GoodhartCallback(BaseCallback):
         self.evaluate_at_start = evaluate_at_start
         self.proxy_returns: deque[float] = deque(maxlen=window)
         self.true_returns: deque[float] = deque(maxlen=window)
-        self.checkpoints: list[Checkpoint] = []
+        self.checkpoints: list[Evaluation] = []
         self.on_evaluation: Callable[[], None] | None = None
         self.before_rollout: Callable[[], None] | None = None
         """called as each rollout starts, when the model is whole (updated on the rollout before)"""
         self._next_eval = eval_every
 
-    def resume_at(self, num_timesteps: int, checkpoints: list[Checkpoint]) -> None:
+    def resume_at(self, num_timesteps: int, checkpoints: list[Evaluation]) -> None:
         """Continue a run saved after ``num_timesteps`` steps with its evaluations so far: the
         next evaluation is due at the first multiple of ``eval_every`` past it."""
         self.checkpoints = list(checkpoints)
@@ -454,7 +402,7 @@ class GoodhartCallback(BaseCallback):
             returns = evaluate(
                 self.policy(), self.env_id, episodes=self.eval_episodes, seed=self.seed, knobs=self.knobs
             )
-        self.checkpoints.append(Checkpoint.from_returns(self.num_timesteps, returns))
+        self.checkpoints.append(Evaluation.from_returns(self.num_timesteps, returns))
         self.logger.record("eval/proxy_return", float(returns.proxy.mean()))
         self.logger.record("eval/true_return", float(returns.true.mean()))
         if self.on_evaluation is not None:
@@ -667,7 +615,7 @@ class SB3Result:
 
     model: Any  # stable_baselines3.PPO
     config: PPOConfig
-    checkpoints: list[Checkpoint]
+    checkpoints: list[Evaluation]
     run_dir: Path | None
     normaliser: ObservationNormaliser | None = None
     """the model's observation statistics (``None`` without ``norm_obs``)"""
@@ -777,10 +725,10 @@ class _RunSaver:
         self.unsaved: dict[str, Any] | None = None
         callback.before_rollout = self.before_rollout
 
-    def _evaluations(self, state: dict[str, Any]) -> list[Checkpoint]:
+    def _evaluations(self, state: dict[str, Any]) -> list[Evaluation]:
         """The evaluations saved with the agent (or, from an older version, in evaluations.json)."""
         if "evaluations" in state:
-            return [Checkpoint.from_record(record) for record in state["evaluations"]]
+            return [Evaluation.from_record(record) for record in state["evaluations"]]
         return read_evaluations(self.directory.path) if self.directory.file(EVALUATIONS_FILE).exists() else []
 
     def before_rollout(self) -> None:

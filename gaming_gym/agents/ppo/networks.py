@@ -1,0 +1,234 @@
+"""The networks of PPO: observation statistics, policy heads and the actor-critic.
+
+Separate actor and critic MLPs with orthogonal initialisation, as in CleanRL; a categorical head
+for ``Discrete`` actions and a diagonal Gaussian for ``Box``. :func:`kl_from` measures a policy's
+KL divergence from a reference policy on raw observations (the KL penalty's and the evaluations'
+"KL from the initial policy").
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import kl_divergence
+
+from gaming_gym.agents.reference import SmoothedPolicy
+from gaming_gym.core import Policy
+from gaming_gym.errors import ConfigError
+
+
+class RunningMeanStd(nn.Module):
+    """Running mean and variance of observations (Chan et al.'s parallel update), kept as buffers
+    so they are saved and loaded with the agent's ``state_dict``."""
+
+    def __init__(self, shape: tuple[int, ...], epsilon: float = 1e-4):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("var", torch.ones(shape))
+        self.register_buffer("count", torch.tensor(epsilon))
+
+    @torch.no_grad()
+    def update(self, batch: torch.Tensor) -> None:
+        batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean += delta * batch_count / total
+        self.var.copy_(
+            (
+                self.var * self.count
+                + batch_var * batch_count
+                + delta.square() * self.count * batch_count / total
+            )
+            / total
+        )
+        self.count.copy_(total)
+
+    def normalise(self, obs: torch.Tensor) -> torch.Tensor:
+        return ((obs - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10.0, 10.0)
+
+
+class DiscreteHead(nn.Module):
+    """Categorical distribution over ``Discrete(n)`` actions.
+
+    Heads skip torch's argument validation: it re-checks every batch on the rollout's hot path.
+    They sample from an explicit generator (``Distribution.sample`` takes none, and would draw
+    from torch's global RNG); the draws are the ones ``sample`` makes.
+    """
+
+    def __init__(self, space: gym.spaces.Discrete, width: int, generator: torch.Generator | None = None):
+        super().__init__()
+        self.start = int(space.start)
+        self.logits = _layer(width, int(space.n), std=0.01, generator=generator)
+
+    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+        return torch.distributions.Categorical(logits=self.logits(features), validate_args=False)
+
+    @torch.no_grad()
+    def sample(
+        self, distribution: torch.distributions.Distribution, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        return torch.multinomial(distribution.probs, 1, replacement=True, generator=generator).squeeze(-1)
+
+    def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
+        return distribution.probs.argmax(dim=-1)
+
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        return action + self.start
+
+    def from_env(self, action: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`to_env`: an env action as this head samples it."""
+        return action.long() - self.start
+
+
+class GaussianHead(nn.Module):
+    """Diagonal Gaussian over ``Box`` actions with a learned, state-independent log std.
+
+    Samples are clipped into the box only when sent to the env, so log-probabilities stay exact.
+    """
+
+    def __init__(self, space: gym.spaces.Box, width: int, generator: torch.Generator | None = None):
+        super().__init__()
+        size = int(np.prod(space.shape))
+        self.shape = space.shape
+        self.mean = _layer(width, size, std=0.01, generator=generator)
+        self.log_std = nn.Parameter(torch.zeros(size))
+        self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32).flatten())
+        self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32).flatten())
+
+    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+        mean = self.mean(features)
+        normal = torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False)
+        return torch.distributions.Independent(normal, 1, validate_args=False)
+
+    @torch.no_grad()
+    def sample(
+        self, distribution: torch.distributions.Distribution, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        normal = distribution.base_dist
+        return torch.normal(normal.loc, normal.scale, generator=generator)
+
+    def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
+        return distribution.mean
+
+    def to_env(self, action: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(torch.minimum(action, self.high), self.low).view(-1, *self.shape)
+
+    def from_env(self, action: torch.Tensor) -> torch.Tensor:
+        """An env action as this head samples it (flat; in-box actions need no unclipping)."""
+        return action.float().flatten(1)
+
+
+def make_head(
+    space: gym.Space, width: int, generator: torch.Generator | None = None
+) -> DiscreteHead | GaussianHead:
+    """The policy head for an action space, or a ConfigError naming the spaces PPO supports."""
+    if isinstance(space, gym.spaces.Discrete):
+        return DiscreteHead(space, width, generator)
+    if isinstance(space, gym.spaces.Box):
+        return GaussianHead(space, width, generator)
+    raise ConfigError(f"PPO supports Discrete and Box action spaces, got {space}")
+
+
+def _layer(
+    inputs: int, outputs: int, std: float = math.sqrt(2), generator: torch.Generator | None = None
+) -> nn.Linear:
+    """Orthogonally initialised linear layer, as in CleanRL (it matters for PPO), drawn from
+    ``generator`` (torch's global RNG when None).
+
+    ``nn.Linear``'s own initialisation is drawn first, then overwritten, as constructing one does:
+    the draws keep each seed's network what it always was (a checkpoint saved without its
+    initial agent rebuilds it from the seed).
+    """
+    layer = torch.nn.utils.skip_init(nn.Linear, inputs, outputs)
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    nn.init.uniform_(layer.bias, -1 / math.sqrt(inputs), 1 / math.sqrt(inputs), generator=generator)
+    nn.init.orthogonal_(layer.weight, std, generator=generator)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _mlp(inputs: int, hidden_sizes: tuple[int, ...], generator: torch.Generator | None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden_sizes:
+        layers += [_layer(inputs, width, generator=generator), nn.Tanh()]
+        inputs = width
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    """Separate actor and critic MLPs over normalised observations, with a policy head.
+
+    Methods taking ``norm_obs`` expect observations already normalised by :meth:`normalise`;
+    :meth:`policy` wraps everything into a callable on raw observations for ``evaluate``. The
+    weights are drawn from ``generator`` (torch's global RNG when None), on the CPU.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        norm_obs: bool = True,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        if not isinstance(observation_space, gym.spaces.Box):
+            raise ConfigError(f"PPO needs a Box observation space, got {observation_space}")
+        obs_size = int(np.prod(observation_space.shape))
+        self.norm_obs = norm_obs
+        self.obs_rms = RunningMeanStd((obs_size,))
+        self.actor = _mlp(obs_size, hidden_sizes, generator)
+        self.head = make_head(action_space, hidden_sizes[-1], generator)
+        self.critic = nn.Sequential(
+            _mlp(obs_size, hidden_sizes, generator), _layer(hidden_sizes[-1], 1, std=1.0, generator=generator)
+        )
+
+    def normalise(self, obs: torch.Tensor, update: bool = False) -> torch.Tensor:
+        """Flatten and normalise raw observations, first folding them into the statistics if asked."""
+        obs = obs.float().flatten(1)
+        if not self.norm_obs:
+            return obs
+        if update:
+            self.obs_rms.update(obs)
+        return self.obs_rms.normalise(obs)
+
+    def value(self, norm_obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(norm_obs).squeeze(-1)
+
+    def distribution(self, norm_obs: torch.Tensor) -> torch.distributions.Distribution:
+        return self.head.distribution(self.actor(norm_obs))
+
+    def action_distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
+        """The action distribution on raw observations, normalised by this network's statistics."""
+        return self.distribution(self.normalise(obs))
+
+    def policy(self, deterministic: bool = False, generator: torch.Generator | None = None) -> Policy:
+        """A batched policy on raw observations, as :func:`gaming_gym.evaluation.evaluate` takes;
+        it samples from ``generator`` (on the observations' device; torch's global RNG when None)."""
+
+        @torch.no_grad()
+        def act(obs: torch.Tensor) -> torch.Tensor:
+            distribution = self.action_distribution(obs)
+            if deterministic:
+                return self.head.to_env(self.head.greedy(distribution))
+            return self.head.to_env(self.head.sample(distribution, generator))
+
+        return act
+
+
+ReferencePolicy = ActorCritic | SmoothedPolicy
+"""A policy a KL is measured against: both give ``action_distribution(raw_obs)``."""
+
+
+def kl_from(reference: ReferencePolicy, distribution: torch.distributions.Distribution, obs: torch.Tensor):
+    """Per-state KL(distribution || reference(.|s)) in nats, on the raw observations ``obs``.
+
+    The reference normalises ``obs`` with its own statistics, so each policy is the function of
+    raw observations it really is. Analytic (``torch.distributions.kl_divergence``), for
+    categorical and diagonal Gaussian policies alike.
+    """
+    return kl_divergence(distribution, reference.action_distribution(obs))

@@ -1,0 +1,174 @@
+"""What native PPO's ``train`` asks of the process and of the host: it leaves torch's global RNG and
+thread count as it found them (a library call must not reseed its caller's program), and its hot
+loop reads values from the device a fixed few times per iteration, not per step or minibatch."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections import Counter
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import torch
+from test_ppo import tiny_config  # registers the 20-step Corridor env
+
+import gaming_gym
+from gaming_gym.agents.ppo import load_agent, train, training
+
+SETTINGS = {
+    "plain": {},
+    "every mitigation": {
+        "kl_coef": 0.5,
+        "kl_reference": "intended",
+        "holdout_episodes": 2,
+        "early_stop": True,
+    },
+}
+
+
+@pytest.fixture
+def three_torch_threads():
+    """A thread count train would not pick itself (it trains on ``cpu_threads=1``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield 3
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("settings", SETTINGS.values(), ids=SETTINGS.keys())
+def test_train_resume_and_load_leave_the_global_rng_and_thread_count_alone(
+    tmp_path, three_torch_threads, settings
+):
+    """A fresh run, its resumption (restoring a checkpoint) and loading its agent: torch's global
+    RNG is where the caller left it and the thread count is the caller's, and the runs still
+    come out the same for the same seed."""
+    torch.manual_seed(12345)
+    rng_before = torch.get_rng_state()
+    short = train(tiny_config(total_timesteps=1600, **settings), run_dir=tmp_path, progress=False)
+    longer = train(tiny_config(total_timesteps=2400, **settings), run_dir=tmp_path, progress=False)
+    load_agent(tmp_path)
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert torch.get_num_threads() == three_torch_threads
+    assert (short.global_step, longer.global_step) == (1600, 2400)
+
+    torch.manual_seed(999)  # another global state: the same run, all the same
+    again = train(tiny_config(total_timesteps=1600, **settings), progress=False)
+    for name, tensor in short.agent.state_dict().items():
+        torch.testing.assert_close(again.agent.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    assert [e.to_record() for e in again.checkpoints] == [e.to_record() for e in short.checkpoints]
+
+
+def test_train_restores_the_thread_count_when_it_fails(three_torch_threads):
+    with pytest.raises(TypeError, match="has no knob"):
+        train(tiny_config(knobs={"no_such_knob": 1}), progress=False)
+    assert torch.get_num_threads() == three_torch_threads
+
+
+# --- host syncs ---------------------------------------------------------------------------------
+
+PACKAGE = Path(gaming_gym.__file__).parent
+PPO_CODE = (PACKAGE / "agents", PACKAGE / "wrappers.py")  # the trainer's code, apart from the env's
+READS = ("item", "tolist", "cpu", "nonzero", "__bool__", "__float__", "__int__", "__index__")
+"""Tensor methods that bring a value to the host: on a GPU, each waits for the device."""
+
+
+class HostReads:
+    """Counts, per training iteration, the host reads of tensor values made by gaming_gym code.
+
+    On a CPU nothing waits, so the reads are counted where a GPU would wait: the methods in
+    ``READS`` and indexing with a boolean mask (which must count the mask's true entries first),
+    called from the package's own code (torch's internals, such as Adam's CPU step counters, are
+    not syncs). Reads from the trainer's code (``agents/``, ``wrappers.py``) and from the env's
+    are counted apart.
+    """
+
+    def __init__(self, monkeypatch):
+        self.iterations: list[Counter] = []
+        self._counting: Counter | None = None
+        for name in READS:
+            monkeypatch.setattr(torch.Tensor, name, self._counted(getattr(torch.Tensor, name)))
+        for name in ("__getitem__", "__setitem__"):
+            monkeypatch.setattr(torch.Tensor, name, self._counted_if_masked(getattr(torch.Tensor, name)))
+        real_iteration = training._train_iteration
+
+        def counted_iteration(*args):
+            self._counting = Counter()
+            try:
+                return real_iteration(*args)
+            finally:
+                self.iterations.append(self._counting)
+                self._counting = None
+
+        monkeypatch.setattr(training, "_train_iteration", counted_iteration)
+
+    def _count(self) -> None:
+        if self._counting is None:
+            return
+        caller = Path(sys._getframe(2).f_code.co_filename)
+        if caller.is_relative_to(PACKAGE):
+            self._counting["ppo" if any(caller.is_relative_to(p) for p in PPO_CODE) else "env"] += 1
+
+    def _counted(self, method):
+        def counted(tensor, *args, **kwargs):
+            self._count()
+            return method(tensor, *args, **kwargs)
+
+        return counted
+
+    def _counted_if_masked(self, method):
+        def counted(tensor, index, *args):
+            parts = index if isinstance(index, tuple) else (index,)
+            if any(isinstance(part, torch.Tensor) and part.dtype == torch.bool for part in parts):
+                self._count()
+            return method(tensor, index, *args)
+
+        return counted
+
+
+ROLLOUTS = {
+    "corridor": dict(num_steps=50, num_minibatches=2),
+    "corridor, longer rollouts, more minibatches": dict(num_steps=100, num_minibatches=8, update_epochs=2),
+    "corridor, KL penalty": dict(num_steps=50, num_minibatches=2, kl_coef=0.5),
+    "continuous boat": dict(
+        env_id="GamingGym/BoatRaceContinuous-v1", num_envs=4, num_steps=32, num_minibatches=4
+    ),
+}
+
+
+@pytest.mark.parametrize("settings", ROLLOUTS.values(), ids=ROLLOUTS.keys())
+def test_an_iteration_reads_from_the_device_a_fixed_few_times(monkeypatch, settings):
+    """Six host reads an iteration from the trainer, however many steps and minibatches: the
+    truncation counts (bootstrapping), the episodes that ended (four columns) and the loss and
+    KL statistics (one copy). What is left per step is the env's own: its autoreset asks whether
+    any episode ended (one read a step; where some did, it resets them by mask). Before, the
+    trainer read 2 values a step (more where episodes ended) and 5 a minibatch, and the env 2
+    more a step to check the actions."""
+    config = tiny_config(eval_every=0, **settings)
+    config = dataclasses.replace(config, total_timesteps=2 * config.batch_size)
+    reads = HostReads(monkeypatch)
+    train(config, progress=False)
+    assert [count["ppo"] for count in reads.iterations] == [6, 6]
+    autoreset_checks = config.num_steps  # one a step, where the env decides whether to reset
+    assert all(count["env"] >= autoreset_checks for count in reads.iterations)
+    if settings.get("env_id") == "GamingGym/BoatRaceContinuous-v1":  # 1000-step episodes: no end yet
+        assert [count["env"] for count in reads.iterations] == [autoreset_checks] * 2
+
+
+def test_the_training_env_checks_action_shapes_every_step_but_values_only_in_evaluations():
+    """PPO's heads act inside the action space by construction, so its training env skips the
+    per-step value check (a host sync); shapes and dtypes are still checked there, for free, and
+    the envs evaluations make check values as every env does by default."""
+    run = training._start_run(tiny_config(), torch.device("cpu"))
+    env = run.env.unwrapped
+    assert env.check_action_values is False and run.env.deferred
+    with pytest.raises(ValueError, match=r"must have shape \(16"):
+        run.env.step(torch.ones(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="discrete actions must be integers"):
+        run.env.step(torch.ones(16))
+    run.env.close()
+    fresh = gym.make_vec(tiny_config().env_id, num_envs=2)  # as evaluate() makes them
+    fresh.reset(seed=0)
+    with pytest.raises(ValueError, match="outside the action space"):
+        fresh.step(torch.tensor([1, 3]))
