@@ -395,11 +395,15 @@ def _kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _pair_signs(curve: np.ndarray) -> np.ndarray:
-    """sign(c_j - c_i) for every pair i < j over the last axis, 0 for ties up to rounding."""
+    """sign(c_j - c_i) for every pair i < j over the last axis, 0 for ties up to rounding.
+
+    NaN where a curve is infinite: a bootstrap replicate whose resampled references have equal
+    means normalises to +-inf; its tau comes out NaN and :func:`_percentile_bounds` skips it."""
     first, second = np.triu_indices(curve.shape[-1], k=1)
-    difference = curve[..., second] - curve[..., first]
-    scale = np.abs(curve).max(-1, keepdims=True)
-    return np.where(np.abs(difference) <= TIE_TOLERANCE * scale, 0.0, np.sign(difference))
+    with np.errstate(invalid="ignore"):
+        difference = curve[..., second] - curve[..., first]
+        scale = np.abs(curve).max(-1, keepdims=True)
+        return np.where(np.abs(difference) <= TIE_TOLERANCE * scale, 0.0, np.sign(difference))
 
 
 def onset_index(proxy: np.ndarray, true: np.ndarray, min_drop: float = 0.1) -> int | None:
