@@ -56,7 +56,8 @@ except ImportError as error:  # an optional extra
         "pip install 'gaming_gym[sb3]' (or pip install stable-baselines3)"
     ) from error
 
-from gaming_gym.agents.ppo import MAX_PARAMETERS, PPOConfig
+from gaming_gym.agents.ppo import PPOConfig
+from gaming_gym.agents.ppo.config import require_network_size
 from gaming_gym.agents.tuned import tuned_settings
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device
 from gaming_gym.errors import ConfigError, ConfigTypeError, RunDirectoryError, RunNotFoundError
@@ -594,21 +595,6 @@ def build_model(venv: VecEnv, settings: SB3Settings, device: str | torch.device 
     return PPO("MlpPolicy", wrap_env(venv, settings), device=device, **settings.ppo)
 
 
-def _require_network_size(env: VecEnv, config: PPOConfig) -> None:
-    """Refuse, before building it, an actor and critic of more than ``MAX_PARAMETERS`` (counted as
-    native PPO counts its network)."""
-    observations, actions = env.observation_space, env.action_space
-    sizes = (int(np.prod(observations.shape)), *config.hidden_sizes)
-    body = sum((inputs + 1) * outputs for inputs, outputs in zip(sizes, sizes[1:], strict=False))
-    outputs = int(actions.n) if isinstance(actions, gym.spaces.Discrete) else int(np.prod(actions.shape))
-    total = 2 * body + (sizes[-1] + 1) * (outputs + 1)
-    if total > MAX_PARAMETERS:
-        raise ConfigError(
-            f"hidden_sizes={config.hidden_sizes} makes an actor and critic of {total:,} parameters on "
-            f"{config.env_id}; at most {MAX_PARAMETERS:,} are allowed: use narrower or fewer layers"
-        )
-
-
 @dataclass
 class SB3Result:
     """What :func:`train_sb3` leaves: the model, the settings it ran with and its evaluations."""
@@ -658,7 +644,7 @@ def train_sb3(
         config.env_id, config.num_envs, seed=config.seed, reward=config.reward, **config.knobs
     )
     try:
-        _require_network_size(env, config)
+        require_network_size(env.observation_space, env.action_space, config)
         callback = GoodhartCallback(
             config.env_id,
             config.knobs,

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
+import numpy as np
+
 from gaming_gym.agents.tuned import TUNED, TUNED_TRUE_REWARD, tuned_settings
 from gaming_gym.errors import ConfigError
 
@@ -226,3 +229,23 @@ def default_config(env_id: str, **overrides: Any) -> PPOConfig:
     """The recommended :class:`PPOConfig` for ``env_id`` (and ``reward``), with any field overridden:
     the tuned settings of :mod:`gaming_gym.agents.tuned`, read as they are."""
     return PPOConfig(env_id=env_id, **tuned_settings(env_id, **overrides))
+
+
+def require_network_size(observation_space: gym.Space, action_space: gym.Space, config: PPOConfig) -> None:
+    """Refuse, before anything is allocated, an actor and critic of more than ``MAX_PARAMETERS``
+    (counted as :class:`~gaming_gym.agents.ppo.networks.ActorCritic` builds them; both agents
+    build that shape, so both call this)."""
+    if not isinstance(observation_space, gym.spaces.Box):
+        return  # ActorCritic says what it needs
+    sizes = (int(np.prod(observation_space.shape)), *config.hidden_sizes)
+    body = sum((inputs + 1) * outputs for inputs, outputs in zip(sizes, sizes[1:], strict=False))
+    if isinstance(action_space, gym.spaces.Discrete):
+        outputs = int(action_space.n)
+    else:
+        outputs = int(np.prod(action_space.shape))
+    total = 2 * body + (sizes[-1] + 1) * (outputs + 1)
+    if total > MAX_PARAMETERS:
+        raise ConfigError(
+            f"hidden_sizes={config.hidden_sizes} makes an actor and critic of {total:,} parameters on "
+            f"{config.env_id}; at most {MAX_PARAMETERS:,} are allowed: use narrower or fewer layers"
+        )

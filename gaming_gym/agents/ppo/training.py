@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from gaming_gym.agents.ppo.algorithm import Rollout, collect_rollout, compute_gae, ppo_update
-from gaming_gym.agents.ppo.config import MAX_PARAMETERS, PPOConfig
+from gaming_gym.agents.ppo.config import PPOConfig, require_network_size
 from gaming_gym.agents.ppo.networks import ActorCritic, ReferencePolicy, kl_from
 from gaming_gym.agents.reference import SmoothedPolicy, behaviour_clone
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device, seeded_generator
@@ -164,22 +164,6 @@ def _new_agent(
 ) -> ActorCritic:
     spaces = (env.single_observation_space, env.single_action_space)
     return ActorCritic(*spaces, config.hidden_sizes, norm_obs, generator)
-
-
-def _require_network_size(env: gym.vector.VectorEnv, config: PPOConfig) -> None:
-    """Refuse, before allocating anything, an actor and critic of more than ``MAX_PARAMETERS``."""
-    observations, actions = env.single_observation_space, env.single_action_space
-    if not isinstance(observations, gym.spaces.Box):
-        return  # ActorCritic says what it needs
-    sizes = (int(np.prod(observations.shape)), *config.hidden_sizes)
-    body = sum((inputs + 1) * outputs for inputs, outputs in zip(sizes, sizes[1:], strict=False))
-    outputs = int(actions.n) if isinstance(actions, gym.spaces.Discrete) else int(np.prod(actions.shape))
-    total = 2 * body + (sizes[-1] + 1) * (outputs + 1)
-    if total > MAX_PARAMETERS:
-        raise ConfigError(
-            f"hidden_sizes={config.hidden_sizes} makes an actor and critic of {total:,} parameters on "
-            f"{config.env_id}; at most {MAX_PARAMETERS:,} are allowed: use narrower or fewer layers"
-        )
 
 
 # --- early stopping ------------------------------------------------------------------------------
@@ -412,7 +396,7 @@ def _start_run(config: PPOConfig, device: torch.device) -> _Run:
     env.unwrapped.check_action_values = False
     env = RecordVectorEpisodeStatistics(env, deferred=True)
     try:
-        _require_network_size(env, config)
+        require_network_size(env.single_observation_space, env.single_action_space, config)
     except ConfigError:
         env.close()
         raise
