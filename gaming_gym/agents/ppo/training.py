@@ -349,9 +349,10 @@ def _train_loop(
                 row.update(_evaluate(run, config, device, anchors))
             log.write(row)
             bar.update(config.batch_size)
-            bar.set_postfix(
-                proxy=f"{row['charts/proxy_return']:.2f}", true=f"{row['charts/true_return']:.2f}"
-            )
+            if math.isfinite(row["charts/true_return"]):  # NaN until the first episode ends
+                bar.set_postfix(
+                    proxy=f"{row['charts/proxy_return']:.2f}", true=f"{row['charts/true_return']:.2f}"
+                )
             if run.stopped_step is not None and progress:
                 bar.write(f"early stop at step {run.stopped_step}: kept the agent of step {run.kept_step}")
             if directory is None:
