@@ -238,6 +238,8 @@ def _import_custom_envs(names: list[str]) -> None:
             raise CustomEnvImportError(
                 f"--import {name}: syntax error in {error.filename}, line {error.lineno}: {error.msg}"
             ) from error
+        except CustomEnvImportError:
+            raise  # already says which --import
         except ImportError as error:
             raise CustomEnvImportError(f"--import {name}: {error}") from error
 

@@ -71,7 +71,7 @@ def test_render_writes_an_animated_gif_with_the_expected_frame_count(capsys, tmp
         (["train", "Nope/Nothing-v0"], "unknown env"),
         (["render", f"{BOAT}:exploit", "--out", "rollout.avi"], "use a .gif or .mp4"),
         (["report", "no_such_dir"], "no run directory at no_such_dir"),
-        (["--import", "no_such_file.py", "list"], "no such file"),
+        (["--import", "no_such_file.py", "list"], "list: error: --import no_such_file.py: no such file"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_a_nonzero_exit(capsys, argv, message):
