@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imageio.v3 as iio
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -528,3 +530,18 @@ def test_a_damaged_last_line_of_the_log_is_dropped_with_one_warning_line(capsys,
     assert code == 0, err
     assert f"gaming-gym train: warning: {run_dir / 'progress.csv'}: dropped its damaged last line" in err
     assert _iterations(run_dir) == [0, 1, 2]
+
+
+def test_rendering_a_trained_run_is_reproducible_and_can_be_greedy(capsys, tmp_path, trained_run):
+    """`render` seeds the agent's action sampling with --seed: the same command, the same frames."""
+
+    def frames(name: str, *extra: str) -> np.ndarray:
+        out = tmp_path / name
+        code, _, err = run(capsys, *DISPENSER, "render", str(trained_run), "--out", str(out),
+                           "--max-frames", "8", *extra)  # fmt: skip
+        assert code == 0, err
+        return iio.imread(out)
+
+    assert np.array_equal(frames("a.gif", "--seed", "4"), frames("b.gif", "--seed", "4"))
+    greedy = [frames(f"greedy-{n}.gif", "--deterministic") for n in range(2)]
+    assert greedy[0].shape[0] == 8 and np.array_equal(*greedy)

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -107,3 +108,23 @@ def test_capability_and_dynamics_tables_show_the_numbers(tmp_path):
     row = dynamics_table({"no penalty": report}, "dynamics").splitlines()[2]
     assert row.split()[:6] == ["no", "penalty", "2.00", "2.00", "0.00", "0.00"]  # peak p, final p, t
     assert row.split()[-1] == "n/a"  # no held-out check recorded: no early stopping
+
+
+def test_one_runs_numbers_are_the_same_in_its_report_and_in_a_report_over_runs(tmp_path):
+    """Every report of an env and knobs normalises with one reference set (issue: per-run reports
+    measured the references with the run's seed, reports over runs with seed 0)."""
+    from gaming_gym.experiment import report_over_runs, write_report
+    from gaming_gym.metrics import Evaluation
+
+    env = "GamingGym/BoatRace-v1"
+    rng = np.random.default_rng(0)
+    evaluations = [
+        Evaluation(step, proxy=rng.normal(mean_proxy, 5.0, 8), true=rng.normal(mean_true, 0.2, 8))
+        for step, mean_proxy, mean_true in [(0, 2.0, 0.0), (1000, 40.0, 1.5), (2000, 150.0, 0.6)]
+    ]
+    alone = write_report(tmp_path / "run", env, {}, evaluations).report
+    together, _ = report_over_runs([tmp_path / "run"])
+    assert alone.references == together.references
+    for field in ("proxy", "true", "gap"):
+        assert np.allclose(getattr(alone, field), getattr(together, field), rtol=0, atol=1e-12), field
+    assert alone.final_gap == pytest.approx(together.final_gap, abs=1e-12)

@@ -590,3 +590,11 @@ def test_an_unknown_env_or_knob_fails_before_training():
         train(PPOConfig(env_id="GamingGym/NoSuchEnv-v0", total_timesteps=8192), progress=False)
     with pytest.raises(TypeError, match="has no knob 'laps_per_race'"):
         train(PPOConfig(knobs={"laps_per_race": 2}, total_timesteps=8192), progress=False)
+
+
+def test_steps_round_down_to_whole_rollouts():
+    """One rule for both agents: training never runs past the steps asked for."""
+    config = tiny_config(total_timesteps=16 * 50 * 2 + 16 * 50 // 2, eval_every=1)
+    assert config.num_iterations == 2
+    result = train(config, progress=False)
+    assert result.checkpoints[-1].step == 16 * 50 * 2
