@@ -113,12 +113,12 @@ def test_sb3_ppo_trains_on_the_adapter_and_the_callback_records_checkpoints(tmp_
     assert [c.step for c in callback.checkpoints] == [320, 640]
     assert all(isinstance(c, Evaluation) and len(c.proxy) == 4 for c in callback.checkpoints)
     # 8 envs x 80 steps of episodes of at most 20 steps; a true return is 1 (door) or 0 (not)
-    assert len(callback.true_returns) >= 32 and set(callback.true_returns) <= {0.0, 1.0}
+    assert len(callback.episodes.true) >= 32 and set(callback.episodes.true) <= {0.0, 1.0}
     with open(tmp_path / "progress.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 2  # one per rollout
     logged = float(rows[-1]["rollout/ep_true_rew_mean"])
-    assert logged == pytest.approx(np.mean(callback.true_returns))
+    assert logged == pytest.approx(np.mean(callback.episodes.true))
     assert float(rows[-1]["rollout/ep_proxy_rew_mean"]) == pytest.approx(
         float(rows[-1]["rollout/ep_rew_mean"])
     )

@@ -32,7 +32,6 @@ import copy
 import dataclasses
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +72,7 @@ from gaming_gym.runs import (
     read_evaluations,
     require_registered,
 )
-from gaming_gym.wrappers import RecordVectorEpisodeStatistics
+from gaming_gym.wrappers import EpisodeQueues, RecordVectorEpisodeStatistics
 
 REWARDS = ("proxy", "true")
 
@@ -296,6 +295,7 @@ class GoodhartCallback(BaseCallback):
     at the end of training it runs the model on ``eval_episodes`` fresh episodes of ``env_id`` and
     appends a :class:`gaming_gym.metrics.Evaluation` to :attr:`checkpoints`. A model trained
     under ``VecNormalize`` is evaluated on observations normalised by its current statistics.
+    :attr:`episodes` (a :class:`gaming_gym.wrappers.EpisodeQueues`) holds the recent episodes.
 
     Args:
         env_id, knobs: the env to evaluate on (the one being trained on).
@@ -331,8 +331,7 @@ class GoodhartCallback(BaseCallback):
         self.seed = seed
         self.deterministic = deterministic
         self.evaluate_at_start = evaluate_at_start
-        self.proxy_returns: deque[float] = deque(maxlen=window)
-        self.true_returns: deque[float] = deque(maxlen=window)
+        self.episodes = EpisodeQueues(window)  # the recent episodes' proxy and true returns
         self.checkpoints: list[Evaluation] = []
         self.on_evaluation: Callable[[], None] | None = None
         self.before_rollout: Callable[[], None] | None = None
@@ -371,18 +370,17 @@ class GoodhartCallback(BaseCallback):
         for info in self.locals["infos"]:
             episode = info.get("episode")
             if episode is not None and "true_r" in episode:
-                self.proxy_returns.append(episode["proxy_r"])
-                self.true_returns.append(episode["true_r"])
+                self.episodes.extend([episode["proxy_r"]], [episode["true_r"]], [episode["l"]])
         return True
 
     def _on_rollout_end(self) -> None:
-        if self.true_returns and self._bar is not None:
-            self._bar.set_postfix(
-                proxy=f"{np.mean(self.proxy_returns):.2f}", true=f"{np.mean(self.true_returns):.2f}"
-            )
-        if self.true_returns:
-            self.logger.record("rollout/ep_proxy_rew_mean", float(np.mean(self.proxy_returns)))
-            self.logger.record("rollout/ep_true_rew_mean", float(np.mean(self.true_returns)))
+        means = self.episodes.means()
+        if not means:
+            return
+        if self._bar is not None:
+            self._bar.set_postfix(proxy=f"{means['proxy']:.2f}", true=f"{means['true']:.2f}")
+        self.logger.record("rollout/ep_proxy_rew_mean", means["proxy"])
+        self.logger.record("rollout/ep_true_rew_mean", means["true"])
 
     def _on_training_end(self) -> None:
         self.num_timesteps = self.model.num_timesteps
