@@ -20,12 +20,16 @@ MODULUS = 2**31 - 1
 
 
 def _user(exposure: float = 0.0, sensitivity: float = 4.0, rng: int = 1) -> ef.EngagementFeedState:
-    """One user laid out by hand, nothing shown yet."""
+    """One user laid out by hand, who arrived on the news item (engagement 1.0)."""
     state = ef.reset(ef.EngagementFeedParams(), 1, torch.Generator().manual_seed(0), "cpu")
     return dataclasses.replace(
         state,
         exposure=torch.tensor([exposure]),
         sensitivity=torch.tensor([sensitivity]),
+        engagement=torch.tensor([1.0]),
+        engagement_avg=torch.tensor([0.1]),
+        clickbait_avg=torch.tensor([0.5]),
+        item=torch.tensor([NEWS]),
         rng=torch.tensor([rng]),
     )
 
@@ -118,41 +122,55 @@ def test_without_clickbait_pull_engagement_rises_only_with_satisfaction():
 def test_the_observation_is_the_feed_and_its_engagement_never_the_user():
     params = ef.EngagementFeedParams()
     start = _user(exposure=0.3, sensitivity=5.0)
-    assert ef.observe(params, start)[0].tolist() == [0.0] * 8 + [0.0, 0.0, 0.5]
+    assert ef.observe(params, start)[0].tolist() == [0, 0, 0, 1, 0, 0, 0, 0] + [1.0, pytest.approx(0.1), 0.5]
     state, proxies, _, _ = run_scripted(ef.KERNEL, start, [GOSSIP, SPORTS])
     obs = ef.observe(params, state)[0]
     assert obs[:8].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]
     assert obs[8].item() == pytest.approx(proxies[1], abs=1e-6)
-    assert obs[9].item() == pytest.approx(0.9 * 0.1 * proxies[0] + 0.1 * proxies[1], abs=1e-6)
+    assert obs[9].item() == pytest.approx(0.9 * (0.09 + 0.1 * proxies[0]) + 0.1 * proxies[1], abs=1e-6)
     assert obs[10].item() == pytest.approx(0.9 * (0.9 * 0.5 + 0.1 * 0.9) + 0.1 * 0.6, abs=1e-6)
     # two users who saw the same feed and engaged alike look the same, whatever their latent state
     other = dataclasses.replace(state, exposure=-state.exposure, sensitivity=state.sensitivity * 2)
     assert torch.equal(ef.observe(params, other), ef.observe(params, state))
 
 
-def test_reset_draws_content_users_from_the_population():
+def test_reset_draws_content_users_from_the_population_arriving_on_a_random_item():
+    """The landing item is a first step of the user model from an exposure uniform in [0, 0.5]."""
     params = ef.EngagementFeedParams(sensitivity=4.0, sensitivity_spread=0.5)
     state = ef.reset(params, 20_000, torch.Generator().manual_seed(0), "cpu")
-    assert float(state.exposure.min()) >= 0.0 and float(state.exposure.max()) <= 0.5
+    clickbait = torch.tensor(ef.CLICKBAIT)[state.item]
+    before = (state.exposure - 0.1 * (1 - 2 * clickbait)) / 0.9
+    assert float(before.min()) >= -1e-6 and float(before.max()) <= 0.5 + 1e-6
+    assert float(before.mean()) == pytest.approx(0.25, abs=0.005)
+    assert torch.bincount(state.item, minlength=8).min() > 2300  # about 2500 users per item
     assert float(state.sensitivity.min()) >= 2.0 and float(state.sensitivity.max()) <= 6.0
     assert float(state.sensitivity.mean()) == pytest.approx(4.0, abs=0.03)
+    torch.testing.assert_close(state.clickbait_avg, 0.45 + 0.1 * clickbait)
+    torch.testing.assert_close(state.engagement_avg, 0.1 * state.engagement)
+    mean = (1 + 2 * clickbait) * (0.5 + 0.5 * torch.sigmoid(state.sensitivity * state.exposure))
+    ratio = state.engagement / mean
+    assert float(ratio.min()) >= 0.75 - 1e-6 and float(ratio.max()) <= 1.25 + 1e-6
+    assert state.t.tolist() == [0] * 20_000
     alike = ef.reset(ef.EngagementFeedParams(sensitivity_spread=0.0), 100, torch.Generator(), "cpu")
     assert alike.sensitivity.tolist() == [4.0] * 100
 
 
 def test_the_exploit_holds_the_exposure_bound_just_above_zero():
-    """It never lets 1 - 2 (recent clickbait) fall below the margin, and serves clickbait doing it."""
+    """It lifts ``1 - 2 (recent clickbait)``, a lower bound on the exposure, to the margin (one
+    wholesome item does it from any landing item) and holds it there, serving clickbait doing it:
+    the exposure never falls below 0, so satisfaction never below 0.5, and nobody leaves."""
     env = gym.make_vec(ENV_ID, num_envs=64)
     policy = env.unwrapped.reference_policy("exploit")
     obs, _ = env.reset(seed=0)
     shown = []
-    for _ in range(199):  # the 200th step ends the episode (a time limit) and starts another
+    for step in range(199):  # the 200th step ends the episode (a time limit) and starts another
         action = policy(obs)
         shown.append(action)
         obs, _, terminated, _, _ = env.step(action)
         assert not terminated.any()
-        assert float((1 - 2 * obs[:, 10]).min()) >= ef.EXPLOIT_MARGIN - 1e-5
-        assert float(env.unwrapped.state.exposure.min()) >= ef.EXPLOIT_MARGIN - 1e-5
+        bound = 1 - 2 * obs[:, 10]
+        assert (env.unwrapped.state.exposure >= bound - 1e-5).all()
+        assert float(bound.min()) >= (ef.EXPLOIT_MARGIN if step > 0 else 0.0) - 1e-5
     clickbait = torch.tensor(ef.CLICKBAIT)[torch.stack(shown[50:])]
     assert float(clickbait.mean()) == pytest.approx((1 - ef.EXPLOIT_MARGIN) / 2, abs=0.02)
 

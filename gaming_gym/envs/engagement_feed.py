@@ -95,10 +95,10 @@ class EngagementFeedState:
 
     exposure: torch.Tensor  # (n,) float: net positive exposure (npe), in [-1, 1]; hidden
     sensitivity: torch.Tensor  # (n,) float: this user's satisfaction slope; hidden
-    engagement: torch.Tensor  # (n,) float: the last step's engagement (0 before the first)
+    engagement: torch.Tensor  # (n,) float: the last item's engagement
     engagement_avg: torch.Tensor  # (n,) float: average engagement, discounted by MEMORY
     clickbait_avg: torch.Tensor  # (n,) float: average clickbait shown, discounted by MEMORY
-    item: torch.Tensor  # (n,) int64: the last item shown; NUM_ITEMS before the first
+    item: torch.Tensor  # (n,) int64: the last item shown (at reset the one the user arrived on)
     rng: torch.Tensor  # (n,) int64 MINSTD state in [1, lcg.MODULUS - 1]
     t: torch.Tensor  # (n,) int, steps since reset
 
@@ -126,25 +126,44 @@ def satisfaction(state: EngagementFeedState) -> torch.Tensor:
 
 
 def reset(params: EngagementFeedParams, n: int, generator: torch.Generator, device) -> EngagementFeedState:
-    """A new user: content (npe uniform in [0, 0.5]), a sensitivity drawn from the population,
-    nothing shown yet. The feed's recent clickbait reads 0.5 (nothing known: npe estimated as 0).
+    """A new user, content (npe uniform in [0, 0.5]) with a sensitivity drawn from the population,
+    arriving through a link to a random item, which counts as a first step of the user model
+    (exposure, satisfaction and engagement move as in :func:`step`; nobody leaves on arrival).
 
+    The landing item is what makes users look different from the first observation on. The feed's
+    average clickbait starts from 0.5 before it (nothing known: an exposure estimate of 0).
     One row of uniforms per env (double precision, so the generator seed gets 31 random bits)
     makes env ``i`` of a batch the same user as a single env with the same seed.
     """
-    uniforms = torch.rand(n, 3, generator=generator, device=device, dtype=torch.float64)
+    uniforms = torch.rand(n, 4, generator=generator, device=device, dtype=torch.float64)
     spread = params.sensitivity_spread * (2.0 * uniforms[:, 1].float() - 1.0)
-    zeros = torch.zeros(2, n, device=device)
+    sensitivity = params.sensitivity * (1.0 + spread)
+    item = (uniforms[:, 3] * NUM_ITEMS).long().clamp(max=NUM_ITEMS - 1)
+    clickbait = _constants(device).clickbait.index_select(0, item)
+    exposure, _, engagement, rng = _show(
+        params, INITIAL_EXPOSURE * uniforms[:, 0].float(), sensitivity, clickbait, lcg.seeded(uniforms[:, 2])
+    )
     return EngagementFeedState(
-        exposure=INITIAL_EXPOSURE * uniforms[:, 0].float(),
-        sensitivity=params.sensitivity * (1.0 + spread),
-        engagement=zeros[0],
-        engagement_avg=zeros[1],
-        clickbait_avg=torch.full((n,), 0.5, device=device),
-        item=torch.full((n,), NUM_ITEMS, dtype=torch.int64, device=device),
-        rng=lcg.seeded(uniforms[:, 2]),
+        exposure=exposure,
+        sensitivity=sensitivity,
+        engagement=engagement,
+        engagement_avg=(1.0 - MEMORY) * engagement,
+        clickbait_avg=MEMORY * 0.5 + (1.0 - MEMORY) * clickbait,
+        item=item,
+        rng=rng,
         t=torch.zeros(n, dtype=torch.int32, device=device),
     )
+
+
+def _show(params: EngagementFeedParams, exposure, sensitivity, clickbait, rng):
+    """Show items of clickbait ``clickbait``: the new exposure, satisfaction, engagement (its noise
+    drawn from ``rng``) and the advanced generator states."""
+    exposure = MEMORY * exposure + (1.0 - MEMORY) * (1.0 - 2.0 * clickbait)
+    satisfied = torch.sigmoid(sensitivity * exposure)
+    rng = lcg.advance(rng)
+    mean = (1.0 + params.clickbait_pull * clickbait) * (0.5 + 0.5 * satisfied)
+    engagement = mean * ((1.0 - NOISE) + (2.0 * NOISE) * lcg.uniform(rng))
+    return exposure, satisfied, engagement, rng
 
 
 def step(params: EngagementFeedParams, state: EngagementFeedState, action: torch.Tensor):
@@ -153,17 +172,14 @@ def step(params: EngagementFeedParams, state: EngagementFeedState, action: torch
     Order within a step: the item moves the exposure, the new satisfaction sets the engagement
     mean and the chance of leaving; the user engages with the item even on the step they leave.
     Rewards: engagement (proxy) and the new satisfaction (true). Leaving terminates the episode.
+    The generator advances twice a step: the engagement noise, then the leaving draw.
     """
-    constants = _constants(action.device)
     item = action.long()
-    clickbait = constants.clickbait.index_select(0, item)
-    exposure = MEMORY * state.exposure + (1.0 - MEMORY) * (1.0 - 2.0 * clickbait)
-    satisfied = torch.sigmoid(state.sensitivity * exposure)
-
-    noise_rng = lcg.advance(state.rng)
+    clickbait = _constants(action.device).clickbait.index_select(0, item)
+    exposure, satisfied, engagement, noise_rng = _show(
+        params, state.exposure, state.sensitivity, clickbait, state.rng
+    )
     churn_rng = lcg.advance(noise_rng)
-    mean = (1.0 + params.clickbait_pull * clickbait) * (0.5 + 0.5 * satisfied)
-    engagement = mean * ((1.0 - NOISE) + (2.0 * NOISE) * lcg.uniform(noise_rng))
     leave_chance = params.churn * (1.0 - satisfied * (1.0 / CHURN_BELOW)).clamp(min=0.0)
     leaves = lcg.uniform(churn_rng) < leave_chance
 
@@ -181,7 +197,7 @@ def step(params: EngagementFeedParams, state: EngagementFeedState, action: torch
 
 
 def observe(params: EngagementFeedParams, state: EngagementFeedState) -> torch.Tensor:
-    """What the recommender knows: the last item shown (one-hot; all 0 before the first), the
+    """What the recommender knows: the last item shown (one-hot; the landing item at reset), the
     last engagement, the average engagement and the average clickbait shown (both discounted by
     ``MEMORY``). Never the user's exposure, sensitivity or satisfaction."""
     constants = _constants(state.engagement.device)
@@ -198,12 +214,12 @@ class _Constants:
     """The catalogue as tensors on one device, made once per device."""
 
     clickbait: torch.Tensor  # (items,) float: each item's clickbait score
-    one_hot: torch.Tensor  # (items + 1, items) float: row i one-hot for item i; the last row 0
+    one_hot: torch.Tensor  # (items, items) float: row i one-hot for item i
 
 
 @device_constants
 def _constants(device: torch.device) -> _Constants:
-    one_hot = torch.cat((torch.eye(NUM_ITEMS), torch.zeros(1, NUM_ITEMS)))
+    one_hot = torch.eye(NUM_ITEMS)
     return _Constants(
         clickbait=torch.tensor(CLICKBAIT, dtype=torch.float32, device=device), one_hot=one_hot.to(device)
     )
@@ -273,16 +289,15 @@ def draw(params: EngagementFeedParams, state: EngagementFeedState, index: int, s
     pygame.draw.rect(surface, (15, 15, 20), phone, border_radius=18)
     screen = phone.inflate(-16, -40)
     pygame.draw.rect(surface, (235, 235, 240), screen)
-    if item < NUM_ITEMS:
-        card = screen.inflate(-16, -120)
-        pygame.draw.rect(surface, _item_colour(CLICKBAIT[item]), card, border_radius=8)
-        label = font.render(ITEMS[item], True, (255, 255, 255))
-        surface.blit(label, label.get_rect(center=card.center))
-        likes = small.render(f"engagement {float(single.engagement[0]):.2f}", True, (40, 40, 50))
-        surface.blit(likes, likes.get_rect(midtop=(screen.centerx, card.bottom + 12)))
-    else:
-        waiting = small.render("new user", True, (40, 40, 50))
-        surface.blit(waiting, waiting.get_rect(center=screen.center))
+    card = screen.inflate(-16, -120)
+    pygame.draw.rect(surface, _item_colour(CLICKBAIT[item]), card, border_radius=8)
+    label = font.render(ITEMS[item], True, (255, 255, 255))
+    surface.blit(label, label.get_rect(center=card.center))
+    likes = small.render(f"engagement {float(single.engagement[0]):.2f}", True, (40, 40, 50))
+    surface.blit(likes, likes.get_rect(midtop=(screen.centerx, card.bottom + 12)))
+    if int(single.t[0]) == 0:
+        arrived = small.render("new user, arrived on", True, (40, 40, 50))
+        surface.blit(arrived, arrived.get_rect(midbottom=(screen.centerx, card.top - 10)))
 
     # the catalogue: one bar per item, height its clickbait score, the shown one outlined
     left, base, width = 230, SCORE_BAND + 300, 26
