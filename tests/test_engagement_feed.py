@@ -20,17 +20,11 @@ MODULUS = 2**31 - 1
 
 
 def _user(exposure: float = 0.0, sensitivity: float = 4.0, rng: int = 1) -> ef.EngagementFeedState:
-    """One user laid out by hand, who arrived on the news item (engagement 1.0)."""
-    state = ef.reset(ef.EngagementFeedParams(), 1, torch.Generator().manual_seed(0), "cpu")
-    return dataclasses.replace(
-        state,
-        exposure=torch.tensor([exposure]),
-        sensitivity=torch.tensor([sensitivity]),
-        engagement=torch.tensor([1.0]),
-        engagement_avg=torch.tensor([0.1]),
-        clickbait_avg=torch.tensor([0.5]),
-        item=torch.tensor([NEWS]),
-        rng=torch.tensor([rng]),
+    """One user laid out by hand, who arrived on the news item (engagement 1.0 seen)."""
+    one_hot = [float(item == NEWS) for item in range(8)]
+    values = torch.tensor([[exposure, sensitivity, *one_hot, 1.0, 0.1, 0.5]])
+    return ef.EngagementFeedState(
+        values=values, rng=torch.tensor([rng]), t=torch.tensor([0], dtype=torch.int32)
     )
 
 
@@ -105,7 +99,8 @@ def test_unhappy_users_leave_with_the_documented_chance():
 def test_the_leaving_rate_over_many_users_matches_the_chance():
     params = ef.EngagementFeedParams(churn=0.5, sensitivity_spread=0.0)
     state = ef.reset(params, 50_000, torch.Generator().manual_seed(0), "cpu")
-    state = dataclasses.replace(state, exposure=torch.full((50_000,), -0.5))
+    state = dataclasses.replace(state, values=state.values.clone())
+    state.values[:, 0] = -0.5
     result = ef.step(params, state, torch.full((50_000,), RAGE_BAIT))
     satisfied = _sigmoid(4 * (0.9 * -0.5 - 0.1))
     chance = 0.5 * (1 - satisfied / 0.5)  # 0.2496; the sd of the mean is 0.002
@@ -130,7 +125,8 @@ def test_the_observation_is_the_feed_and_its_engagement_never_the_user():
     assert obs[9].item() == pytest.approx(0.9 * (0.09 + 0.1 * proxies[0]) + 0.1 * proxies[1], abs=1e-6)
     assert obs[10].item() == pytest.approx(0.9 * (0.9 * 0.5 + 0.1 * 0.9) + 0.1 * 0.6, abs=1e-6)
     # two users who saw the same feed and engaged alike look the same, whatever their latent state
-    other = dataclasses.replace(state, exposure=-state.exposure, sensitivity=state.sensitivity * 2)
+    hidden = torch.tensor([[-float(state.exposure[0]), 2 * float(state.sensitivity[0])]])
+    other = dataclasses.replace(state, values=torch.cat((hidden, state.values[:, 2:]), dim=1))
     assert torch.equal(ef.observe(params, other), ef.observe(params, state))
 
 
@@ -146,10 +142,8 @@ def test_reset_draws_content_users_from_the_population_arriving_on_a_random_item
     assert float(state.sensitivity.min()) >= 2.0 and float(state.sensitivity.max()) <= 6.0
     assert float(state.sensitivity.mean()) == pytest.approx(4.0, abs=0.03)
     torch.testing.assert_close(state.clickbait_avg, 0.45 + 0.1 * clickbait)
-    torch.testing.assert_close(state.engagement_avg, 0.1 * state.engagement)
-    mean = (1 + 2 * clickbait) * (0.5 + 0.5 * torch.sigmoid(state.sensitivity * state.exposure))
-    ratio = state.engagement / mean
-    assert float(ratio.min()) >= 0.75 - 1e-6 and float(ratio.max()) <= 1.25 + 1e-6
+    assert state.engagement.tolist() == [0.0] * 20_000 and state.engagement_avg.tolist() == [0.0] * 20_000
+    torch.testing.assert_close(ef.observe(params, state)[:, :8], torch.eye(8)[state.item])
     assert state.t.tolist() == [0] * 20_000
     alike = ef.reset(ef.EngagementFeedParams(sensitivity_spread=0.0), 100, torch.Generator(), "cpu")
     assert alike.sensitivity.tolist() == [4.0] * 100

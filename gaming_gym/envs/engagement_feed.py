@@ -88,19 +88,51 @@ class EngagementFeedParams:
 class EngagementFeedState:
     """Batched state; every field has the batch as its first dimension.
 
-    ``exposure`` and ``sensitivity`` are the user's hidden latent state; ``engagement``,
-    ``engagement_avg``, ``clickbait_avg`` and ``item`` are what the recommender has seen. The
-    engagement noise and the churn draws come from one MINSTD generator per env (``rng``).
+    ``values`` packs the user's hidden latent state (net positive exposure, sensitivity) and,
+    after it, what the recommender has seen, laid out as the observation is (the last item
+    one-hot, last engagement, average engagement, average clickbait shown): read them by name
+    through the properties. One float tensor rather than six, because an episode end copies every
+    field of a fresh state over the ended envs' rows, and with a random feed some user leaves
+    nearly every step. The engagement noise and the leaving draws come from one MINSTD generator
+    per env (``rng``).
     """
 
-    exposure: torch.Tensor  # (n,) float: net positive exposure (npe), in [-1, 1]; hidden
-    sensitivity: torch.Tensor  # (n,) float: this user's satisfaction slope; hidden
-    engagement: torch.Tensor  # (n,) float: the last item's engagement
-    engagement_avg: torch.Tensor  # (n,) float: average engagement, discounted by MEMORY
-    clickbait_avg: torch.Tensor  # (n,) float: average clickbait shown, discounted by MEMORY
-    item: torch.Tensor  # (n,) int64: the last item shown (at reset the one the user arrived on)
+    values: torch.Tensor  # (n, HIDDEN + NUM_ITEMS + 3) float: hidden user state, then the observation
     rng: torch.Tensor  # (n,) int64 MINSTD state in [1, lcg.MODULUS - 1]
     t: torch.Tensor  # (n,) int, steps since reset
+
+    @property
+    def exposure(self) -> torch.Tensor:
+        """``(n,)``: net positive exposure, in [-1, 1] (hidden)."""
+        return self.values[:, 0]
+
+    @property
+    def sensitivity(self) -> torch.Tensor:
+        """``(n,)``: this user's satisfaction slope (hidden)."""
+        return self.values[:, 1]
+
+    @property
+    def item(self) -> torch.Tensor:
+        """``(n,)`` int64: the last item shown (at reset, the one the user arrived on)."""
+        return self.values[:, HIDDEN : HIDDEN + NUM_ITEMS].argmax(dim=1)
+
+    @property
+    def engagement(self) -> torch.Tensor:
+        """``(n,)``: the last item's engagement (0 at reset: unseen)."""
+        return self.values[:, HIDDEN + NUM_ITEMS]
+
+    @property
+    def engagement_avg(self) -> torch.Tensor:
+        """``(n,)``: average engagement, discounted by ``MEMORY``."""
+        return self.values[:, HIDDEN + NUM_ITEMS + 1]
+
+    @property
+    def clickbait_avg(self) -> torch.Tensor:
+        """``(n,)``: average clickbait shown, discounted by ``MEMORY`` (0.5 before any)."""
+        return self.values[:, HIDDEN + NUM_ITEMS + 2]
+
+
+HIDDEN = 2  # columns of ``values`` before the observation's: exposure, sensitivity
 
 
 # --- kernel -------------------------------------------------------------------------------------
@@ -127,43 +159,29 @@ def satisfaction(state: EngagementFeedState) -> torch.Tensor:
 
 def reset(params: EngagementFeedParams, n: int, generator: torch.Generator, device) -> EngagementFeedState:
     """A new user, content (npe uniform in [0, 0.5]) with a sensitivity drawn from the population,
-    arriving through a link to a random item, which counts as a first step of the user model
-    (exposure, satisfaction and engagement move as in :func:`step`; nobody leaves on arrival).
+    arriving through a link to a random item: it moves their exposure as a shown item does, and
+    the recommender knows which it was, but not how the user engaged with it (that was elsewhere).
 
     The landing item is what makes users look different from the first observation on. The feed's
-    average clickbait starts from 0.5 before it (nothing known: an exposure estimate of 0).
-    One row of uniforms per env (double precision, so the generator seed gets 31 random bits)
-    makes env ``i`` of a batch the same user as a single env with the same seed.
+    average clickbait starts from 0.5 before it (nothing known: an exposure estimate of 0), its
+    average engagement from 0. Cheap on purpose: the vector front resets a whole batch whenever
+    any user leaves, which with a random feed is nearly every step.
     """
-    uniforms = torch.rand(n, 4, generator=generator, device=device, dtype=torch.float64)
-    spread = params.sensitivity_spread * (2.0 * uniforms[:, 1].float() - 1.0)
-    sensitivity = params.sensitivity * (1.0 + spread)
-    item = (uniforms[:, 3] * NUM_ITEMS).long().clamp(max=NUM_ITEMS - 1)
-    clickbait = _constants(device).clickbait.index_select(0, item)
-    exposure, _, engagement, rng = _show(
-        params, INITIAL_EXPOSURE * uniforms[:, 0].float(), sensitivity, clickbait, lcg.seeded(uniforms[:, 2])
+    uniforms = torch.rand(n, 4, generator=generator, device=device)  # one draw: the fewest calls
+    rng = lcg.seeded(uniforms[:, 3].double())  # 2^24 streams, ample for engagement noise
+    item = (uniforms[:, 2] * NUM_ITEMS).long()  # float32 uniforms are below 1 - 2^-24: at most 7
+    constants = _constants(params, device)
+    spread = params.sensitivity * params.sensitivity_spread
+    sensitivity = uniforms[:, 1] * (2.0 * spread) + (params.sensitivity - spread)
+    exposure = torch.add(
+        constants.terms[:, 0].index_select(0, item), uniforms[:, 0], alpha=MEMORY * INITIAL_EXPOSURE
     )
+    hidden = torch.stack((exposure, sensitivity), dim=1)
     return EngagementFeedState(
-        exposure=exposure,
-        sensitivity=sensitivity,
-        engagement=engagement,
-        engagement_avg=(1.0 - MEMORY) * engagement,
-        clickbait_avg=MEMORY * 0.5 + (1.0 - MEMORY) * clickbait,
-        item=item,
+        values=torch.cat((hidden, constants.landing.index_select(0, item)), dim=1),
         rng=rng,
         t=torch.zeros(n, dtype=torch.int32, device=device),
     )
-
-
-def _show(params: EngagementFeedParams, exposure, sensitivity, clickbait, rng):
-    """Show items of clickbait ``clickbait``: the new exposure, satisfaction, engagement (its noise
-    drawn from ``rng``) and the advanced generator states."""
-    exposure = MEMORY * exposure + (1.0 - MEMORY) * (1.0 - 2.0 * clickbait)
-    satisfied = torch.sigmoid(sensitivity * exposure)
-    rng = lcg.advance(rng)
-    mean = (1.0 + params.clickbait_pull * clickbait) * (0.5 + 0.5 * satisfied)
-    engagement = mean * ((1.0 - NOISE) + (2.0 * NOISE) * lcg.uniform(rng))
-    return exposure, satisfied, engagement, rng
 
 
 def step(params: EngagementFeedParams, state: EngagementFeedState, action: torch.Tensor):
@@ -175,24 +193,35 @@ def step(params: EngagementFeedParams, state: EngagementFeedState, action: torch
     The generator advances twice a step: the engagement noise, then the leaving draw.
     """
     item = action.long()
-    clickbait = _constants(action.device).clickbait.index_select(0, item)
-    exposure, satisfied, engagement, noise_rng = _show(
-        params, state.exposure, state.sensitivity, clickbait, state.rng
-    )
+    constants = _constants(params, action.device)
+    terms = constants.terms.index_select(0, item)
+    exposure = torch.add(terms[:, 0], state.exposure, alpha=MEMORY)
+    sensitivity = state.sensitivity
+    satisfied = torch.sigmoid(sensitivity * exposure)
+
+    noise_rng = lcg.advance(state.rng)
     churn_rng = lcg.advance(noise_rng)
+    noise = lcg.uniform(noise_rng) * (2.0 * NOISE) + (1.0 - NOISE)
+    engagement = terms[:, 1] * (0.5 + 0.5 * satisfied) * noise
     leave_chance = params.churn * (1.0 - satisfied * (1.0 / CHURN_BELOW)).clamp(min=0.0)
     leaves = lcg.uniform(churn_rng) < leave_chance
 
-    new_state = EngagementFeedState(
-        exposure=exposure,
-        sensitivity=state.sensitivity,
-        engagement=engagement,
-        engagement_avg=MEMORY * state.engagement_avg + (1.0 - MEMORY) * engagement,
-        clickbait_avg=MEMORY * state.clickbait_avg + (1.0 - MEMORY) * clickbait,
-        item=item,
-        rng=churn_rng,
-        t=state.t + 1,
+    columns = (
+        exposure,
+        sensitivity,
+        engagement,
+        torch.add(state.engagement_avg * MEMORY, engagement, alpha=1.0 - MEMORY),
+        torch.add(terms[:, 2], state.clickbait_avg, alpha=MEMORY),
     )
+    values = torch.cat(
+        (
+            torch.stack(columns[:HIDDEN], dim=1),
+            constants.one_hot.index_select(0, item),
+            torch.stack(columns[HIDDEN:], dim=1),
+        ),
+        dim=1,
+    )
+    new_state = EngagementFeedState(values=values, rng=churn_rng, t=state.t + 1)
     return StepResult(state=new_state, proxy=engagement, true=satisfied, terminated=leaves)
 
 
@@ -200,28 +229,37 @@ def observe(params: EngagementFeedParams, state: EngagementFeedState) -> torch.T
     """What the recommender knows: the last item shown (one-hot; the landing item at reset), the
     last engagement, the average engagement and the average clickbait shown (both discounted by
     ``MEMORY``). Never the user's exposure, sensitivity or satisfaction."""
-    constants = _constants(state.engagement.device)
-    obs = torch.empty(state.t.shape[0], NUM_ITEMS + 3, device=state.engagement.device)
-    obs[:, :NUM_ITEMS] = constants.one_hot.index_select(0, state.item)
-    obs[:, NUM_ITEMS] = state.engagement
-    obs[:, NUM_ITEMS + 1] = state.engagement_avg
-    obs[:, NUM_ITEMS + 2] = state.clickbait_avg
-    return obs
+    return state.values[:, HIDDEN:].clone()  # a copy: callers may write into observations
 
 
 @dataclass(frozen=True)
 class _Constants:
-    """The catalogue as tensors on one device, made once per device."""
+    """Per-item tables of one knob setting on one device, made once per (knobs, device)."""
 
     clickbait: torch.Tensor  # (items,) float: each item's clickbait score
+    terms: torch.Tensor  # (items, 3) float: (1 - MEMORY)(1 - 2c), 1 + pull c, (1 - MEMORY) c per item
+    landing: torch.Tensor  # (items, items + 3) float: the observation at reset, by landing item
     one_hot: torch.Tensor  # (items, items) float: row i one-hot for item i
 
 
 @device_constants
-def _constants(device: torch.device) -> _Constants:
-    one_hot = torch.eye(NUM_ITEMS)
+def _constants(params: EngagementFeedParams, device: torch.device) -> _Constants:
+    clickbait = torch.tensor(CLICKBAIT, dtype=torch.float32)
+    terms = torch.stack(
+        (
+            (1.0 - MEMORY) * (1.0 - 2.0 * clickbait),
+            1.0 + params.clickbait_pull * clickbait,
+            (1.0 - MEMORY) * clickbait,
+        ),
+        dim=1,
+    )
+    landing = torch.cat((torch.eye(NUM_ITEMS), torch.zeros(NUM_ITEMS, 3)), dim=1)
+    landing[:, NUM_ITEMS + 2] = MEMORY * 0.5 + (1.0 - MEMORY) * clickbait
     return _Constants(
-        clickbait=torch.tensor(CLICKBAIT, dtype=torch.float32, device=device), one_hot=one_hot.to(device)
+        clickbait=clickbait.to(device),
+        terms=terms.to(device),
+        landing=landing.to(device),
+        one_hot=torch.eye(NUM_ITEMS).to(device),
     )
 
 
@@ -293,11 +331,12 @@ def draw(params: EngagementFeedParams, state: EngagementFeedState, index: int, s
     pygame.draw.rect(surface, _item_colour(CLICKBAIT[item]), card, border_radius=8)
     label = font.render(ITEMS[item], True, (255, 255, 255))
     surface.blit(label, label.get_rect(center=card.center))
-    likes = small.render(f"engagement {float(single.engagement[0]):.2f}", True, (40, 40, 50))
-    surface.blit(likes, likes.get_rect(midtop=(screen.centerx, card.bottom + 12)))
     if int(single.t[0]) == 0:
         arrived = small.render("new user, arrived on", True, (40, 40, 50))
         surface.blit(arrived, arrived.get_rect(midbottom=(screen.centerx, card.top - 10)))
+    else:
+        likes = small.render(f"engagement {float(single.engagement[0]):.2f}", True, (40, 40, 50))
+        surface.blit(likes, likes.get_rect(midtop=(screen.centerx, card.bottom + 12)))
 
     # the catalogue: one bar per item, height its clickbait score, the shown one outlined
     left, base, width = 230, SCORE_BAND + 300, 26
@@ -339,9 +378,10 @@ class EngagementFeedEnv(GameableEnv):
     """A recommender choosing one item a step for a simulated user, scored by engagement.
 
     A catalogue of 8 items, each with a fixed clickbait score (0 wholesome to 1 pure clickbait;
-    most lean to clickbait, mean 0.575). A user arrives content: a hidden *net positive exposure*
-    ``npe`` uniform in [0, 0.5] and a hidden sensitivity drawn from the population (uniform in
-    ``sensitivity * (1 +- sensitivity_spread)``). Each step the recommender shows one item of
+    most lean to clickbait, mean 0.575). A user arrives content, with a hidden *net positive
+    exposure* ``npe`` uniform in [0, 0.5] and a hidden sensitivity drawn from the population
+    (uniform in ``sensitivity * (1 +- sensitivity_spread)``), through a link to a random item,
+    which moves ``npe`` as a shown item does. Each step the recommender shows one item of
     clickbait ``c``, and (after RecSim's long-term satisfaction model)
 
     * ``npe' = 0.9 npe + 0.1 (1 - 2 c)``: clickbait lowers it, wholesome items raise it;
@@ -358,11 +398,13 @@ class EngagementFeedEnv(GameableEnv):
     0.0, 2 gossip 0.9, 3 news 0.4, 4 rage bait 1.0, 5 recipe 0.2, 6 celebrity 0.7, 7 sports 0.6.
 
     ## Observation space
-    ``Box(0, high, (11,), float32)``: what a recommender knows. The last item shown, one-hot (all
-    0 before the first), the last engagement, the average engagement and the average clickbait
-    shown (both averages discounted by 0.9 a step; the clickbait one starts at 0.5, nothing
-    known); ``high`` is ``(1 + clickbait_pull) * 1.25`` for the engagements, 1 elsewhere. Never
-    the user's exposure, sensitivity or satisfaction: the recommender can only infer them.
+    ``Box(0, high, (11,), float32)``: what a recommender knows. The last item shown, one-hot (at
+    reset the item the user arrived on, through a link from elsewhere), the last engagement, the
+    average engagement and the average clickbait shown (both averages discounted by 0.9 a step;
+    at reset the engagements read 0, unseen, and the clickbait average is 0.5, nothing known,
+    updated with the landing item); ``high`` is ``(1 + clickbait_pull) * 1.25`` for the
+    engagements, 1 elsewhere. Never the user's exposure, sensitivity or satisfaction: the
+    recommender can only infer them.
 
     ## Proxy reward
     The user's engagement with the item shown, each step.
