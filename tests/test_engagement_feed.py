@@ -22,7 +22,7 @@ MODULUS = 2**31 - 1
 def _user(exposure: float = 0.0, sensitivity: float = 4.0, rng: int = 1) -> ef.EngagementFeedState:
     """One user laid out by hand, who arrived on the news item (engagement 1.0 seen)."""
     one_hot = [float(item == NEWS) for item in range(8)]
-    values = torch.tensor([[exposure, sensitivity, *one_hot, 1.0, 0.1, 0.5]])
+    values = torch.tensor([[exposure, sensitivity, *one_hot, 1.0, 0.1, 0.5, 1.0]])
     return ef.EngagementFeedState(
         values=values, rng=torch.tensor([rng]), t=torch.tensor([0], dtype=torch.int32)
     )
@@ -57,11 +57,11 @@ def _expected(actions, exposure=0.0, sensitivity=4.0, rng=1, pull=2.0, churn=0.2
 def test_scripted_feed_follows_the_user_model_exactly():
     """Wholesome items raise the exposure and satisfaction, clickbait lowers them and engages more."""
     actions = [NATURE_DOC, NATURE_DOC, RAGE_BAIT, GOSSIP, RECIPE, OUTRAGE]
-    state, proxies, trues, leaves = run_scripted(ef.KERNEL, _user(rng=12345), actions, churn=0.0)
+    state, proxies, trues, ends = run_scripted(ef.KERNEL, _user(rng=12345), actions, churn=0.0)
     expected = _expected(actions, rng=12345, churn=0.0)
     np.testing.assert_allclose(proxies, [e for e, _, _ in expected], rtol=0, atol=1e-5)
     np.testing.assert_allclose(trues, [s for _, s, _ in expected], rtol=0, atol=1e-6)
-    assert leaves == [False] * 6
+    assert ends == [False] * 6 and float(state.active[0]) == 1.0
     # by hand: two nature docs from npe 0 give npe 0.1 then 0.19, satisfaction sigmoid(0.76)
     assert trues[1] == pytest.approx(0.681354, abs=1e-6)
     assert trues[2] < trues[1]  # rage bait: npe 0.9 * 0.19 - 0.1 = 0.071
@@ -78,22 +78,33 @@ def test_engagement_noise_is_the_documented_uniform_factor():
     assert proxies[0] == pytest.approx((0.5 + 0.5 * satisfied) * (0.75 + 0.5 * 48271 / MODULUS), abs=1e-6)
 
 
-def test_unhappy_users_leave_with_the_documented_chance():
+def _leaving(exposure: float, rng: int = 1, **knobs):
+    """Rage bait, then two nature docs, for one user: the state after and the (proxy, true) rewards."""
+    actions = [RAGE_BAIT, NATURE_DOC, NATURE_DOC]
+    state, proxies, trues, ends = run_scripted(ef.KERNEL, _user(exposure=exposure, rng=rng), actions, **knobs)
+    assert ends == [False] * 3  # leaving never ends the episode: the slot runs on, empty
+    return state, proxies, trues
+
+
+def test_unhappy_users_leave_with_the_documented_chance_and_earn_nothing_after():
     """A deeply unhappy user (npe -1, sensitivity 4): leaving chance churn * (1 - s / 0.5).
 
-    From MINSTD state 1 the churn draw is 0.085 (under the 0.2 * 0.964 chance: leaves); from 7 it
-    is 0.595 (stays)."""
-    for rng, leaves in ((1, True), (7, False)):
-        expected = _expected([RAGE_BAIT], exposure=-1.0, rng=rng)
-        assert expected[0][2] is leaves
-        _, _, trues, terminals = run_scripted(ef.KERNEL, _user(exposure=-1.0, rng=rng), [RAGE_BAIT])
-        assert terminals == [leaves]
-        assert trues[0] == pytest.approx(_sigmoid(-4.0), abs=1e-6)
+    From MINSTD state 1 the first churn draw is 0.085 (under the 0.2 * 0.964 chance: leaves); from
+    7 it is 0.595 (stays). A user who leaves engages with the item that drove them away, then both
+    rewards are 0 and the observation shows the user gone: no engagement, ``active`` 0."""
+    expected = _expected([RAGE_BAIT], exposure=-1.0, rng=1)
+    assert expected[0][2] is True
+    state, proxies, trues = _leaving(-1.0, rng=1)
+    assert proxies[0] == pytest.approx(expected[0][0], abs=1e-6) and proxies[1:] == [0.0, 0.0]
+    assert trues[0] == pytest.approx(_sigmoid(-4.0), abs=1e-6) and trues[1:] == [0.0, 0.0]
+    obs = ef.observe(ef.EngagementFeedParams(), state)[0]
+    assert obs[8].item() == 0.0 and obs[11].item() == 0.0
+    assert _expected([RAGE_BAIT], exposure=-1.0, rng=7)[0][2] is False
+    state, proxies, trues = _leaving(-1.0, rng=7)
+    assert float(state.active[0]) == 1.0 and min(proxies) > 0 and min(trues) > 0
     # a satisfied user (s >= 0.5) never leaves, whatever the draw; nor does anyone with churn 0
-    _, _, _, terminals = run_scripted(ef.KERNEL, _user(exposure=0.2), [RAGE_BAIT])
-    assert terminals == [False]
-    _, _, _, terminals = run_scripted(ef.KERNEL, _user(exposure=-1.0), [RAGE_BAIT], churn=0.0)
-    assert terminals == [False]
+    assert float(_leaving(0.2)[0].active[0]) == 1.0
+    assert float(_leaving(-1.0, churn=0.0)[0].active[0]) == 1.0
 
 
 def test_the_leaving_rate_over_many_users_matches_the_chance():
@@ -104,7 +115,8 @@ def test_the_leaving_rate_over_many_users_matches_the_chance():
     result = ef.step(params, state, torch.full((50_000,), RAGE_BAIT))
     satisfied = _sigmoid(4 * (0.9 * -0.5 - 0.1))
     chance = 0.5 * (1 - satisfied / 0.5)  # 0.2496; the sd of the mean is 0.002
-    assert float(result.terminated.float().mean()) == pytest.approx(chance, abs=0.008)
+    assert float(1 - result.state.active.mean()) == pytest.approx(chance, abs=0.008)
+    assert not result.terminated.any()
 
 
 def test_without_clickbait_pull_engagement_rises_only_with_satisfaction():
@@ -117,7 +129,12 @@ def test_without_clickbait_pull_engagement_rises_only_with_satisfaction():
 def test_the_observation_is_the_feed_and_its_engagement_never_the_user():
     params = ef.EngagementFeedParams()
     start = _user(exposure=0.3, sensitivity=5.0)
-    assert ef.observe(params, start)[0].tolist() == [0, 0, 0, 1, 0, 0, 0, 0] + [1.0, pytest.approx(0.1), 0.5]
+    assert ef.observe(params, start)[0].tolist() == [0, 0, 0, 1, 0, 0, 0, 0] + [
+        1.0,
+        pytest.approx(0.1),
+        0.5,
+        1.0,
+    ]
     state, proxies, _, _ = run_scripted(ef.KERNEL, start, [GOSSIP, SPORTS])
     obs = ef.observe(params, state)[0]
     assert obs[:8].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]
@@ -160,8 +177,8 @@ def test_the_exploit_holds_the_exposure_bound_just_above_zero():
     for step in range(199):  # the 200th step ends the episode (a time limit) and starts another
         action = policy(obs)
         shown.append(action)
-        obs, _, terminated, _, _ = env.step(action)
-        assert not terminated.any()
+        obs, _, _, _, _ = env.step(action)
+        assert obs[:, 11].tolist() == [1.0] * 64  # every user still there
         bound = 1 - 2 * obs[:, 10]
         assert (env.unwrapped.state.exposure >= bound - 1e-5).all()
         assert float(bound.min()) >= (ef.EXPLOIT_MARGIN if step > 0 else 0.0) - 1e-5
@@ -175,12 +192,11 @@ def test_reference_policies_with_the_default_knobs():
     intended = evaluate(reference_policy(ENV_ID, "intended"), ENV_ID, 8, seed=0)
     exploit = evaluate(reference_policy(ENV_ID, "exploit"), ENV_ID, 8, seed=0)
     random = evaluate(random_policy(gym.make(ENV_ID).action_space, seed=0), ENV_ID, 8, seed=0)
-    assert (intended.length == 200).all() and (exploit.length == 200).all()
     assert ((intended.true > 175) & (intended.true < 199)).all()  # sigmoid(2) = 0.88 for the least sensitive
     assert ((intended.proxy > 185) & (intended.proxy < 205)).all()
     assert ((exploit.proxy > 290) & (exploit.proxy < 320)).all()
     assert ((exploit.true > 105) & (exploit.true < 125)).all()
-    assert random.length.mean() < 60 and random.proxy.mean() < 100 and random.true.mean() < 30
+    assert random.proxy.mean() < 100 and random.true.mean() < 30
 
 
 def test_reference_policies_without_clickbait_pull():
@@ -232,9 +248,7 @@ def test_env_zero_of_a_batch_is_the_single_env_with_the_same_seed():
     actions = torch.randint(0, 8, (60, 8), generator=torch.Generator().manual_seed(0))
     for step_actions in actions:
         np.testing.assert_array_equal(batch_obs[0].numpy(), obs)
-        obs, proxy, terminated, _, info = single.step(int(step_actions[0]))
+        obs, proxy, _, _, info = single.step(int(step_actions[0]))
         batch_obs, batch_proxy, _, _, batch_info = batch.step(step_actions)
         assert float(batch_proxy[0]) == proxy
         assert float(batch_info["true_reward"][0]) == info["true_reward"]
-        if terminated:
-            break
