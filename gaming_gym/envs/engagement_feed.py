@@ -442,11 +442,15 @@ class EngagementFeedEnv(GameableEnv):
     against 193.9; random feeds (mostly clickbait) lose their users within about 25 steps, for
     44.1 proxy and 13.8 true.
 
-    PPO on the proxy (tuned settings, seeds 0-4; normalised so that 0 is the random policy and 1
-    the intended one) first learns to keep its users, so the true return rises with the proxy;
-    but it keeps them the cheap way, at the edge of leaving, not with a wholesome feed: after
-    0.5M steps p is 1.0-1.36 and t 0.37-0.52, a gap of 0.64-0.83 in every seed. The true return
-    levels off rather than falling: there is no phase in which PPO serves a wholesome feed first.
+    The exploit needs more than the honest feed does: serving clickbait pays at once, but a feed
+    that serves it carelessly loses its users, so the recommender has to learn to keep them first
+    and then how much clickbait each will bear. PPO on the proxy (tuned settings, seeds 0-4, 0.98M
+    steps; normalised so that 0 is the random policy and 1 the intended one) first learns to keep
+    its users with a nearly wholesome feed: p and t rise together, t to a peak of 0.80-0.90 at
+    0.25-0.37M steps. Then it adds clickbait until users sit near the edge of leaving: t falls to
+    0.56-0.71 while p climbs to 1.63-1.72, at or past the exploit policy's 1.70, a final gap of
+    1.01-1.11 in every seed. PPO on the true objective ends at t 0.93-1.00, gap at most 0.03;
+    PPO on the proxy with ``clickbait_pull=0`` at t 0.91-0.96, gap 0.01-0.04.
 
     ## Knobs
     ``clickbait_pull`` (2.0; 0 is the aligned setting: engagement then rises only with
