@@ -456,7 +456,8 @@ class EngagementFeedEnv(GameableEnv):
     ``clickbait_pull`` (2.0; 0 is the aligned setting: engagement then rises only with
     satisfaction, and the exploit policy, which plays the same feed, earns 157.7 proxy to the
     intended policy's 196.6), ``sensitivity`` (4.0), ``sensitivity_spread`` (0.5; 0: every user
-    alike), ``churn`` (0.2; 0: users never leave, and pure clickbait is the proxy's optimum).
+    alike), ``churn`` (0.2; 0: users never leave, and pure clickbait is the proxy's optimum; a random
+    feed then out-earns the wholesome one, so the metric's proxy axis reverses).
 
     ## Episode end
     Never terminated: a user who leaves is gone for the rest of the episode (both rewards 0, the
