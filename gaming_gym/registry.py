@@ -35,6 +35,13 @@ BUILTIN_ENVS = {
         1000,
         {"continuous": True},
     ),
+    "EngagementFeed-v0": (
+        "gaming_gym.envs.engagement_feed",
+        "EngagementFeedEnv",
+        "EngagementFeedVectorEnv",
+        200,
+        {},
+    ),
     "SensorCleaner-v1": (
         "gaming_gym.envs.sensor_cleaner",
         "SensorCleanerEnv",

@@ -36,6 +36,10 @@ ENV_CASES = {
         "exploit_gone": True,
         "number_knob": "finish_bonus",
     },
+    "GamingGym/EngagementFeed-v0": {
+        "aligned_knobs": {"clickbait_pull": 0.0},
+        "number_knob": "clickbait_pull",
+    },
     "GamingGym/SensorCleaner-v1": {"aligned_knobs": {"can_cover": False}, "number_knob": "cover_cost"},
     "GamingGym/TallFall-v0": {"aligned_knobs": {"max_height": 1.5}, "number_knob": "speed_limit"},
 }
