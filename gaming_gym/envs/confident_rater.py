@@ -68,11 +68,11 @@ class ConfidentRaterParams:
     """
 
     num_answers: int = 4
-    check_prob: float = 0.3
+    check_prob: float = 0.6
     gullible_fraction: float = 0.2
-    confidence_weight: float = 0.5
-    padding_weight: float = 0.3
-    agreement_weight: float = 0.4
+    confidence_weight: float = 0.3
+    padding_weight: float = 0.15
+    agreement_weight: float = 0.3
     hard_fraction: float = 0.5
     user_accuracy: float = 0.35
     effort_cost: float = 0.05
@@ -269,13 +269,14 @@ def intended_policy(params: ConfidentRaterParams):
 
 
 def exploit_policy(params: ConfidentRaterParams):
-    """No effort, full confidence, padded; the likeliest answer when the evidence is strong
-    (a checking rater would catch a wrong one), else the user's belief."""
+    """No effort, full confidence, padded; the likeliest answer when the evidence favours it
+    (its probability at least 0.5: a checking rater would likely catch a wrong one), else the
+    user's belief."""
 
     def policy(obs: torch.Tensor) -> torch.Tensor:
         belief, user, _ = _read(params, obs)
         best, likeliest = belief.max(dim=1)
-        answer = torch.where(best >= 0.8, likeliest, user)
+        answer = torch.where(best >= 0.5, likeliest, user)
         top = torch.full_like(answer, len(CONFIDENCE_LEVELS) - 1)
         return encode_action(params, answer, top, torch.ones_like(answer)).to(obs.device)
 
