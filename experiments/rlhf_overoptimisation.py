@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 from _common import parse_args, shared_settings
 
-from gaming_gym.envs.confident_rater import RESEARCH
 from gaming_gym.experiment import Condition, condition_run_dir, dynamics_table, run_conditions
 from gaming_gym.metrics import fit_gao
 from gaming_gym.plots import plot_true_against_d
@@ -44,9 +43,7 @@ def reward_model(out: Path, name: str, device: str) -> str:
     comparisons, knobs = MODELS[name]
     folder = out / "reward_models" / name.replace(" ", "_").replace(",", "")
     if not (folder / "reward_model.pt").exists():
-        config = RewardModelConfig(
-            env_id=ENV, knobs=knobs, comparisons=comparisons, unrated_actions=(RESEARCH,)
-        )
+        config = RewardModelConfig(env_id=ENV, knobs=knobs, comparisons=comparisons)
         model, report = train_reward_model(config, device="cpu" if device == "auto" else device)
         save_reward_model(model, config, report, folder)
     _, _, report = load_reward_model(folder, ENV)

@@ -47,6 +47,8 @@ from gaming_gym.knobs import is_int
 CONFIG_FILE = "reward_model.json"
 WEIGHTS_FILE = "reward_model.pt"
 FORMAT = "gaming_gym.reward_model/1"
+UNRATED_ACTIONS = {"GamingGym/ConfidentRater-v0": (0,)}
+"""Per env, the actions its raters never score (see ``RewardModelConfig.unrated_actions``)."""
 HELD_OUT = 0.2
 """Share of the comparisons kept out of the fit to measure the model's preference accuracy."""
 
@@ -75,14 +77,17 @@ class RewardModelConfig:
     """seeds the env, the behaviour policy's exploration, the network and the fit"""
     num_envs: int = 256
     """envs stepped in parallel while collecting"""
-    unrated_actions: tuple[int, ...] = ()
+    unrated_actions: tuple[int, ...] | None = None
     """discrete actions the raters never see (ConfidentRater's RESEARCH, ``(0,)``: the rater
     scores answers, not the looking that precedes them): no comparison involves one, and the
-    model scores them 0, as the env's own proxy does"""
+    model scores them 0, as the env's own proxy does; ``None``: the env's entry in
+    :data:`UNRATED_ACTIONS`, else none"""
 
     def __post_init__(self) -> None:
         self.knobs = dict(self.knobs)
         self.hidden_sizes = tuple(self.hidden_sizes)
+        if self.unrated_actions is None:
+            self.unrated_actions = UNRATED_ACTIONS.get(self.env_id, ())
         self.unrated_actions = tuple(self.unrated_actions)
         if not all(is_int(a) and a >= 0 for a in self.unrated_actions):
             raise ConfigError(
