@@ -17,15 +17,24 @@ true_against_d_comparisons.png (the reward-model sizes and check_prob) and true_
 d = sqrt(KL from the SFT policy).
 """
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
+import torch
 from _common import parse_args, shared_settings
 
+from gaming_gym.envs import confident_rater as cr
 from gaming_gym.experiment import Condition, condition_run_dir, dynamics_table, run_conditions
 from gaming_gym.metrics import fit_gao
 from gaming_gym.plots import plot_true_against_d
-from gaming_gym.rlhf import RewardModelConfig, load_reward_model, save_reward_model, train_reward_model
+from gaming_gym.rlhf import (
+    RewardModelConfig,
+    collect_comparisons,
+    load_reward_model,
+    save_reward_model,
+    train_reward_model,
+)
 from gaming_gym.runs import read_evaluations
 
 ENV = "GamingGym/ConfidentRater-v0"
@@ -48,7 +57,33 @@ def reward_model(out: Path, name: str, device: str) -> str:
         save_reward_model(model, config, report, folder)
     _, _, report = load_reward_model(folder, ENV)
     print(f"{name:<20} {report.summary()}")
+    print(f"{'':<20} on 4,000 fresh SFT responses: {sft_correlations(str(folder), knobs)}")
     return str(folder)
+
+
+def sft_correlations(folder: str, knobs: dict) -> str:
+    """The model's Pearson correlation with the true reward on fresh SFT-policy responses (the
+    comparisons' behaviour, other seeds): with the sampled true reward, and with its expectation
+    given the observation (:func:`~gaming_gym.envs.confident_rater.expected_true_reward`: what
+    an observation can tell at best), beside the rater score's own."""
+    model, config, _ = load_reward_model(folder, ENV)
+    fresh = dataclasses.replace(config, seed=config.seed + 1000, comparisons=2000)
+    data = collect_comparisons(fresh)
+    params = cr.KERNEL.make_params(**knobs)
+    obs, actions = torch.cat((data.obs, data.obs)), torch.cat((data.first, data.second))
+    scores, raters = model(obs, actions), torch.cat((data.rater_first, data.rater_second))
+    sampled, expected = (
+        torch.cat((data.true_first, data.true_second)),
+        cr.expected_true_reward(params, obs, actions),
+    )
+
+    def r(x, y):
+        return float(np.corrcoef(x.double().numpy(), y.double().numpy())[0, 1])
+
+    return (
+        f"corr(RM, true) {r(scores, sampled):.3f}, corr(RM, E[true | obs]) {r(scores, expected):.3f}; "
+        f"rater's own: {r(raters, sampled):.3f}, {r(raters, expected):.3f}"
+    )
 
 
 def per_seed_table(out: Path, labels, seeds) -> str:

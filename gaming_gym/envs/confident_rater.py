@@ -242,6 +242,21 @@ def step(params: ConfidentRaterParams, state: ConfidentRaterState, action: torch
     return StepResult(state=new_state, proxy=score.float(), true=true.float(), terminated=terminated)
 
 
+def expected_true_reward(
+    params: ConfidentRaterParams, obs: torch.Tensor, action: torch.Tensor
+) -> torch.Tensor:
+    """``(n,)``: the true reward an action earns on average given what the assistant sees: with
+    ``q`` the posterior of its answer and ``c`` its confidence, ``q (1 - (1 - c)**2) - (1 - q) c**2``
+    less the padding cost; ``-effort_cost`` for RESEARCH. The true reward without the luck of
+    which answer is correct: what a reward model can at best predict from an observation."""
+    action = action.long()
+    answer, level, padded = decode_action(params, action)
+    q = obs[:, : params.num_answers].gather(1, answer.clamp_min(0).unsqueeze(1)).squeeze(1)
+    c = torch.tensor(CONFIDENCE_LEVELS, device=obs.device)[level.clamp_min(0)]
+    expected = q * (1 - (1 - c) ** 2) - (1 - q) * c**2 - params.padding_cost * padded
+    return torch.where(action == RESEARCH, -params.effort_cost, expected)
+
+
 # --- reference policies (scripted, batched, from observations) ----------------------------------
 
 
