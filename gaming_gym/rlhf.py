@@ -276,7 +276,7 @@ class RewardModelReport:
             f"{self.held_out_accuracy:.3f} (train {self.train_accuracy:.3f}); correlation with the true "
             f"reward {self.true_correlation:.3f} on held-out responses (the rater's own: "
             f"{self.rater_true_correlation:.3f}), {self.behaviour_true_correlation:.3f} on the "
-            f"{'SFT'} policy's answers"
+            "behaviour policy's own answers"
         )
 
 
