@@ -35,7 +35,14 @@ import torch
 import gaming_gym
 from gaming_gym.agents import AGENTS
 from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy
-from gaming_gym.errors import ConfigError, CustomEnvImportError, GamingGymError, GamingGymWarning, MetricError
+from gaming_gym.errors import (
+    ConfigError,
+    CustomEnvImportError,
+    GamingGymError,
+    GamingGymWarning,
+    MetricError,
+    RunExistsError,
+)
 from gaming_gym.evaluation import evaluate, reference_policy, reference_returns
 from gaming_gym.metrics import describe_env, normalise
 
@@ -64,10 +71,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["total_timesteps"] = args.steps
     if args.num_envs is not None:
         settings["num_envs"] = args.num_envs
+    if args.reward_model is not None:
+        settings["reward_model"] = args.reward_model
     settings.update(_assignments(args.set, "--set"))
     run = train_experiment(args.env, out, args.agent, _knobs(args.knob), progress=not args.quiet, **settings)
     print(run.report.summary())
     print(f"run directory: {run.run_dir}  (curve: {run.curve.name}, episodes: {run.scatter.name})")
+    return 0
+
+
+def cmd_reward_model(args: argparse.Namespace) -> int:
+    """Collect the env's rater comparisons, fit a Bradley-Terry reward model, save it, report it."""
+    from gaming_gym.rlhf import RewardModelConfig, save_reward_model, train_reward_model
+
+    _require_env(args.env)
+    config = RewardModelConfig(
+        env_id=args.env, knobs=_knobs(args.knob), comparisons=args.comparisons, seed=args.seed
+    )
+    out = Path(args.out or f"runs/{_short_name(args.env)}-reward-model-{args.comparisons}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RunExistsError(f"{out} exists and is not an empty folder; give another --out")
+    model, report = train_reward_model(config, device=args.device)
+    save_reward_model(model, config, report, out)
+    print(report.summary())
+    print(f"reward model: {out}  (train against it: gaming-gym train {args.env} --reward-model {out})")
     return 0
 
 
@@ -316,9 +343,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="training setting (a PPOConfig field, for either agent), e.g. hidden_sizes=(16,16) or "
         "eval_every=5 (repeatable)",
     )
+    train.add_argument(
+        "--reward-model",
+        default=None,
+        metavar="PATH",
+        help="train against a learned reward model (a folder from `gaming-gym reward-model`) "
+        "instead of the env's proxy; evaluations report its score as the proxy",
+    )
     train.add_argument("--out", default=None, help="run directory (default: runs/ENV-REWARD-sSEED)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)
+
+    reward_model = commands.add_parser(
+        "reward-model", help="fit a Bradley-Terry reward model to the env's rater comparisons (RLHF)"
+    )
+    reward_model.add_argument("env", help="env id, e.g. GamingGym/ConfidentRater-v0")
+    reward_model.add_argument("--comparisons", type=int, default=3000, help="preference pairs (default 3000)")
+    reward_model.add_argument("--seed", type=int, default=0)
+    reward_model.add_argument("--knob", action="append", metavar="NAME=VALUE", help="env knob (repeatable)")
+    reward_model.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
+    reward_model.add_argument("--out", default=None, help="folder (default: runs/ENV-reward-model-N)")
+    reward_model.set_defaults(run=cmd_reward_model)
 
     evaluate_ = commands.add_parser("evaluate", help="proxy and true returns of a run or a scripted policy")
     evaluate_.add_argument("target", help="RUN_DIR, or ENV_ID:intended|exploit|random")

@@ -35,8 +35,12 @@ def evaluate(
     seed: int = 0,
     device: str | torch.device = "cpu",
     knobs: dict[str, Any] | None = None,
+    reward_model: str | None = None,
 ) -> EpisodeReturns:
     """Run ``policy`` for ``episodes`` episodes (one per batched env) and return their returns.
+
+    With ``reward_model`` (a folder saved by :func:`gaming_gym.rlhf.save_reward_model`) the
+    proxy returns are that model's scores (:class:`gaming_gym.rlhf.RewardModelVectorEnv`).
 
     ``policy`` maps a batch of observations (a tensor on ``device``) to a batch of actions, like
     the scripted reference policies. Every env runs exactly one episode; envs whose episode has
@@ -46,9 +50,13 @@ def evaluate(
         raise ConfigError(f"episodes must be a positive int, got {episodes!r}")
     env = gym.make_vec(env_id, num_envs=episodes, device=resolve_device(device), **(knobs or {}))
     try:
+        if reward_model is not None:
+            from gaming_gym.rlhf import with_reward_model  # rlhf builds on this module
+
+            env = with_reward_model(env, reward_model, env_id, knobs or {})
         obs, _ = env.reset(seed=seed)
-        sums = EpisodeSums.zeros(episodes, env.device)
-        running = torch.ones(episodes, dtype=torch.bool, device=env.device)
+        sums = EpisodeSums.zeros(episodes, env.unwrapped.device)
+        running = torch.ones(episodes, dtype=torch.bool, device=env.unwrapped.device)
         while bool(running.any()):
             obs, _, terminated, truncated, info = env.step(policy(obs))
             sums = sums.add(info["proxy_reward"], info["true_reward"], running)
@@ -126,20 +134,24 @@ def reference_returns(
     episodes: int = 32,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    reward_model: str | None = None,
 ) -> dict[str, EpisodeReturns]:
     """Per-episode returns of the random, intended and exploit policies: the metric's anchors.
+
+    With ``reward_model`` their proxy returns are that learned model's scores (see
+    :func:`evaluate`), the anchors of a run trained against it.
 
     Measured with :func:`evaluate` (the random policy seeded with ``seed``) and cached in memory
     per (env id, knob settings, episodes, seed, device), so a training loop can ask for them at
     every checkpoint for free. The arrays are read-only because they are shared by every caller.
     """
     device = resolve_device(device)
-    key = (env_id, tuple(sorted((knobs or {}).items())), episodes, seed, str(device))
+    key = (env_id, tuple(sorted((knobs or {}).items())), episodes, seed, str(device), reward_model)
     if key not in _REFERENCE_CACHE:
         results = {}
         for name in REFERENCE_NAMES:
             policy = reference_policy(env_id, name, knobs, seed=seed)
-            returns = evaluate(policy, env_id, episodes, seed, device, knobs)
+            returns = evaluate(policy, env_id, episodes, seed, device, knobs, reward_model)
             for array in (returns.proxy, returns.true, returns.length):
                 array.setflags(write=False)
             results[name] = returns

@@ -97,7 +97,7 @@ def train_experiment(
     config = _checked_config(lambda: chosen.config(env_id, knobs=knobs, **settings))
     with RunDirectory(run_dir) as directory:
         checkpoints = chosen.train(config, directory, progress=progress).checkpoints
-        return write_report(directory, env_id, knobs, checkpoints)
+        return write_report(directory, env_id, knobs, checkpoints, getattr(config, "reward_model", None))
 
 
 def write_report(
@@ -105,17 +105,19 @@ def write_report(
     env_id: str,
     knobs: dict[str, Any],
     checkpoints: Sequence[Evaluation],
+    reward_model: str | None = None,
 ) -> RunSummary:
     """Measure the references, then write the evaluations, the Goodhart report and its plots into
     ``run_dir`` (a path, locked while writing, or a :class:`~gaming_gym.runs.RunDirectory` held open).
 
     The references are measured once per env and knobs, with seed 0 (:func:`_references`), the
     same set a report over several runs and PPO's early stopping use, so one run's numbers are the
-    same wherever they are computed.
+    same wherever they are computed. A run trained against a learned ``reward_model``
+    (:mod:`gaming_gym.rlhf`) has the model's scores as its proxy, and so do its anchors.
     """
     with opened(run_dir) as directory:
         directory.save_evaluations(checkpoints)
-        references = _references(env_id, knobs)
+        references = _references(env_id, knobs, reward_model)
         report = _measured(lambda: goodhart_report(checkpoints, references, env_id, knobs))
         report.save(directory.file(REPORT_FILE))
         return RunSummary(
@@ -127,9 +129,10 @@ def write_report(
         )
 
 
-def _references(env_id: str, knobs: dict[str, Any]):
-    """The metric's reference returns: one set (seed 0) for every report of these env and knobs."""
-    return reference_returns(env_id, knobs, episodes=REFERENCE_EPISODES, seed=0)
+def _references(env_id: str, knobs: dict[str, Any], reward_model: str | None = None):
+    """The metric's reference returns: one set (seed 0) for every report of these env, knobs and
+    reward model (whose scores are the proxy where there is one)."""
+    return reference_returns(env_id, knobs, episodes=REFERENCE_EPISODES, seed=0, reward_model=reward_model)
 
 
 def _dynamics_plots(report: GoodhartReport, out: Path) -> tuple[Path | None, Path | None]:
@@ -155,8 +158,13 @@ def report_over_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
             + "; ".join(f"{env} {knobs}" for env, knobs in sorted(settings))
         )
     env_id, knobs = reports[0].env_id, dict(reports[0].knobs)
+    reward_models = {load_run_config(run_dir).get("reward_model") for run_dir in run_dirs}
+    if len(reward_models) != 1:
+        raise ConfigError(
+            f"runs to combine must share one reward model; got {sorted(map(str, reward_models))}"
+        )
     runs = [read_evaluations(run_dir) for run_dir in run_dirs]
-    references = _references(env_id, knobs)
+    references = _references(env_id, knobs, reward_models.pop())
     report = _measured(lambda: goodhart_report_over_seeds(runs, references, env_id, knobs))
     curve = plot_goodhart_curve(report, Path(out) / CURVE_FILE) if out is not None else None
     if out is not None:

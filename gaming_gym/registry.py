@@ -42,6 +42,13 @@ BUILTIN_ENVS = {
         200,
         {},
     ),
+    "ConfidentRater-v0": (
+        "gaming_gym.envs.confident_rater",
+        "ConfidentRaterEnv",
+        "ConfidentRaterVectorEnv",
+        100,
+        {},
+    ),
     "SensorCleaner-v1": (
         "gaming_gym.envs.sensor_cleaner",
         "SensorCleanerEnv",

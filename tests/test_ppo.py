@@ -564,7 +564,7 @@ def test_early_stopping_ends_training_with_the_kept_agent_even_across_a_resume(t
         ("target_kl", 0.0, "target_kl must be None or a finite number > 0"),
         ("kl_coef", -0.1, "kl_coef must be a finite number >= 0"),
         ("kl_coef", float("inf"), "kl_coef must be a finite number >= 0"),
-        ("kl_reference", "sft", "kl_reference must be one of"),
+        ("kl_reference", "teacher", "kl_reference must be one of"),
         ("holdout_episodes", -1, "holdout_episodes must be an int >= 0"),
         ("early_stop", 1, "early_stop must be True or False"),
         ("early_stop", True, "early_stop needs holdout_episodes > 0"),

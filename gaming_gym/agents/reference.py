@@ -40,6 +40,11 @@ costs half a nat per action dimension."""
 EXPLORATION = 0.25
 """Chance of a uniformly random action at each step while collecting demonstrations."""
 
+SFT_EXPLORATION = 0.3
+"""Chance of a random action in the demonstrations of an ``"sft"`` reference, whose labels are the
+actions taken (random ones included): a supervised model of a noisy demonstrator, middling and
+stochastic, as an SFT model is before RLHF."""
+
 
 class SmoothedPolicy(nn.Module):
     """A cloned policy whose action distribution is kept away from determinism.
@@ -73,7 +78,12 @@ class SmoothedPolicy(nn.Module):
 
 @torch.no_grad()
 def collect_demonstrations(
-    env: gym.vector.VectorEnv, teacher: Policy, steps: int, seed: int, exploration: float = EXPLORATION
+    env: gym.vector.VectorEnv,
+    teacher: Policy,
+    steps: int,
+    seed: int,
+    exploration: float = EXPLORATION,
+    label_taken: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw observations and the teacher's actions on them, shaped ``(steps, num_envs, ...)``.
 
@@ -81,7 +91,9 @@ def collect_demonstrations(
     the teacher's, but the label stays the teacher's choice (DART-style noise injection). The
     policy being penalised drifts to states the teacher never visits; a clone fitted only on the
     teacher's own path would be arbitrary there, and its KL penalty noise. Draws come from
-    generators seeded with ``seed``, so the demonstrations are reproducible.
+    generators seeded with ``seed``, so the demonstrations are reproducible. With
+    ``label_taken`` the label is the action taken instead, random or not: the demonstrator's
+    own noisy behaviour is what is cloned (the ``"sft"`` reference).
     """
     obs, _ = env.reset(seed=seed)
     device = obs.device
@@ -92,9 +104,10 @@ def collect_demonstrations(
         action = torch.as_tensor(teacher(obs), device=device)
         explore = torch.rand(len(obs), generator=explore_generator, device=device) < exploration
         explore = explore.view(-1, *[1] * (action.dim() - 1))
+        taken = torch.where(explore, random_actions(obs).to(action.dtype), action)
         observations.append(obs)
-        actions.append(action)
-        obs, *_ = env.step(torch.where(explore, random_actions(obs).to(action.dtype), action))
+        actions.append(taken if label_taken else action)
+        obs, *_ = env.step(taken)
     return torch.stack(observations), torch.stack(actions)
 
 
@@ -150,15 +163,18 @@ def behaviour_clone(
     seed: int,
     held_out_envs: int,
     generator: torch.Generator | None = None,
+    exploration: float = EXPLORATION,
+    label_taken: bool = False,
 ) -> SmoothedPolicy:
     """Clone ``teacher`` into ``student`` from ``steps`` steps of ``env``; return it smoothed.
 
     The demonstrations of the last ``held_out_envs`` envs are kept out of the fit to measure the
     clone's greedy agreement with the teacher (stored in ``SmoothedPolicy.agreement``): states
     of whole separate trajectories, not neighbours of training states. ``generator`` orders the
-    fit's minibatches (see :func:`fit_by_likelihood`).
+    fit's minibatches (see :func:`fit_by_likelihood`); ``exploration`` and ``label_taken`` go to
+    :func:`collect_demonstrations`.
     """
-    obs, actions = collect_demonstrations(env, teacher, steps, seed)
+    obs, actions = collect_demonstrations(env, teacher, steps, seed, exploration, label_taken)
     fit = slice(0, obs.shape[1] - held_out_envs)
     held_out = slice(obs.shape[1] - held_out_envs, obs.shape[1])
     fit_by_likelihood(student, obs[:, fit].flatten(0, 1), actions[:, fit].flatten(0, 1), generator=generator)

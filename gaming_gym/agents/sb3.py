@@ -434,6 +434,7 @@ NATIVE_ONLY: dict[str, str] = {
     "target_kl": "SB3 stops within an epoch at 1.5 x target_kl, native PPO after an epoch at target_kl",
     "kl_coef": "the KL penalty toward a reference policy is native PPO's",
     "kl_reference": "the KL penalty toward a reference policy is native PPO's",
+    "reward_model": "training against a learned reward model (gaming_gym.rlhf) is native PPO's",
     "holdout_episodes": "the held-out true-reward check is native PPO's",
     "early_stop": "early stopping at the Goodhart onset is native PPO's",
     "early_stop_patience": "early stopping at the Goodhart onset is native PPO's",

@@ -72,6 +72,19 @@ TUNED: dict[str, dict[str, Any]] = {
         "anneal_lr": False,
         "reward_scale": 0.05,
     },
+    # One question a step or two, 32 an episode: short credit assignment (gamma 0.9). A constant,
+    # higher learning rate lets PPO from the SFT clone (kl_reference="sft", the RLHF set-up) first
+    # sharpen the clone's noisy answers and then overoptimise the rater (or a reward model of it)
+    # within 40 iterations; 64 evaluation episodes every 2 iterations keep the true curve's noise
+    # (about 4 a episode) small beside its rise and fall.
+    "GamingGym/ConfidentRater-v0": {
+        "total_timesteps": 40 * 8192,
+        "eval_every": 2,
+        "eval_episodes": 64,
+        "gamma": 0.9,
+        "learning_rate": 1e-3,
+        "anneal_lr": False,
+    },
 }
 
 

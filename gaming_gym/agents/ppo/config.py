@@ -15,7 +15,7 @@ from gaming_gym.agents.tuned import TUNED, TUNED_TRUE_REWARD, tuned_settings
 from gaming_gym.errors import ConfigError
 
 REWARDS = ("proxy", "true")
-KL_REFERENCES = ("initial", "intended")
+KL_REFERENCES = ("initial", "intended", "sft")
 MAX_WIDTH = 16_384
 """Widest hidden layer ``PPOConfig.hidden_sizes`` accepts."""
 MAX_PARAMETERS = 50_000_000
@@ -33,6 +33,10 @@ class PPOConfig:
     """env knobs passed to ``gymnasium.make_vec`` (e.g. ``{"respawn_delay": None}`` to align)"""
     reward: str = "proxy"
     """what PPO maximises: ``"proxy"`` (the env's reward) or ``"true"`` (``info["true_reward"]``)"""
+    reward_model: str | None = None
+    """folder of a learned reward model (:mod:`gaming_gym.rlhf`) whose score replaces the env's
+    proxy, in training and in evaluations (whose proxy returns are then the model's); ``None``
+    uses the env's own proxy"""
     seed: int = 0
     """seeds the network, the sampling and the envs; same seed, same run"""
     device: str = "auto"
@@ -97,8 +101,11 @@ class PPOConfig:
     unpenalised); 0 turns it off"""
     kl_reference: str = "initial"
     """the penalty's reference policy: ``"initial"`` (the untrained policy; near uniform, so the
-    penalty acts much like an entropy bonus) or ``"intended"`` (a behaviour-cloned copy of the env's
-    scripted intended policy, the analogue of RLHF's SFT model; see ``agents/reference.py``)"""
+    penalty acts much like an entropy bonus), ``"intended"`` (a behaviour-cloned copy of the env's
+    scripted intended policy, the analogue of RLHF's SFT model; see ``agents/reference.py``) or
+    ``"sft"`` (RLHF's set-up in full: a clone of the intended policy's noisy demonstrations, random
+    actions and all, so it stays stochastic, and the policy *starts* as that clone, so the KL from
+    the initial policy is the KL from the SFT model; built even when ``kl_coef`` is 0)"""
     holdout_episodes: int = 0
     """episodes of a held-out true-reward check at each evaluation, on other seeds than the
     evaluation episodes (``Evaluation.holdout_true``); 0 runs none"""
@@ -116,6 +123,10 @@ class PPOConfig:
         self.knobs = dict(self.knobs)
         if self.reward not in REWARDS:
             raise ConfigError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+        if self.reward_model is not None and not isinstance(self.reward_model, str):
+            raise ConfigError(
+                f"reward_model must be a folder path (a str) or None, got {self.reward_model!r}"
+            )
         if self.kl_reference not in KL_REFERENCES:
             raise ConfigError(f"kl_reference must be one of {KL_REFERENCES}, got {self.kl_reference!r}")
         for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs"):

@@ -25,11 +25,12 @@ import torch
 from gaming_gym.agents.ppo.algorithm import Rollout, collect_rollout, compute_gae, ppo_update
 from gaming_gym.agents.ppo.config import PPOConfig, require_network_size
 from gaming_gym.agents.ppo.networks import ActorCritic, ReferencePolicy, kl_from
-from gaming_gym.agents.reference import SmoothedPolicy, behaviour_clone
+from gaming_gym.agents.reference import SFT_EXPLORATION, SmoothedPolicy, behaviour_clone
 from gaming_gym.core import GameableVectorEnv, Policy, resolve_device, seeded_generator
 from gaming_gym.errors import ConfigError, RunDirectoryError, RunExistsError
 from gaming_gym.evaluation import evaluate, reference_returns
 from gaming_gym.metrics import Evaluation, early_stop, normalise
+from gaming_gym.rlhf import with_reward_model
 from gaming_gym.runs import (
     CHECKPOINT_FILE,
     ProgressLog,
@@ -90,6 +91,7 @@ def evaluate_agent(
         seed=seed,
         device=device,
         knobs=config.knobs,
+        reward_model=config.reward_model,
     )
     kl = None
     if initial is not None:  # nearly identical policies can round to a hair below 0
@@ -138,7 +140,9 @@ def build_intended_reference(config: PPOConfig, device: torch.device) -> Smoothe
     own statistics, is fitted to the teacher's actions by maximum likelihood and smoothed to stay
     stochastic (:class:`~gaming_gym.agents.reference.SmoothedPolicy`). Deterministic from
     ``config.seed``, from generators of its own, so the training run's random stream is
-    untouched. A few seconds on a CPU.
+    untouched. A few seconds on a CPU. With ``kl_reference="sft"`` the clone learns the noisy
+    demonstrator's actions as taken (:data:`~gaming_gym.agents.reference.SFT_EXPLORATION` random),
+    not the teacher's labels: a stochastic SFT model for the policy to start from.
     """
     env = gym.make_vec(config.env_id, num_envs=REFERENCE_ENVS, device=device, **config.knobs)
     try:
@@ -154,6 +158,7 @@ def build_intended_reference(config: PPOConfig, device: torch.device) -> Smoothe
             seed,
             held_out_envs=REFERENCE_ENVS // 8,
             generator=fit_generator,
+            **({"exploration": SFT_EXPLORATION, "label_taken": True} if config.kl_reference == "sft" else {}),
         )
     finally:
         env.close()
@@ -282,6 +287,10 @@ def _train(config: PPOConfig, directory: RunDirectory | None, progress: bool, re
         saved = _claim(directory, config, device, resume) if directory is not None else None
         if saved is not None:
             _restore(run, saved, config, device)
+        elif config.kl_reference == "sft":  # RLHF: the policy starts as the SFT model
+            run.reference = build_intended_reference(config, device)
+            run.agent.load_state_dict(run.reference.clone.state_dict())
+            run.initial_agent.load_state_dict(run.reference.clone.state_dict())
         elif config.kl_coef > 0 and config.kl_reference == "intended":
             run.reference = build_intended_reference(config, device)
         if directory is None:
@@ -395,6 +404,11 @@ def _start_run(config: PPOConfig, device: torch.device) -> _Run:
             "GameableVectorEnv (the vector entry point of a gameable env)"
         )
     env.unwrapped.check_action_values = False
+    try:
+        env = with_reward_model(env, config.reward_model, config.env_id, config.knobs)
+    except ConfigError:
+        env.close()
+        raise
     env = RecordVectorEpisodeStatistics(env, deferred=True)
     try:
         require_network_size(env.single_observation_space, env.single_action_space, config)

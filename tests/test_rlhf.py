@@ -1,0 +1,132 @@
+"""RLHF in miniature end to end on tiny budgets: comparisons, the reward model, its wrapper, PPO."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from gaming_gym.agents.ppo import default_config, train
+from gaming_gym.envs import confident_rater as cr
+from gaming_gym.errors import ConfigError, RunDirectoryError, RunNotFoundError
+from gaming_gym.evaluation import evaluate, reference_policy
+from gaming_gym.rlhf import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    RewardModelConfig,
+    RewardModelVectorEnv,
+    collect_comparisons,
+    load_reward_model,
+    save_reward_model,
+    train_reward_model,
+)
+
+ENV_ID = "GamingGym/ConfidentRater-v0"
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A reward model from 400 comparisons (a few seconds), saved."""
+    config = RewardModelConfig(env_id=ENV_ID, comparisons=400, epochs=10, num_envs=64)
+    model, report = train_reward_model(config)
+    folder = save_reward_model(model, config, report, tmp_path_factory.mktemp("rm") / "model")
+    return folder, model, report
+
+
+def test_comparisons_are_the_raters_preferences_from_one_state():
+    config = RewardModelConfig(env_id=ENV_ID, comparisons=200, num_envs=16)
+    data = collect_comparisons(config)
+    assert len(data) == 200
+    assert torch.equal(data.label, (data.rater_first > data.rater_second).float())  # no ties kept
+    assert not torch.any(data.first == cr.RESEARCH) and not torch.any(data.second == cr.RESEARCH)
+    again = collect_comparisons(config)
+    assert torch.equal(data.obs, again.obs) and torch.equal(data.label, again.label)  # seeded
+
+
+def test_the_reward_model_learns_the_preferences(saved_model):
+    _, _, report = saved_model
+    assert report.comparisons == 400
+    assert report.rater_held_out_accuracy == 1.0  # the rater agrees with itself: the ceiling
+    assert 0.6 < report.held_out_accuracy <= report.train_accuracy + 0.1
+    assert np.isfinite(report.true_correlation)
+
+
+def test_a_saved_model_loads_back_to_the_same_scores(saved_model):
+    folder, model, _ = saved_model
+    loaded, config, _ = load_reward_model(folder, ENV_ID)
+    obs = torch.rand(32, 10)
+    actions = torch.arange(32) % cr.ConfidentRaterParams().num_actions
+    torch.testing.assert_close(loaded(obs, actions), model(obs, actions))
+    assert config.unrated_actions == (cr.RESEARCH,)
+    assert torch.all(loaded(obs, torch.zeros(32, dtype=torch.long)) == 0)  # RESEARCH scores 0
+    assert json.loads((folder / CONFIG_FILE).read_text())["format"] == "gaming_gym.reward_model/1"
+
+
+def test_the_wrapper_swaps_the_reward_and_keeps_the_true_one(saved_model):
+    folder, model, _ = saved_model
+    plain = gym.make_vec(ENV_ID, num_envs=8)
+    wrapped = RewardModelVectorEnv(gym.make_vec(ENV_ID, num_envs=8), model)
+    obs, _ = plain.reset(seed=3)
+    wrapped_obs, _ = wrapped.reset(seed=3)
+    assert torch.equal(obs, wrapped_obs)
+    policy = reference_policy(ENV_ID, "exploit")
+    actions = policy(obs)
+    _, proxy, *_, info = plain.step(actions)
+    _, score, *_, wrapped_info = wrapped.step(actions)
+    torch.testing.assert_close(score, model(obs, actions))
+    assert torch.equal(wrapped_info["proxy_reward"], score)
+    assert torch.equal(wrapped_info["rater_reward"], proxy)
+    assert torch.equal(wrapped_info["true_reward"], info["true_reward"])
+    with_model = evaluate(policy, ENV_ID, episodes=4, seed=0, reward_model=str(folder))
+    without = evaluate(policy, ENV_ID, episodes=4, seed=0)
+    np.testing.assert_array_equal(with_model.true, without.true)
+    assert not np.allclose(with_model.proxy, without.proxy)
+
+
+def test_ppo_trains_against_the_model_from_the_sft_clone(saved_model):
+    """Two tiny iterations: the run starts from the SFT clone (KL 0 at step 0), and its
+    evaluations' proxy is the reward model's score."""
+    folder, _, _ = saved_model
+    config = default_config(
+        ENV_ID,
+        reward_model=str(folder),
+        kl_reference="sft",
+        kl_coef=0.1,
+        total_timesteps=2 * 512,
+        num_envs=16,
+        num_steps=32,
+        eval_every=1,
+        eval_episodes=4,
+        device="cpu",
+    )
+    result = train(config, progress=False)
+    assert [e.step for e in result.checkpoints] == [0, 512, 1024]
+    assert result.checkpoints[0].kl == 0.0 and result.checkpoints[-1].kl > 0
+    assert 0 < result.reference_agreement < 1  # a clone of noisy demonstrations, random actions and all
+    start = evaluate(result.agent.policy(), ENV_ID, episodes=4, seed=0, reward_model=str(folder))
+    assert np.all(np.isfinite(start.proxy))
+
+
+def test_bad_reward_models_are_refused_in_one_line(saved_model, tmp_path):
+    folder, _, _ = saved_model
+    with pytest.raises(
+        ConfigError, match="trained on GamingGym/ConfidentRater-v0, not GamingGym/BoatRace-v1"
+    ):
+        load_reward_model(folder, "GamingGym/BoatRace-v1")
+    with pytest.raises(RunNotFoundError, match="no reward model at"):
+        load_reward_model(tmp_path / "nothing", ENV_ID)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / CONFIG_FILE).write_text((folder / CONFIG_FILE).read_text())
+    (broken / WEIGHTS_FILE).write_bytes(b"not a torch file")
+    with pytest.raises(RunDirectoryError, match="cannot load"):
+        load_reward_model(broken, ENV_ID)
+    with pytest.raises(ConfigError, match="reward model at .* was trained on"):
+        train(default_config("GamingGym/BoatRace-v1", reward_model=str(folder)), progress=False)
+    with pytest.raises(ConfigError, match="comparisons must be an int"):
+        RewardModelConfig(comparisons=float("nan"))
+    with pytest.raises(ConfigError, match="check_prob"):
+        collect_comparisons(RewardModelConfig(knobs={"check_prob": float("nan")}, comparisons=10))
