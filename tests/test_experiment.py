@@ -113,8 +113,10 @@ def test_capability_and_dynamics_tables_show_the_numbers(tmp_path):
 def test_one_runs_numbers_are_the_same_in_its_report_and_in_a_report_over_runs(tmp_path):
     """Every report of an env and knobs normalises with one reference set (issue: per-run reports
     measured the references with the run's seed, reports over runs with seed 0)."""
+    from gaming_gym.agents.ppo import default_config
     from gaming_gym.experiment import report_over_runs, write_report
     from gaming_gym.metrics import Evaluation
+    from gaming_gym.runs import RunDirectory
 
     env = "GamingGym/BoatRace-v1"
     rng = np.random.default_rng(0)
@@ -122,7 +124,9 @@ def test_one_runs_numbers_are_the_same_in_its_report_and_in_a_report_over_runs(t
         Evaluation(step, proxy=rng.normal(mean_proxy, 5.0, 8), true=rng.normal(mean_true, 0.2, 8))
         for step, mean_proxy, mean_true in [(0, 2.0, 0.0), (1000, 40.0, 1.5), (2000, 150.0, 0.6)]
     ]
-    alone = write_report(tmp_path / "run", env, {}, evaluations).report
+    with RunDirectory(tmp_path / "run") as run_dir:
+        run_dir.write_config("ppo", default_config(env).to_dict())
+        alone = write_report(run_dir, env, {}, evaluations).report
     together, _ = report_over_runs([tmp_path / "run"])
     assert alone.references == together.references
     for field in ("proxy", "true", "gap"):
