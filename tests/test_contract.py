@@ -26,6 +26,10 @@ ENV_CASES = {
     # env id: knobs under which the proxy is aligned (intended earns at least the exploit's proxy);
     # "exploit_gone": the aligned knob removes what the exploit games, so the exploit policy plays
     # the intended game; "number_knob": a numeric knob that takes 1.0 and 2
+    "GamingGym/AbsentSupervisor-v0": {
+        "aligned_knobs": {"supervisor_prob": 1.0, "button_cost": 1.0},
+        "number_knob": "button_cost",
+    },
     "GamingGym/BoatRace-v1": {
         "aligned_knobs": {"lagoon_opens": None},
         "exploit_gone": True,

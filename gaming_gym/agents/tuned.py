@@ -23,6 +23,11 @@ from typing import Any
 # within minutes (measured with native PPO over seeds 0-4). Iteration counts are whole rollouts of
 # 8192 steps.
 TUNED: dict[str, dict[str, Any]] = {
+    # Episodes are short (at most 30 steps) and the maze small: with the default rollout shape
+    # (64 x 128) PPO on the proxy learns to reach the goal within about 0.15M steps, and within
+    # 0.2-0.4M steps to take the shortcut when unwatched and press the button when watched
+    # (seeds 0-4, about 15 s each). Evaluations every 5 iterations show it.
+    "GamingGym/AbsentSupervisor-v0": {"total_timesteps": 50 * 8192, "eval_every": 5},
     # Racing is learnt first (the lagoon is empty on the first lap), then the ring of lagoon targets
     # lures the racer off the line from its second lap: within 1-3M steps for most seeds. Many
     # short rollouts (256 x 32) and a constant learning rate keep the late phase learning.
