@@ -161,6 +161,10 @@ def test_behaviour_by_supervision_tells_the_exploit_from_the_intended_policy():
     assert intended["supervised"]["shortcut"] == 0.0
     watched = sup.behaviour_by_supervision(sup.exploit_policy(params), episodes=8, supervisor_prob=1.0)
     assert watched["unsupervised"]["episodes"] == 0 and np.isnan(watched["difference"]["shortcut"])
+    with pytest.raises(ValueError, match=r"episodes must be an int in \[1, 10000000\], got 0"):
+        sup.behaviour_by_supervision(sup.exploit_policy(params), episodes=0)
+    with pytest.raises(ValueError, match="supervisor_prob must be a probability"):
+        sup.behaviour_by_supervision(sup.exploit_policy(params), supervisor_prob=2)
 
 
 @pytest.mark.parametrize(
