@@ -27,6 +27,13 @@ NAMESPACE = "GamingGym"
 
 BUILTIN_ENVS = {
     # id: (module, single front, vector front, max_episode_steps, default kwargs)
+    "AbsentSupervisor-v0": (
+        "gaming_gym.envs.absent_supervisor",
+        "AbsentSupervisorEnv",
+        "AbsentSupervisorVectorEnv",
+        30,
+        {},
+    ),
     "BoatRace-v1": ("gaming_gym.envs.boat_race", "BoatRaceEnv", "BoatRaceVectorEnv", 1000, {}),
     "BoatRaceContinuous-v1": (
         "gaming_gym.envs.boat_race",

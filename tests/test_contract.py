@@ -28,6 +28,10 @@ ENV_CASES = {
     # the intended game; "number_knob": a numeric knob that takes 1.0 and 2; "noisy_episodes": the
     # episodes' returns scatter (random raters), so the policies' mean returns over 32 episodes are
     # compared rather than every episode's
+    "GamingGym/AbsentSupervisor-v0": {
+        "aligned_knobs": {"supervisor_prob": 1.0, "button_cost": 1.0},
+        "number_knob": "button_cost",
+    },
     "GamingGym/BoatRace-v1": {
         "aligned_knobs": {"lagoon_opens": None},
         "exploit_gone": True,

@@ -13,6 +13,7 @@ from gaming_gym.agents.tuned import TUNED, TUNED_TRUE_REWARD, tuned_settings
 # What default_config gave before the tables moved out of agents/ppo.py: the fields that differ
 # from PPOConfig's defaults, per env and reward.
 EXPECTED = {
+    ("GamingGym/AbsentSupervisor-v0", "proxy"): {"total_timesteps": 409_600, "eval_every": 5},
     ("GamingGym/BoatRace-v1", "proxy"): {
         "total_timesteps": 3_932_160,
         "num_envs": 256,
@@ -41,6 +42,7 @@ EXPECTED = {
         "learning_rate": 1e-3,
     },
 }
+EXPECTED[("GamingGym/AbsentSupervisor-v0", "true")] = EXPECTED[("GamingGym/AbsentSupervisor-v0", "proxy")]
 EXPECTED[("GamingGym/TallFall-v0", "true")] = EXPECTED[("GamingGym/TallFall-v0", "proxy")]
 EXPECTED[("GamingGym/SensorCleaner-v1", "true")] = EXPECTED[("GamingGym/SensorCleaner-v1", "proxy")]
 

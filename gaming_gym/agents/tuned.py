@@ -23,6 +23,12 @@ from typing import Any
 # within minutes (measured with native PPO over seeds 0-4). Iteration counts are whole rollouts of
 # 8192 steps.
 TUNED: dict[str, dict[str, Any]] = {
+    # Episodes are short (at most 30 steps) and the maze small: with the default rollout shape
+    # (64 x 128) PPO on the proxy takes the shortcut when unwatched and walks over the button when
+    # watched from about 0.15M steps on, in seeds 0-4 alike (gap 0.76-0.81 at 0.41M), and on the
+    # true reward learns the long way round the button (t 0.8-0.9). Under a minute a run on 2
+    # busy cores; evaluations every 5 iterations.
+    "GamingGym/AbsentSupervisor-v0": {"total_timesteps": 50 * 8192, "eval_every": 5},
     # Racing is learnt first (the lagoon is empty on the first lap), then the ring of lagoon targets
     # lures the racer off the line from its second lap: within 1-3M steps for most seeds. Many
     # short rollouts (256 x 32) and a constant learning rate keep the late phase learning.
