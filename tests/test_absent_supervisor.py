@@ -187,24 +187,6 @@ def test_bad_knob_values_are_refused(knobs, message):
         gym.make(ENV_ID, **knobs)
 
 
-def test_env_zero_of_a_batch_is_the_single_env_with_the_same_seed():
-    """Through env 0's first episode: the interruptions come from the state, not the batch."""
-    single = gym.make(ENV_ID)
-    batch = gym.make_vec(ENV_ID, num_envs=8)
-    obs, _ = single.reset(seed=5)
-    batch_obs, _ = batch.reset(seed=5)
-    actions = torch.randint(0, 4, (60, 8), generator=torch.Generator().manual_seed(0))
-    for step_actions in actions:
-        np.testing.assert_array_equal(batch_obs[0].numpy(), obs)
-        obs, proxy, terminated, truncated, info = single.step(int(step_actions[0]))
-        batch_obs, batch_proxy, _, _, batch_info = batch.step(step_actions)
-        assert float(batch_proxy[0]) == proxy
-        assert float(batch_info["true_reward"][0]) == info["true_reward"]
-        if terminated or truncated:  # the batch resets all its envs from the generator: stop here
-            break
-    assert terminated or truncated
-
-
 def test_frames_show_the_supervisor_and_the_pressed_button(monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     env = gym.make(ENV_ID, render_mode="rgb_array", supervisor_prob=1.0)

@@ -123,6 +123,27 @@ def test_single_and_vector_fronts_agree(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
+def test_env_zero_of_a_batch_is_the_single_env_with_the_same_seed(env_id):
+    """Through env 0's first episode (or 60 steps), a batch of 8 plays env 0 as the single front
+    does: the randomness lives in the state, so batching changes no env. (After an episode end the
+    batch resets its envs from its own generator, so the comparison stops there.)"""
+    single = gym.make(env_id)
+    batch = gym.make_vec(env_id, num_envs=8)
+    obs, _ = single.reset(seed=5)
+    batch_obs, _ = batch.reset(seed=5)
+    batch.action_space.seed(0)
+    for _ in range(60):
+        np.testing.assert_allclose(batch_obs[0].numpy(), obs, rtol=0, atol=1e-6)
+        actions = torch.as_tensor(np.asarray(batch.action_space.sample()))
+        obs, proxy, terminated, truncated, info = single.step(actions[0].numpy())
+        batch_obs, batch_proxy, _, _, batch_info = batch.step(actions)
+        assert float(batch_proxy[0]) == pytest.approx(proxy, abs=1e-6)
+        assert float(batch_info["true_reward"][0]) == pytest.approx(info["true_reward"], abs=1e-6)
+        if terminated or truncated:
+            break
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_stepping_leaves_the_previous_state_and_observations_as_they_were(env_id):
     """States are values: neither the kernel's step nor the vector front's (resetting ended envs
     included) writes into the tensors of the state, observation or final observation before it."""

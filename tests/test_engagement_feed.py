@@ -238,17 +238,3 @@ def test_rgb_array_frames_show_the_item_and_the_satisfaction(monkeypatch):
     assert len(np.unique(first.reshape(-1, 3), axis=0)) > 5
     env.step(RAGE_BAIT)
     assert not np.array_equal(first, env.render())
-
-
-def test_env_zero_of_a_batch_is_the_single_env_with_the_same_seed():
-    single = gym.make(ENV_ID)
-    batch = gym.make_vec(ENV_ID, num_envs=8)
-    obs, _ = single.reset(seed=11)
-    batch_obs, _ = batch.reset(seed=11)
-    actions = torch.randint(0, 8, (60, 8), generator=torch.Generator().manual_seed(0))
-    for step_actions in actions:
-        np.testing.assert_array_equal(batch_obs[0].numpy(), obs)
-        obs, proxy, _, _, info = single.step(int(step_actions[0]))
-        batch_obs, batch_proxy, _, _, batch_info = batch.step(step_actions)
-        assert float(batch_proxy[0]) == proxy
-        assert float(batch_info["true_reward"][0]) == info["true_reward"]

@@ -109,7 +109,9 @@ def action_space(params: TallFallParams) -> gym.spaces.Box:
 
 def reset(params: TallFallParams, n: int, generator: torch.Generator, device) -> TallFallState:
     """Standing still at the minimum height, with a small random lean and lean rate."""
-    lean, lean_rate = torch.empty(2, n, device=device).uniform_(-RESET_LEAN, RESET_LEAN, generator=generator)
+    # env by env (n x 2, row-major), so env i's draws do not depend on the batch size
+    draws = torch.empty(n, 2, device=device).uniform_(-RESET_LEAN, RESET_LEAN, generator=generator)
+    lean, lean_rate = draws.T.contiguous()
     position, speed, score = torch.zeros(3, n, device=device)  # one allocation, three rows
     return TallFallState(
         position=position,
