@@ -42,8 +42,9 @@ TUNED: dict[str, dict[str, Any]] = {
     # Growing tall and toppling shows after about 0.25M steps, unless walking is learnt first (a
     # local optimum); 256 envs x 32 steps explore more starts per update than 64 x 128 (4 of 5
     # seeds fall against 3 of 5). Evaluations every 5 iterations (cheap here) catch the true
-    # return's rise before the fall, which lasts only a few iterations: peaks of 0.3-0.8 at
-    # 0.08-0.2M steps in the 4 seeds of 0-4 that fall.
+    # return's rise before the fall, which lasts only a few iterations. Seeds 0-4 (2026-11-28): 1, 2
+    # and 4 peak at t 0.61-0.74 (0.08-0.16M steps) and fall to -0.3..-0.4; seed 0 falls from a
+    # peak of 0.12; seed 3 learns to walk (t 0.99).
     "GamingGym/TallFall-v0": {
         "total_timesteps": 75 * 8192,
         "eval_every": 5,
