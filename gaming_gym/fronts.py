@@ -16,6 +16,7 @@ The contract, kept by both fronts and checked by :func:`gaming_gym.checker.check
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -30,6 +31,7 @@ from gaming_gym.kernel import (
     Policy,
     StepResult,
     check_kernel,
+    concat_states,
     get_reference_policy,
     seeded_generator,
     select_state,
@@ -210,6 +212,7 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self.state: Any = None
+        self._blocks: list[torch.Generator] | None = None  # reset_blocks(): one generator a block
         if isinstance(self.single_action_space, gym.spaces.Box):
             self._action_bounds = tuple(
                 torch.as_tensor(bound, device=self.device)
@@ -224,9 +227,30 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         if seed is not None and not is_int(seed):
             raise ConfigTypeError(f"seed must be an int or None for a batched env, got {seed!r}")
+        if options and "block_seeds" in options:  # through wrappers, which pass options on
+            return self.reset_blocks(options["block_seeds"])
+        self._blocks = None
         self.state = self.kernel.reset(self.params, self.num_envs, self._generator_for(seed), self.device)
         if self.render_mode is not None:
             self._shown = EpisodeSums.zeros((), self.device)
+        return self.kernel.observe(self.params, self.state), {}
+
+    def reset_blocks(self, seeds: Sequence[int]) -> tuple[torch.Tensor, dict]:
+        """Reset as ``len(seeds)`` equal blocks of envs, each drawing from a generator of its own.
+
+        Block ``b`` then plays exactly as a batch of ``num_envs // len(seeds)`` envs reset with
+        ``seeds[b]`` would, step after step: its episodes are reset from its own generator, and
+        only when one of its own ends. One kernel step serves every block. This is how stacked
+        agents (:mod:`gaming_gym.agents.ppo.stacked`) each play their own run's envs.
+        """
+        if not seeds or self.num_envs % len(seeds):
+            raise ConfigError(f"{self.num_envs} envs do not split into {len(seeds)} equal blocks")
+        if not all(is_int(seed) for seed in seeds):
+            raise ConfigTypeError(f"block seeds must be ints, got {list(seeds)!r}")
+        self._blocks = [seeded_generator(seed, self.device) for seed in seeds]
+        size = self.num_envs // len(seeds)
+        states = [self.kernel.reset(self.params, size, generator, self.device) for generator in self._blocks]
+        self.state = concat_states(states)
         return self.kernel.observe(self.params, self.state), {}
 
     @torch.no_grad()
@@ -242,7 +266,9 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
             truncated = (state.t >= self.max_episode_steps) & ~terminated
         done = terminated | truncated
         obs = final_obs
-        if bool(done.any()):
+        if self._blocks is not None:
+            state, obs = self._reset_ended_blocks(state, done, final_obs)
+        elif bool(done.any()):
             fresh = self.kernel.reset(self.params, self.num_envs, self._generator, self.device)
             state = select_state(done, fresh, state)
             obs = final_obs.clone()  # final_obs goes out in info: the new episodes' rows go in a copy
@@ -258,35 +284,72 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
         }
         return obs, proxy, terminated, truncated, info
 
-    def get_state(self) -> dict[str, Any]:
+    def get_state(self, block: int | None = None) -> dict[str, Any]:
         """Everything needed to continue these envs exactly: the batched state and the RNG's state.
 
         Tensors only (``torch.save`` with ``weights_only=True`` can store it), for checkpoints.
+        With ``block`` (after :meth:`reset_blocks`), that block's alone, as the get_state of a
+        batch of the block's size.
         """
         if self.state is None:
             raise ResetNeededError("Call reset() before get_state().")
+        rows, generator = self._block(block)
         fields = dataclasses.fields(self.state)
         return {
-            "state": {f.name: getattr(self.state, f.name).clone() for f in fields},
-            "generator": self._generator.get_state(),
+            "state": {f.name: getattr(self.state, f.name)[rows].clone() for f in fields},
+            "generator": generator.get_state(),
         }
 
-    def set_state(self, saved: dict[str, Any]) -> None:
-        """Continue from a :meth:`get_state` of an env with the same kernel, knobs and ``num_envs``."""
+    def set_state(self, saved: dict[str, Any], block: int | None = None) -> None:
+        """Continue from a :meth:`get_state` of an env with the same kernel, knobs and ``num_envs``
+        (with ``block``, put one block back from the get_state of a batch of the block's size)."""
         if self.state is None:
             raise ResetNeededError("Call reset() before set_state(), so the state's layout is known.")
         expected = {f.name for f in dataclasses.fields(self.state)}
         if set(saved["state"]) != expected:
             raise ConfigError(f"saved state has fields {sorted(saved['state'])}, expected {sorted(expected)}")
+        rows, generator = self._block(block)
+        size = rows.stop - rows.start
         batch = {tuple(value.shape[:1]) for value in saved["state"].values()}
-        if batch != {(self.num_envs,)}:
-            raise ConfigError(
-                f"saved state is for batch sizes {batch}, this env has num_envs={self.num_envs}"
-            )
-        self.state = dataclasses.replace(  # copies: the env never shares tensors with the caller's dict
-            self.state, **{name: value.to(self.device, copy=True) for name, value in saved["state"].items()}
+        if batch != {(size,)}:
+            raise ConfigError(f"saved state is for batch sizes {batch}, this env has num_envs={size}")
+        state = {f.name: getattr(self.state, f.name).clone() for f in dataclasses.fields(self.state)}
+        for name, value in saved["state"].items():  # copies: never shares tensors with the caller's dict
+            state[name][rows] = value.to(self.device)
+        self.state = dataclasses.replace(self.state, **state)
+        generator.set_state(saved["generator"])
+
+    def _block(self, block: int | None) -> tuple[slice, torch.Generator]:
+        """The rows and the generator of ``block`` (of the whole batch when None)."""
+        if block is None:
+            if self._blocks is not None:
+                raise ConfigError("this env was reset in blocks: get or set its state one block at a time")
+            return slice(0, self.num_envs), self._generator
+        if self._blocks is None or not 0 <= block < len(self._blocks):
+            raise ConfigError(f"no block {block!r}: reset_blocks() made {len(self._blocks or [])}")
+        size = self.num_envs // len(self._blocks)
+        return slice(block * size, (block + 1) * size), self._blocks[block]
+
+    def _reset_ended_blocks(
+        self, state: Any, done: torch.Tensor, final_obs: torch.Tensor
+    ) -> tuple[Any, torch.Tensor]:
+        """Autoreset of :meth:`reset_blocks`: each block where an episode ended draws a fresh
+        batch from its own generator, as its own batch would (one host sync for all blocks)."""
+        ended = done.view(len(self._blocks), -1).any(dim=1).tolist()
+        if not any(ended):
+            return state, final_obs
+        size = self.num_envs // len(self._blocks)
+        fresh = concat_states(
+            [
+                self.kernel.reset(self.params, size, generator, self.device)
+                if block_ended
+                else take_state(state, slice(block * size, (block + 1) * size))
+                for block, (block_ended, generator) in enumerate(zip(ended, self._blocks, strict=True))
+            ]
         )
-        self._generator.set_state(saved["generator"])
+        obs = final_obs.clone()  # final_obs goes out in info: the new episodes' rows go in a copy
+        obs[done] = self.kernel.observe(self.params, take_state(fresh, done))
+        return select_state(done, fresh, state), obs
 
     def _advance_eager(self, state: Any, actions: torch.Tensor) -> tuple[StepResult, torch.Tensor]:
         """One kernel step and the observation after it (fused by ``torch.compile`` if asked)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -248,6 +248,14 @@ def take_state(state: Any, rows: torch.Tensor | slice) -> Any:
     """The sub-batch of ``state`` at ``rows`` (a boolean mask, index tensor or slice)."""
     return dataclasses.replace(
         state, **{f.name: getattr(state, f.name)[rows] for f in dataclasses.fields(state)}
+    )
+
+
+def concat_states(states: Sequence[Any]) -> Any:
+    """One batch of the batches ``states``, in order."""
+    fields = dataclasses.fields(states[0])
+    return dataclasses.replace(
+        states[0], **{f.name: torch.cat([getattr(state, f.name) for state in states]) for f in fields}
     )
 
 

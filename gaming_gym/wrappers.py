@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import gymnasium as gym
+import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
@@ -190,12 +191,20 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
     which copies them all to the host at once, and ``info["episode"]`` and ``info["_episode"]``
     are present at every step, the mask saying which envs' episodes ended (none, mostly).
 
+    ``blocks=B`` keeps the episodes of each of ``B`` equal blocks of envs apart (the blocks of
+    :meth:`~gaming_gym.fronts.GameableVectorEnv.reset_blocks`, one per stacked agent):
+    :meth:`block_queues` holds each block's, and ``get_state``/``set_state`` take a ``block``.
+
     Attributes:
         queues: :class:`EpisodeQueues` of the last ``buffer_length`` episodes over all envs.
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, buffer_length: int = 100, deferred: bool = False):
+    def __init__(
+        self, env: gym.vector.VectorEnv, buffer_length: int = 100, deferred: bool = False, blocks: int = 1
+    ):
         super().__init__(env)
+        if blocks < 1 or env.num_envs % blocks:
+            raise ConfigError(f"{env.num_envs} envs do not split into {blocks!r} equal blocks")
         self.autoreset_mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if self.autoreset_mode not in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP):
             raise ConfigError(
@@ -203,7 +212,7 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
                 f"NEXT_STEP), got autoreset_mode {self.autoreset_mode!r}"
             )
         self.deferred = deferred
-        self._queues = EpisodeQueues(buffer_length)
+        self._queues = [EpisodeQueues(buffer_length) for _ in range(blocks)]
         self._pending: list[tuple[torch.Tensor, ...]] = []  # deferred: (ended, proxy, true, length)
         self._sums: EpisodeSums | None = None  # of the episodes in progress, (num_envs,) each
         self._resetting: torch.Tensor | None = None  # next-step autoreset: envs whose next step resets
@@ -218,8 +227,14 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
     @property
     def queues(self) -> EpisodeQueues:
         """The recent episodes (when ``deferred``, those still on the device are read first)."""
+        if len(self._queues) > 1:
+            raise ConfigError("these statistics keep blocks of envs apart: read block_queues(block)")
+        return self.block_queues(0)
+
+    def block_queues(self, block: int) -> EpisodeQueues:
+        """The recent episodes of block ``block`` (of ``blocks``), read from the device first."""
         self._read_pending()
-        return self._queues
+        return self._queues[block]
 
     def _read_pending(self) -> None:
         """Copy the episodes ended since the last read to the host, into the queues: one sync."""
@@ -228,32 +243,55 @@ class RecordVectorEpisodeStatistics(gym.vector.VectorWrapper):
         columns = (torch.stack(column).cpu().numpy() for column in zip(*self._pending, strict=True))
         ended, proxy, true, length = columns
         self._pending = []
-        self._queues.extend(proxy[ended].tolist(), true[ended].tolist(), length[ended].tolist())
+        for block, queues in zip(
+            np.split(np.arange(self.num_envs), len(self._queues)), self._queues, strict=True
+        ):
+            kept = ended[:, block]
+            queues.extend(
+                proxy[:, block][kept].tolist(), true[:, block][kept].tolist(), length[:, block][kept].tolist()
+            )
 
-    def get_state(self) -> dict[str, Any]:
+    def get_state(self, block: int | None = None) -> dict[str, Any]:
         """The wrapped env's :meth:`~gaming_gym.fronts.GameableVectorEnv.get_state`, plus the
-        in-flight episodes' running sums and the recent-episode queues (for exact resumption)."""
+        in-flight episodes' running sums and the recent-episode queues (for exact resumption);
+        with ``block``, that block's alone, as the get_state of a batch of its size."""
         if self._sums is None:
             raise ResetNeededError("Call reset() before get_state().")
+        rows, queues = self._block(block)
         return {
-            "env": self.env.get_state(),
-            "running": [value.clone() for value in self._sums],
-            "resetting": self._resetting.clone(),
-            "recent": [list(self.queues.proxy), list(self.queues.true), list(self.queues.length)],
-            "episode_count": self.queues.episode_count,
+            "env": self.env.get_state() if block is None else self.env.get_state(block),
+            "running": [value[rows].clone() for value in self._sums],
+            "resetting": self._resetting[rows].clone(),
+            "recent": [list(queues.proxy), list(queues.true), list(queues.length)],
+            "episode_count": queues.episode_count,
         }
 
-    def set_state(self, saved: dict[str, Any]) -> None:
-        """Continue from :meth:`get_state` (call ``reset`` first, as the wrapped env needs)."""
-        self.env.set_state(saved["env"])
+    def set_state(self, saved: dict[str, Any], block: int | None = None) -> None:
+        """Continue from :meth:`get_state` (call ``reset`` first, as the wrapped env needs); with
+        ``block``, put that block back from the get_state of a batch of its size."""
+        if block is None:
+            self.env.set_state(saved["env"])
+        else:
+            self.env.set_state(saved["env"], block)
+        rows, queues = self._block(block)
         device = self._device
         # copies: the wrapper never shares tensors with the caller's saved dict
-        self._sums = EpisodeSums(*(value.to(device, copy=True) for value in saved["running"]))
-        self._resetting = saved.get("resetting", torch.zeros_like(self._resetting)).to(device, copy=True)
+        for value, part in zip(self._sums, saved["running"], strict=True):
+            value[rows] = part.to(device)
+        self._resetting[rows] = saved.get("resetting", torch.zeros_like(self._resetting[rows])).to(device)
         self._pending = []
-        self._queues = EpisodeQueues(self._queues.proxy.maxlen)
-        self._queues.extend(*saved["recent"])
-        self._queues.episode_count = saved["episode_count"]
+        fresh = EpisodeQueues(queues.proxy.maxlen)
+        fresh.extend(*saved["recent"])
+        fresh.episode_count = saved["episode_count"]
+        self._queues[0 if block is None else block] = fresh
+
+    def _block(self, block: int | None) -> tuple[slice, EpisodeQueues]:
+        """The rows and the queues of ``block`` (of the whole batch when None)."""
+        self._read_pending()
+        if block is None:
+            return slice(0, self.num_envs), self.queues
+        size = self.num_envs // len(self._queues)
+        return slice(block * size, (block + 1) * size), self._queues[block]
 
     def step(self, actions):
         if self._sums is None:

@@ -144,6 +144,34 @@ def test_env_zero_of_a_batch_is_the_single_env_with_the_same_seed(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
+def test_a_block_of_a_blocked_batch_plays_as_its_own_batch_through_resets(env_id):
+    """A batch reset in blocks (how stacked agents share one env) plays each block exactly as a
+    batch of the block's size reset with the block's seed, across episode ends and resets, and
+    hands that batch's state (the block's rows, its generator) to checkpoints."""
+    blocked = gym.make_vec(env_id, num_envs=12, max_episode_steps=SHORT_EPISODE)
+    alone = gym.make_vec(env_id, num_envs=4, max_episode_steps=SHORT_EPISODE)
+    blocked_obs, _ = blocked.reset(options={"block_seeds": [5, 6, 7]})
+    obs, _ = alone.reset(seed=6)
+    blocked.action_space.seed(0)
+    ends = 0
+    for _ in range(2 * SHORT_EPISODE + 3):
+        assert torch.equal(blocked_obs[4:8], obs)
+        actions = torch.as_tensor(np.asarray(blocked.action_space.sample()))
+        blocked_obs, blocked_proxy, blocked_terminated, _, blocked_info = blocked.step(actions)
+        obs, proxy, terminated, truncated, info = alone.step(actions[4:8])
+        assert torch.equal(blocked_proxy[4:8], proxy) and torch.equal(blocked_terminated[4:8], terminated)
+        assert torch.equal(blocked_info["true_reward"][4:8], info["true_reward"])
+        assert torch.equal(blocked_info["final_obs"][4:8], info["final_obs"])
+        ends += int((terminated | truncated).sum())
+    assert ends >= 4
+    block, own = blocked.unwrapped.get_state(1), alone.unwrapped.get_state()
+    assert torch.equal(block["generator"], own["generator"])
+    assert all(torch.equal(block["state"][name], value) for name, value in own["state"].items())
+    with pytest.raises(ConfigError, match="one block at a time"):
+        blocked.unwrapped.get_state()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
 def test_stepping_leaves_the_previous_state_and_observations_as_they_were(env_id):
     """States are values: neither the kernel's step nor the vector front's (resetting ended envs
     included) writes into the tensors of the state, observation or final observation before it."""

@@ -185,7 +185,7 @@ def test_deferred_statistics_record_the_same_episodes_and_read_them_only_when_as
             for key in ("r", "true", "l"):
                 assert torch.equal(info["episode"][key], eager_info["episode"][key])
     assert not reads  # nothing read while stepping
-    assert deferred._queues.episode_count == 0  # nothing read yet
+    assert deferred._queues[0].episode_count == 0  # nothing read yet
     assert set(eager.queues.length) > {20} and set(eager.queues.true) == {0.0, 1.0}  # doors and cut-offs
     assert list(deferred.queues.proxy) == list(eager.queues.proxy)
     assert list(deferred.queues.true) == list(eager.queues.true)
