@@ -58,6 +58,11 @@ class RunNotFoundError(RunDirectoryError, FileNotFoundError):
     """No run directory (or no file it should hold) at the path given."""
 
 
+class UnevenStackError(RunDirectoryError):
+    """Runs to resume stacked stand at different iterations (killed between their checkpoints):
+    each must resume alone."""
+
+
 class RunExistsError(RunDirectoryError, FileExistsError):
     """The run directory already holds a run, and resuming it was turned off."""
 

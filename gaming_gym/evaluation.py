@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,24 +47,53 @@ def evaluate(
     the scripted reference policies. Every env runs exactly one episode; envs whose episode has
     ended keep stepping (their results are ignored) until the last one ends.
     """
+    return evaluate_blocks(policy, env_id, episodes, [seed], device, knobs, reward_model)[0]
+
+
+@torch.no_grad()
+def evaluate_blocks(
+    policy: Policy,
+    env_id: str,
+    episodes: int,
+    seeds: Sequence[int],
+    device: str | torch.device = "cpu",
+    knobs: dict[str, Any] | None = None,
+    reward_model: str | None = None,
+) -> list[EpisodeReturns]:
+    """:func:`evaluate` for several policies at once: ``policy`` acts on ``len(seeds)`` blocks of
+    ``episodes`` envs (stacked agents, block ``i`` agent ``i``'s), block ``i`` reset with
+    ``seeds[i]`` as :func:`evaluate` with that seed resets its envs; one list entry a block.
+
+    Each block's episodes are those :func:`evaluate` with its seed plays, given the same actions.
+    A block whose episodes are all over keeps stepping until every block's are; the length of
+    its longest episode says how many steps it was running.
+    """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ConfigError(f"episodes must be a positive int, got {episodes!r}")
-    env = gym.make_vec(env_id, num_envs=episodes, device=resolve_device(device), **(knobs or {}))
+    total = episodes * len(seeds)
+    env = gym.make_vec(env_id, num_envs=total, device=resolve_device(device), **(knobs or {}))
     try:
         if reward_model is not None:
             from gaming_gym.rlhf import with_reward_model  # rlhf builds on this module
 
             env = with_reward_model(env, reward_model, env_id, knobs or {})
-        obs, _ = env.reset(seed=seed)
-        sums = EpisodeSums.zeros(episodes, env.unwrapped.device)
-        running = torch.ones(episodes, dtype=torch.bool, device=env.unwrapped.device)
+        if len(seeds) == 1:
+            obs, _ = env.reset(seed=seeds[0])
+        else:
+            obs, _ = env.reset(options={"block_seeds": list(seeds)})
+        sums = EpisodeSums.zeros(total, env.unwrapped.device)
+        running = torch.ones(total, dtype=torch.bool, device=env.unwrapped.device)
         while bool(running.any()):
             obs, _, terminated, truncated, info = env.step(policy(obs))
             sums = sums.add(info["proxy_reward"], info["true_reward"], running)
             running &= ~(terminated | truncated)
     finally:
         env.close()
-    return EpisodeReturns(*(value.cpu().numpy() for value in sums))
+    columns = [value.cpu().numpy() for value in sums]
+    return [
+        EpisodeReturns(*(column[block * episodes : (block + 1) * episodes] for column in columns))
+        for block in range(len(seeds))
+    ]
 
 
 def reference_policy(env_id: str, name: str, knobs: dict[str, Any] | None = None, seed: int = 0) -> Policy:

@@ -10,7 +10,9 @@ ties the three into a run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import torch
@@ -46,10 +48,15 @@ def collect_rollout(
     config: PPOConfig,
     reference: ReferencePolicy | None = None,
     generator: torch.Generator | None = None,
+    bootstrap: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[Rollout, torch.Tensor]:
     """Step the batched env ``num_steps`` times with the current policy; return the rollout and the
     observation to continue from. Actions are sampled from ``generator`` (on ``obs``'s device;
     torch's global RNG when None).
+
+    ``agent`` and ``config`` may also be stacked agents and their per-env settings
+    (:mod:`~gaming_gym.agents.ppo.stacked`, whose ``bootstrap`` values every final observation
+    at once, and whose coefficients are tensors of one value per env).
 
     The env resets ended episodes within the same step, so where an episode was *truncated* its
     last observation comes from ``info["final_obs"]``; its value is kept to bootstrap from (by
@@ -59,7 +66,8 @@ def collect_rollout(
     """
     steps, n = config.num_steps, config.num_envs
     device = obs.device
-    penalised = reference is not None and config.kl_coef > 0
+    # stacked agents' per-env coefficients (a tensor) come with a reference only where one is > 0
+    penalised = reference is not None and (isinstance(config.kl_coef, torch.Tensor) or config.kl_coef > 0)
     names = ["log_probs", "values", "rewards"] + (["kl_penalty", "kl_reference"] if penalised else [])
     buffers = {name: torch.zeros(steps, n, device=device) for name in names}
     terminated_buffer = torch.zeros(steps, n, dtype=torch.bool, device=device)
@@ -91,7 +99,7 @@ def collect_rollout(
         actions=torch.stack(action_buffer),
         terminated=terminated_buffer,
         truncated=truncated_buffer,
-        final_values=bootstrap_values(agent, torch.stack(final_obs_buffer), truncated_buffer),
+        final_values=(bootstrap or bootstrap_values)(agent, torch.stack(final_obs_buffer), truncated_buffer),
         next_value=agent.value(agent.normalise(obs)),
         **buffers,
     )
@@ -208,31 +216,36 @@ def ppo_loss(
     agent: ActorCritic, minibatch: dict[str, torch.Tensor], config: PPOConfig
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One minibatch's loss: clipped surrogate objective, value loss and entropy bonus; and its
-    statistics (detached, on the device)."""
+    statistics (detached, on the device).
+
+    Means are over the minibatch's first dimension: a minibatch of stacked agents, shaped
+    ``(rows, agents, ...)`` with coefficients of shape ``(agents,)``, gives each agent's loss and
+    statistics, shaped ``(agents,)``, each from its own rows only.
+    """
     distribution = agent.distribution(minibatch["obs"])
     log_ratio = distribution.log_prob(minibatch["actions"]) - minibatch["log_probs"]
     ratio = log_ratio.exp()
     advantages = minibatch["advantages"]
     if config.norm_adv:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        advantages = (advantages - advantages.mean(0)) / (advantages.std(0) + 1e-8)
     clipped_ratio = ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
-    policy_loss = -torch.min(advantages * ratio, advantages * clipped_ratio).mean()
+    policy_loss = -torch.min(advantages * ratio, advantages * clipped_ratio).mean(0)
     value_loss = _value_loss(agent.value(minibatch["obs"]), minibatch["values"], minibatch["returns"], config)
-    entropy = distribution.entropy().mean()
+    entropy = distribution.entropy().mean(0)
     loss = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
     with torch.no_grad():
         stats = {
             "policy_loss": policy_loss.detach(),
             "value_loss": value_loss.detach(),
             "entropy": entropy.detach(),
-            "approx_kl": ((ratio - 1) - log_ratio).mean(),
-            "clipfrac": ((ratio - 1).abs() > config.clip_coef).float().mean(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(0),
+            "clipfrac": ((ratio - 1).abs() > config.clip_coef).float().mean(0),
         }
     return loss, stats
 
 
 def _value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, config: PPOConfig):
     if not config.clip_vloss:
-        return 0.5 * (values - returns).square().mean()
+        return 0.5 * (values - returns).square().mean(0)
     clipped = old_values + (values - old_values).clamp(-config.clip_coef, config.clip_coef)
-    return 0.5 * torch.max((values - returns).square(), (clipped - returns).square()).mean()
+    return 0.5 * torch.max((values - returns).square(), (clipped - returns).square()).mean(0)

@@ -23,7 +23,12 @@ from gaming_gym.errors import ConfigError
 
 class RunningMeanStd(nn.Module):
     """Running mean and variance of observations (Chan et al.'s parallel update), kept as buffers
-    so they are saved and loaded with the agent's ``state_dict``."""
+    so they are saved and loaded with the agent's ``state_dict``.
+
+    Batches are ``(..., batch, features)``: one agent's statistics of shape ``(features,)`` take
+    ``(batch, features)``; stacked agents' statistics, ``(agents, features)`` with counts of shape
+    ``(agents, 1)``, take ``(agents, batch, features)`` (:mod:`~gaming_gym.agents.ppo.stacked`).
+    """
 
     def __init__(self, shape: tuple[int, ...], epsilon: float = 1e-4):
         super().__init__()
@@ -33,7 +38,7 @@ class RunningMeanStd(nn.Module):
 
     @torch.no_grad()
     def update(self, batch: torch.Tensor) -> None:
-        batch_mean, batch_var, batch_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        batch_mean, batch_var, batch_count = batch.mean(-2), batch.var(-2, unbiased=False), batch.shape[-2]
         delta = batch_mean - self.mean
         total = self.count + batch_count
         self.mean += delta * batch_count / total
@@ -48,7 +53,8 @@ class RunningMeanStd(nn.Module):
         self.count.copy_(total)
 
     def normalise(self, obs: torch.Tensor) -> torch.Tensor:
-        return ((obs - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-10.0, 10.0)
+        mean, var = self.mean.unsqueeze(-2), self.var.unsqueeze(-2)
+        return ((obs - mean) / torch.sqrt(var + 1e-8)).clamp(-10.0, 10.0)
 
 
 class DiscreteHead(nn.Module):
@@ -64,8 +70,15 @@ class DiscreteHead(nn.Module):
         self.start = int(space.start)
         self.logits = _layer(width, int(space.n), std=0.01, generator=generator)
 
+    def outputs(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The distribution's parameters as tensors (what a vmap over stacked agents can return)."""
+        return (self.logits(features),)
+
+    def distribution_from(self, logits: torch.Tensor) -> torch.distributions.Distribution:
+        return torch.distributions.Categorical(logits=logits, validate_args=False)
+
     def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
-        return torch.distributions.Categorical(logits=self.logits(features), validate_args=False)
+        return self.distribution_from(*self.outputs(features))
 
     @torch.no_grad()
     def sample(
@@ -99,10 +112,19 @@ class GaussianHead(nn.Module):
         self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32).flatten())
         self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32).flatten())
 
-    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+    def outputs(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The distribution's parameters as tensors (what a vmap over stacked agents can return)."""
         mean = self.mean(features)
-        normal = torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False)
+        return mean, self.log_std.expand_as(mean)
+
+    def distribution_from(
+        self, mean: torch.Tensor, log_std: torch.Tensor
+    ) -> torch.distributions.Distribution:
+        normal = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
         return torch.distributions.Independent(normal, 1, validate_args=False)
+
+    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+        return self.distribution_from(*self.outputs(features))
 
     @torch.no_grad()
     def sample(
@@ -198,6 +220,14 @@ class ActorCritic(nn.Module):
 
     def value(self, norm_obs: torch.Tensor) -> torch.Tensor:
         return self.critic(norm_obs).squeeze(-1)
+
+    def forward(self, norm_obs: torch.Tensor, part: str = "both") -> tuple[torch.Tensor, ...]:
+        """On normalised observations, the policy head's outputs (``part="policy"``), the value
+        (``"value"``) or both, as tensors: what
+        :class:`~gaming_gym.agents.ppo.stacked.StackedAgents` maps over agents."""
+        policy = self.head.outputs(self.actor(norm_obs)) if part in ("policy", "both") else ()
+        value = (self.value(norm_obs),) if part in ("value", "both") else ()
+        return *policy, *value
 
     def distribution(self, norm_obs: torch.Tensor) -> torch.distributions.Distribution:
         return self.head.distribution(self.actor(norm_obs))

@@ -384,19 +384,25 @@ def _due(iteration: int, every: int) -> bool:
 
 
 def _start_run(config: PPOConfig, device: torch.device) -> _Run:
-    """Seed the run's generators, make the batched env, a fresh agent (and its frozen copy) and
-    optimiser.
+    """Make the batched env and reset it with the run's seed, then the run's agent (see
+    :func:`new_run`)."""
+    env = make_training_env(config, device)
+    obs, _ = env.reset(seed=config.seed)
+    return new_run(config, device, env, obs)
 
-    The KL penalty's reference is the frozen initial agent with ``kl_reference="initial"``; a
-    cloned ``"intended"`` one is built (or restored) by the caller.
 
-    The training env skips what would make the host wait for the device at every step: checking
-    action values (the policy heads act inside the action space by construction; evaluations,
-    on envs of their own, still check every action) and reading ended episodes, which wait on
-    the device until :func:`_train_iteration` reads them, once an iteration.
+def make_training_env(
+    config: PPOConfig, device: torch.device, num_envs: int | None = None, blocks: int = 1
+) -> RecordVectorEpisodeStatistics:
+    """The batched env a run trains on (``num_envs`` of them, in ``blocks`` whose episodes are
+    counted apart: stacked agents share one), with its episode statistics, not yet reset.
+
+    It skips what would make the host wait for the device at every step: checking action values
+    (the policy heads act inside the action space by construction; evaluations, on envs of their
+    own, still check every action) and reading ended episodes, which wait on the device until
+    :func:`_train_iteration` reads them, once an iteration.
     """
-    init_generator, generator = _generators(config.seed, device)
-    env = gym.make_vec(config.env_id, num_envs=config.num_envs, device=device, **config.knobs)
+    env = gym.make_vec(config.env_id, num_envs=num_envs or config.num_envs, device=device, **config.knobs)
     if not isinstance(env.unwrapped, GameableVectorEnv):
         env.close()
         raise ConfigError(
@@ -406,19 +412,25 @@ def _start_run(config: PPOConfig, device: torch.device) -> _Run:
     env.unwrapped.check_action_values = False
     try:
         env = with_reward_model(env, config.reward_model, config.env_id, config.knobs)
-    except ConfigError:
-        env.close()
-        raise
-    env = RecordVectorEpisodeStatistics(env, deferred=True)
-    try:
+        env = RecordVectorEpisodeStatistics(env, deferred=True, blocks=blocks)
         require_network_size(env.single_observation_space, env.single_action_space, config)
     except ConfigError:
         env.close()
         raise
+    return env
+
+
+def new_run(config: PPOConfig, device: torch.device, env: Any, obs: torch.Tensor) -> _Run:
+    """A fresh run on ``env`` (reset, at ``obs``): the agent drawn from a generator seeded with
+    the run's seed, its frozen copy and its optimiser.
+
+    The KL penalty's reference is the frozen initial agent with ``kl_reference="initial"``; a
+    cloned ``"intended"`` one is built (or restored) by the caller.
+    """
+    init_generator, generator = _generators(config.seed, device)
     agent = _new_agent(env, config, config.norm_obs, init_generator).to(device)
     initial_agent = copy.deepcopy(agent).requires_grad_(False)
     optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
-    obs, _ = env.reset(seed=config.seed)
     run = _Run(agent, optimizer, env, obs, initial_agent, generator)
     if config.kl_coef > 0 and config.kl_reference == "initial":
         run.reference = initial_agent
@@ -483,9 +495,7 @@ def _evaluation_row(evaluation: Evaluation) -> dict[str, float]:
 def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict[str, float]:
     """One rollout and one update; returns the iteration's log row."""
     started = time.perf_counter()
-    if config.anneal_lr:
-        fraction = 1.0 - run.iteration / config.num_iterations
-        run.optimizer.param_groups[0]["lr"] = fraction * config.learning_rate
+    anneal_learning_rate(run, config)
     rollout, run.obs = collect_rollout(run.agent, run.env, run.obs, config, run.reference, run.generator)
     advantages, returns = compute_gae(
         rollout.rewards,
@@ -498,6 +508,25 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
         config.gae_lambda,
     )
     losses = ppo_update(run.agent, run.optimizer, rollout, advantages, returns, config, run.generator)
+    return finish_iteration(run, config, rollout, returns, losses, time.perf_counter() - started)
+
+
+def anneal_learning_rate(run: _Run, config: PPOConfig) -> None:
+    """With ``anneal_lr``, the learning rate of the coming iteration: linearly down to zero."""
+    if config.anneal_lr:
+        fraction = 1.0 - run.iteration / config.num_iterations
+        run.optimizer.param_groups[0]["lr"] = fraction * config.learning_rate
+
+
+def finish_iteration(
+    run: _Run,
+    config: PPOConfig,
+    rollout: Rollout,
+    returns: torch.Tensor,
+    losses: dict[str, torch.Tensor],
+    seconds: float,
+) -> dict[str, float]:
+    """Count the iteration that took ``seconds`` and return its log row."""
     run.iteration += 1
     run.global_step += config.batch_size
     charts, losses = _read_statistics(rollout, returns, losses)
@@ -511,7 +540,7 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
         "charts/episodes": run.env.queues.episode_count,
         "charts/learning_rate": run.optimizer.param_groups[0]["lr"],
         **charts,
-        "charts/fps": config.batch_size / (time.perf_counter() - started),
+        "charts/fps": config.batch_size / seconds,
     }
     return {**row, **losses}
 
