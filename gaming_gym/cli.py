@@ -5,6 +5,7 @@
     gaming-gym evaluate runs/boat                 # or an env's scripted policy: ENV_ID:exploit
     gaming-gym report runs/boat-s0 runs/boat-s1   # one Goodhart table over seeds
     gaming-gym render runs/boat --out boat.gif
+    gaming-gym sweep experiments/sweeps/optimisation_pressure.toml   # a grid x seeds, on Ray
     gaming-gym demo
 
 Custom envs: ``--import my_envs`` (a module, or a .py file) before the command registers them,
@@ -58,6 +59,20 @@ def cmd_list(args: argparse.Namespace) -> int:
         summary = _kernel(env_id).summary
         line = f"proxy: {summary['proxy']} | true: {summary['true']} | exploit: {summary['exploit']}"
         print(f"{env_id:<34} {line}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from gaming_gym.sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(args.file)
+    _require_env(sweep.env_id)
+    out = args.out or f"runs/{Path(args.file).stem}"
+    result = run_sweep(sweep, out, engine=args.engine, address=args.address, progress=not args.quiet)
+    print(
+        f"sweep done in {result.seconds:.0f} s ({result.trained} runs trained, {result.skipped} already "
+        f"finished): table {result.table}, phase diagram {result.phase_diagram}"
+    )
     return 0
 
 
@@ -390,6 +405,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--deterministic", action="store_true", help="a trained agent acts greedily instead of sampling"
     )
     render.set_defaults(run=cmd_render)
+
+    sweep = commands.add_parser(
+        "sweep", help="train a grid of settings x seeds (a TOML file): table and phase diagram; resumable"
+    )
+    sweep.add_argument("file", help="sweep file (TOML; see gaming_gym/sweep.py or experiments/sweeps/)")
+    sweep.add_argument(
+        "--out", default=None, help="output folder (default: runs/FILE_STEM); re-running resumes"
+    )
+    sweep.add_argument(
+        "--engine",
+        choices=("auto", "ray", "local"),
+        default="auto",
+        help="ray: tasks in parallel on Ray (a local instance unless --address); local: one after "
+        "another in this process; auto (default): ray when installed",
+    )
+    sweep.add_argument("--address", default=None, help="a Ray cluster's address (default: start Ray here)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bars")
+    sweep.set_defaults(run=cmd_sweep)
 
     demo = commands.add_parser("demo", help="train PPO on BoatRace (CPU): Goodhart table, curve, rollout GIF")
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")

@@ -390,3 +390,55 @@ def plot_gap_by_capability(
     axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def plot_phase_diagram(
+    values: Mapping[str, Any],
+    path: str | os.PathLike,
+    title: str,
+    x_label: str,
+    y_label: str,
+    panel_label: str | None = None,
+) -> Path:
+    """A sweep's phase diagram: the Goodhart gap (top row) and the normalised true return (bottom
+    row) over two axes, a column per panel value (e.g. a mitigation's strength), each square
+    annotated with its mean over seeds (and, for the gap, the seeds' range), so a sharp change
+    between neighbouring squares (a phase transition) reads at a glance.
+
+    ``values`` is :func:`gaming_gym.sweep.phase_values`'s: ``x``, ``y`` and ``panels`` labels, and
+    ``gap``, ``true`` and ``spread`` arrays shaped ``(panels, y, x)``.
+    """
+    gap, true, spread = (np.asarray(values[name], dtype=float) for name in ("gap", "true", "spread"))
+    panels = list(values["panels"])
+    figure = Figure(figsize=(max(FIGURE_SIZE[0], 3.6 * len(panels) + 1.5), 7.5), dpi=DPI)
+    grid = figure.subplots(2, len(panels), squeeze=False)
+    rows = (
+        ("Goodhart gap p - t", gap, "Reds", (0.0, max(1.0, float(np.nanmax(gap))))),
+        (
+            "normalised true return t",
+            true,
+            "RdYlGn",
+            (min(0.0, float(np.nanmin(true))), max(1.0, float(np.nanmax(true)))),
+        ),
+    )
+    for row, (name, data, colours, limits) in enumerate(rows):
+        for column, panel in enumerate(panels):
+            axes = grid[row][column]
+            image = axes.imshow(
+                data[column], origin="lower", aspect="auto", cmap=colours, vmin=limits[0], vmax=limits[1]
+            )
+            for (y, x), value in np.ndenumerate(data[column]):
+                text = "n/a" if np.isnan(value) else f"{value:.2f}"
+                if row == 0 and not np.isnan(spread[column, y, x]):
+                    text += f"\n±{spread[column, y, x] / 2:.2f}"
+                axes.text(x, y, text, ha="center", va="center", fontsize=7)
+            axes.set_xticks(range(len(values["x"])), values["x"], fontsize=8)
+            axes.set_yticks(range(len(values["y"])), values["y"], fontsize=8)
+            axes.set_xlabel(x_label)
+            if column == 0:
+                axes.set_ylabel(f"{y_label}\n({name})")
+            heading = name if panel_label is None else f"{panel_label} = {panel}: {name}"
+            axes.set_title(heading, fontsize=9)
+        figure.colorbar(image, ax=list(grid[row]), shrink=0.85)
+    figure.suptitle(f"{title}\n(gap squares: mean ± half the seeds' range)", fontsize=10)
+    return save_figure(figure, path)

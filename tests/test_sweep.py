@@ -1,0 +1,180 @@
+"""Sweeps: a grid x seeds into run directories, on local Ray or in-process, resumable, with a
+table and a phase diagram."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gaming_gym.cli import main
+from gaming_gym.sweep import load_sweep, phase_values, plan_groups, run_sweep, sweep_cells
+
+TINY_SETTINGS = """
+[settings]
+num_envs = 16
+num_steps = 32
+num_minibatches = 2
+update_epochs = 2
+total_timesteps = 2048
+eval_every = 1
+eval_episodes = 4
+checkpoint_every = 1
+"""
+
+
+def _write_sweep(folder: Path, grid: str, plot: str = 'x = "ent_coef"', name: str = "tiny.toml") -> Path:
+    path = folder / name
+    path.write_text(
+        f'env = "GamingGym/AbsentSupervisor-v0"\nseeds = [0, 1]\ntitle = "tiny"\n{TINY_SETTINGS}\n'
+        f"[grid]\n{grid}\n\n[plot]\n{plot}\n"
+    )
+    return path
+
+
+def _report(run_dir: Path) -> dict:
+    return json.loads((run_dir / "goodhart.json").read_text())
+
+
+def test_a_tiny_sweep_runs_on_local_ray_as_it_runs_in_process(tmp_path):
+    """2 cells x 2 seeds on a local Ray instance: one stacked task (the cells differ in a
+    per-agent setting), every run directory, a report per cell, the table and the phase
+    diagram; and the same numbers, run for run, as the in-process engine gives."""
+    pytest.importorskip("ray")
+    sweep = load_sweep(_write_sweep(tmp_path, "ent_coef = [0.0, 0.05]"))
+    messages: list[str] = []
+    on_ray = run_sweep(sweep, tmp_path / "ray", engine="ray", progress=False, say=messages.append)
+    assert on_ray.trained == 4 and on_ray.skipped == 0
+    assert "4 to train in 1 task(s)" in messages[0] and "(stacked x4)" in messages[1]
+    local = run_sweep(sweep, tmp_path / "local", engine="local", progress=False, say=lambda _: None)
+    for cell in ("ent_coef=0.0", "ent_coef=0.05"):
+        for seed in (0, 1):
+            ours = _report(tmp_path / "ray" / cell / f"seed-{seed}")
+            assert ours == _report(tmp_path / "local" / cell / f"seed-{seed}")
+            assert len(ours["steps"]) == 5  # step 0 and 4 iterations
+        assert (tmp_path / "ray" / cell / "goodhart.json").is_file()
+
+    rows = list(csv.DictReader(on_ray.table.open()))
+    assert [row["cell"] for row in rows] == ["ent_coef=0.0", "ent_coef=0.05"]
+    for row, report in zip(rows, local.reports.values(), strict=True):
+        assert float(row["gap"]) == pytest.approx(report.final_gap, abs=1e-4)
+        assert row["seeds"] == "2"
+
+    values = phase_values(sweep, sweep_cells(sweep), tmp_path / "ray")
+    assert values["gap"].shape == (1, 4, 2)  # one panel, 4 step counts, 2 cells
+    # the diagram's last row is the final gap, averaged over seeds, as the table has it
+    for column, row in enumerate(rows):
+        gaps = [_report(tmp_path / "ray" / row["cell"] / f"seed-{seed}")["gap"][-1] for seed in (0, 1)]
+        assert values["gap"][0, -1, column] == pytest.approx(np.mean(gaps), abs=1e-9)
+        assert values["gap"][0, -1, column] == pytest.approx(float(row["gap"]), abs=1e-4)
+    image = Image.open(on_ray.phase_diagram)
+    assert image.size[0] >= 800 and image.size[1] >= 700
+
+
+def test_cells_that_change_shapes_train_as_separate_tasks():
+    sweep = load_sweep_text(
+        "hidden_sizes = [[8, 8], [16, 16]]\nlearning_rate = [0.0003, 0.001]",
+        'x = "hidden_sizes"\ny = "learning_rate"',
+    )
+    from gaming_gym.sweep import _Job
+
+    jobs = [
+        _Job(cell.label, seed, sweep.env_id, cell.knobs, {**cell.settings, "seed": seed}, "unused")
+        for cell in sweep_cells(sweep)
+        for seed in sweep.seeds
+    ]
+    groups = plan_groups(jobs, "ppo", max_stack=3)
+    # per width: 2 learning rates x 2 seeds = 4 runs, in stacks of at most 3
+    assert sorted(len(group) for group in groups) == [1, 1, 3, 3]
+    for group in groups:
+        assert len({job.settings["hidden_sizes"] for job in group}) == 1
+    assert [len(g) for g in plan_groups(jobs, "sb3", max_stack=16)] == [1] * 8
+
+
+def load_sweep_text(grid: str, plot: str, tmp: Path | None = None):
+    import tempfile
+
+    folder = Path(tmp or tempfile.mkdtemp())
+    return load_sweep(_write_sweep(folder, grid, plot))
+
+
+def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
+    """Kill a sweep (SIGKILL, in-process engine) while its second task is training, then run it
+    again: the finished runs are skipped untouched, the killed ones resume from their last
+    checkpoints (no iteration logged twice), and the sweep completes."""
+    longer = TINY_SETTINGS.replace("total_timesteps = 2048", "total_timesteps = 8192")
+    path = tmp_path / "kill.toml"
+    path.write_text(
+        f'env = "GamingGym/AbsentSupervisor-v0"\nseeds = [0, 1]\n{longer}\n'
+        '[grid]\nhidden_sizes = [[8, 8], [16, 16]]\n\n[plot]\nx = "hidden_sizes"\n'
+    )
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "gaming_gym", "sweep", str(path), "--out", str(out), "--engine", "local"]
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    second = out / "hidden_sizes=8x8" / "seed-1" / "progress.csv"  # the costlier task goes first
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if second.exists() and len(second.read_text().splitlines()) >= 4:  # header, step 0, 2 iterations
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the sweep ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = out / "hidden_sizes=16x16" / "seed-0" / "goodhart.json"
+    assert finished.is_file()
+    assert not (out / "hidden_sizes=8x8" / "seed-1" / "goodhart.json").exists()
+    stamp = finished.stat().st_mtime_ns
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "2 finished, 2 to train in 1 task(s)" in rerun.stdout
+    assert finished.stat().st_mtime_ns == stamp
+    for seed in (0, 1):
+        rows = (out / "hidden_sizes=8x8" / f"seed-{seed}" / "progress.csv").read_text().splitlines()
+        assert [row.split(",")[0] for row in rows[1:]] == [str(i) for i in range(17)]
+    assert (out / "phase_diagram.png").is_file() and (out / "sweep_table.csv").is_file()
+
+
+HEAD = 'env = "GamingGym/AbsentSupervisor-v0"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            HEAD + 'seeds = [0]\n[grid]\nent_coef = [nan]\n[plot]\nx = "ent_coef"\n',
+            "ent_coef is nan: sweep values must be finite",
+        ),
+        (
+            HEAD + 'seeds = [0, 0]\n[grid]\nent_coef = [0.0]\n[plot]\nx = "ent_coef"\n',
+            "seeds must be distinct",
+        ),
+        (
+            HEAD + 'seeds = [0]\n[grid]\nent_coef = [0.0]\n[plot]\nx = "gamma"\n',
+            "plot x = 'gamma' is not one of",
+        ),
+        (HEAD + 'seed = [0]\n[grid]\nent_coef = [0.0]\n[plot]\nx = "ent_coef"\n', "unknown key(s) seed"),
+        (
+            HEAD + 'seeds = [0]\n[grid]\nent_coef = [-1.0]\n[plot]\nx = "ent_coef"\n',
+            "ent_coef must be a finite number >= 0",
+        ),
+        ("seeds = [", "is not a valid TOML sweep file"),
+    ],
+)
+def test_a_bad_sweep_file_is_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--engine", "local", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert not (tmp_path / "out").exists()
