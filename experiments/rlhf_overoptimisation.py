@@ -5,16 +5,26 @@
 Bradley-Terry reward models (``gaming_gym.rlhf``) are fitted to the simulated raters'
 comparisons of the SFT policy's answers (the scripted intended policy with half its actions
 random; the raters score answers, not RESEARCH steps, so those are never compared and the
-models score them 0): from 300, 3,000 and 30,000 comparisons, and from 3,000 comparisons of raters who check
-more often (``check_prob`` 0.9 against 0.6). Each model's held-out preference accuracy and its
-correlation with the hidden true reward are printed. PPO then starts from the SFT clone
-(``kl_reference="sft"``) and trains against each model, without a KL penalty and, on the
-3,000-comparison model, with ``kl_coef`` 0.1 and 0.5 toward the SFT clone. Prints a per-seed
-table (peak and final true return with the d where it peaked, final reward-model return, Gao et
-al.'s RL-form d* against the observed d range) and the dynamics table per arm; writes
-true_against_d_comparisons.png (the reward-model sizes and check_prob) and true_against_d_kl.png
-(the KL coefficients): normalised true t (solid) and reward-model score p (dashed) against
-d = sqrt(KL from the SFT policy).
+models score them 0): from 300, 3,000 and 30,000 comparisons, and from 3,000 comparisons of
+raters who check more often (``check_prob`` 0.9 against 0.6). Each model's held-out preference
+accuracy and its correlation with the hidden true reward are printed. PPO then starts from the
+SFT clone (``kl_reference="sft"``: a clone of the same half-random demonstrator, so it starts
+well below the intended policy, at t = 0.43) and trains against each model, evaluated every
+iteration, without a KL penalty and, on the 3,000-comparison model, with ``kl_coef`` 0.2, 0.5
+and 1 toward the SFT clone. Prints a per-seed table (peak and final true return with the d
+where it peaked, final reward-model return, Gao et al.'s RL-form d* against the observed d
+range), the dynamics table and a table of the mean curves (start, peak t and its d, final t and
+d, the fall, d*); writes true_against_d_comparisons.png (the reward-model sizes and check_prob)
+and true_against_d_kl.png (the KL coefficients): normalised true t (solid) and reward-model
+score p (dashed) against d = sqrt(KL from the SFT policy).
+
+Measured (seeds 0-2, 40 x 8192 steps a run, about 10 minutes on one CPU thread): every arm
+rises from t = 0.43 to a mean peak of 0.61 (300 comparisons, at d = 0.70), 0.61 (3k, d = 1.02),
+0.64 (30k, d = 0.98) and 0.68 (``check_prob`` 0.9, d = 1.68, the end of its curve) while the
+model's score rises at 95-100% of evaluations; the true return then falls to -0.04, 0.42 and
+0.55 (0.67: no fall yet). Fitted d* on the mean curves: 0.41 / 0.66 / 0.93 / 1.46. The KL
+penalty stops the policy at final d 1.24 / 0.68 / 0.40 for ``kl_coef`` 0.2 / 0.5 / 1 (1.73
+without), with a fall from the peak of 0.18 / 0.08 / 0.05 (0.18 without).
 """
 
 import dataclasses
@@ -44,7 +54,10 @@ MODELS = {  # reward model name: (comparisons, env knobs of its raters and of th
     "30k comparisons": (30000, {}),
     "3k, check_prob 0.9": (3000, {"check_prob": 0.9}),
 }
-KL_ARMS = {"3k, kl_coef 0.1": 0.1, "3k, kl_coef 0.5": 0.5}
+KL_ARMS = {"3k, kl_coef 0.2": 0.2, "3k, kl_coef 0.5": 0.5, "3k, kl_coef 1": 1.0}
+EVAL_EVERY = 1
+"""Evaluate every iteration (the tuned setting is every 2): the true return peaks within the first
+few iterations, at d 0.4-1.0, and a point every 0.1 in d there places the peak."""
 
 
 def reward_model(out: Path, name: str, device: str) -> str:
@@ -108,6 +121,22 @@ def per_seed_table(out: Path, labels, seeds) -> str:
     return "\n".join(lines)
 
 
+def mean_curve_table(reports) -> str:
+    """Per arm, on the mean curves over seeds (normalised t): the start, the peak and the d where
+    it is observed, the final t and d, the fall from the peak to the end, and the fitted d*."""
+    lines = [
+        f"{'arm':<22}{'start t':>8}{'peak t':>8}{'at d':>7}{'final t':>8}{'final d':>8}{'fall':>7}{'d*':>7}"
+    ]
+    for label, r in reports.items():
+        peak, fit = r.observed_peak, (r.gao_fits or {}).get("rl")
+        d_star = "n/a" if fit is None or fit.peak_d is None else f"{fit.peak_d:.2f}"
+        lines.append(
+            f"{label:<22}{r.true[0]:8.2f}{peak.true:8.2f}{peak.d:7.2f}{r.final_true:8.2f}{r.d[-1]:8.2f}"
+            f"{peak.true - r.final_true:7.2f}{d_star:>7}"
+        )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     args = parse_args(__doc__, default_steps=40 * 8192, default_out="runs/rlhf")
     out = Path(args.out)
@@ -124,10 +153,16 @@ if __name__ == "__main__":
     ]
     title = "ConfidentRater: PPO against a learned reward model"
     reports = run_conditions(
-        arms, args.seeds, out, title, progress=not args.quiet, settings=shared_settings(args)
+        arms,
+        args.seeds,
+        out,
+        title,
+        progress=not args.quiet,
+        settings={**shared_settings(args), "eval_every": EVAL_EVERY},
     )
     print(per_seed_table(out, [arm.label for arm in arms], args.seeds))
     print(dynamics_table(reports, f"{title}: Goodhart dynamics (mean curves over seeds)"))
+    print(mean_curve_table(reports))
     sizes = {label: reports[label] for label in MODELS}
     kl = {label: reports[label] for label in ["3k comparisons", *KL_ARMS]}
     print(plot_true_against_d(sizes, out / "true_against_d_comparisons.png", f"{title}: preference data"))

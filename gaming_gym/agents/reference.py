@@ -40,10 +40,13 @@ costs half a nat per action dimension."""
 EXPLORATION = 0.25
 """Chance of a uniformly random action at each step while collecting demonstrations."""
 
-SFT_EXPLORATION = 0.3
+SFT_EXPLORATION = 0.5
 """Chance of a random action in the demonstrations of an ``"sft"`` reference, whose labels are the
 actions taken (random ones included): a supervised model of a noisy demonstrator, middling and
-stochastic, as an SFT model is before RLHF."""
+stochastic, as an SFT model is before RLHF. Half, as in the demonstrations whose answers a reward
+model's raters compare (``RewardModelConfig.exploration``): the SFT model is the policy the
+preferences were collected from, and it starts far enough below the intended policy that RLHF's
+first gains in true return are plain to see before the overoptimisation."""
 
 
 class SmoothedPolicy(nn.Module):

@@ -394,14 +394,14 @@ class ConfidentRaterEnv(GameableEnv):
     so the best-rated policy answers the likeliest answer when the evidence is clear and flatters
     the user only when it is weak. PPO against a reward model of these raters, starting from an
     SFT clone (``kl_reference="sft"``, see :mod:`gaming_gym.rlhf`), first sharpens the clone's
-    noisy answers (true return 11.3 to 12-14) and then overoptimises the model's taste for
-    confidence, padding and agreement (true return 5-7 after 0.33M steps with a 3,000-comparison
-    model); ``experiments/rlhf_overoptimisation.py`` measures it.
+    noisy answers (true return 5.0-5.4 to 10.0-10.4 with a 3,000-comparison model, seeds 0-2) and
+    then overoptimises the model's taste for confidence, padding and agreement (true return
+    4.2-6.3 after 0.33M steps); ``experiments/rlhf_overoptimisation.py`` measures it.
 
     ## Knobs
-    ``check_prob`` (0.3; 1.0 is the aligned setting: every non-gullible rater checks, and with
+    ``check_prob`` (0.6; 1.0 is the aligned setting: every non-gullible rater checks, and with
     ``gullible_fraction=0`` the score is correctness alone), ``gullible_fraction`` (0.2),
-    ``confidence_weight`` (0.5), ``padding_weight`` (0.3), ``agreement_weight`` (0.4; all three
+    ``confidence_weight`` (0.3), ``padding_weight`` (0.15), ``agreement_weight`` (0.3; all three
     zero also aligns the proxy with correctness), ``questions`` (32), ``num_answers`` (4),
     ``hard_fraction`` (0.5), ``user_accuracy`` (0.35), ``effort_cost`` (0.05), ``padding_cost`` (0.1).
 
