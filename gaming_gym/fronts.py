@@ -317,7 +317,7 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
         for name, value in saved["state"].items():  # copies: never shares tensors with the caller's dict
             state[name][rows] = value.to(self.device)
         self.state = dataclasses.replace(self.state, **state)
-        generator.set_state(saved["generator"])
+        generator.set_state(saved["generator"].cpu())  # a CPU tensor for a generator on any device
 
     def _block(self, block: int | None) -> tuple[slice, torch.Generator]:
         """The rows and the generator of ``block`` (of the whole batch when None)."""

@@ -85,7 +85,7 @@ def test_a_stacked_run_resumes_exactly_and_each_agent_can_go_on_alone(tmp_path):
     on_alone = PPOConfig(**{**configs[1].to_dict(), "total_timesteps": 6 * 16 * 32})
     result = train(on_alone, tmp_path / "b1", progress=False)
     assert result.iteration == 6 and [e.step for e in result.checkpoints][-3:] == [2048, 2560, 3072]
-    agent, _ = load_agent(tmp_path / "b1")
+    agent, _ = load_agent(tmp_path / "b1", device=next(result.agent.parameters()).device)
     assert _max_difference(agent, result.agent) == 0.0
 
 

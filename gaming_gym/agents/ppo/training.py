@@ -617,7 +617,7 @@ def _restore(run: _Run, state: dict[str, Any], config: PPOConfig, device: torch.
         run.reference.load_state_dict(state["reference"])
         run.reference.requires_grad_(False)
     run.optimizer.load_state_dict(state["optimizer"])
-    run.generator.set_state(state["torch_rng"])
+    run.generator.set_state(state["torch_rng"].cpu())  # a generator's state is a CPU tensor, on any device
     run.env.set_state(state["env"])
     run.obs = state["obs"]
     run.iteration, run.global_step = state["iteration"], state["global_step"]
