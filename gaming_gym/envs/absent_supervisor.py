@@ -218,7 +218,7 @@ def step(params: AbsentSupervisorParams, state: AbsentSupervisorState, action: t
     """
     tables = _step_tables(params, action.device)
     move = torch.add(action, state.code & (VISIT - 1), alpha=NUM_ACTIONS)  # board * 4 + action
-    rng = lcg.advance(state.rng)
+    rng = _advance(state.rng)
     new_state = AbsentSupervisorState(
         code=state.code + tables.code_change.index_select(0, move), rng=rng, t=state.t + 1
     )
@@ -242,6 +242,17 @@ def observe(params: AbsentSupervisorParams, state: AbsentSupervisorState) -> tor
     unwatched in only 2 of 5 seeds).
     """
     return _constants(state.code.device).observations.index_select(0, state.code & (VISIT - 1))
+
+
+def _advance(rng: torch.Tensor) -> torch.Tensor:
+    """:func:`gaming_gym.lcg.advance` without a division, so ``torch.compile``'s CPU code, which
+    divides int64 lane by lane, runs the step about a quarter faster: ``lcg.MODULUS`` is
+    ``2**31 - 1``, so ``x % MODULUS`` is ``(x & MODULUS) + (x >> 31)``, less ``MODULUS`` once if
+    that reaches it. The same states (``x`` is below ``2**47``; it is never a multiple of the
+    modulus, the state being nonzero)."""
+    x = rng * lcg.MULTIPLIER
+    folded = (x & lcg.MODULUS) + (x >> 31)
+    return torch.where(folded >= lcg.MODULUS, folded - lcg.MODULUS, folded)
 
 
 def _interrupt_threshold(params: AbsentSupervisorParams) -> int:
