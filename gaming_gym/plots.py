@@ -410,7 +410,9 @@ def plot_phase_diagram(
     """
     gap, true, spread = (np.asarray(values[name], dtype=float) for name in ("gap", "true", "spread"))
     panels = list(values["panels"])
-    figure = Figure(figsize=(max(FIGURE_SIZE[0], 3.6 * len(panels) + 1.5), 7.5), dpi=DPI)
+    figure = Figure(
+        figsize=(max(FIGURE_SIZE[0], 3.6 * len(panels) + 1.5), 7.5), dpi=DPI, layout="constrained"
+    )
     grid = figure.subplots(2, len(panels), squeeze=False)
     rows = (
         ("Goodhart gap p - t", gap, "Reds", (0.0, max(1.0, float(np.nanmax(gap))))),
@@ -431,7 +433,11 @@ def plot_phase_diagram(
                 text = "n/a" if np.isnan(value) else f"{value:.2f}"
                 if row == 0 and not np.isnan(spread[column, y, x]):
                     text += f"\n±{spread[column, y, x] / 2:.2f}"
-                axes.text(x, y, text, ha="center", va="center", fontsize=7)
+                red, green, blue, _ = image.cmap(image.norm(value))
+                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # white text on dark squares
+                axes.text(
+                    x, y, text, ha="center", va="center", fontsize=7, color="white" if dark else "black"
+                )
             axes.set_xticks(range(len(values["x"])), values["x"], fontsize=8)
             axes.set_yticks(range(len(values["y"])), values["y"], fontsize=8)
             axes.set_xlabel(x_label)

@@ -173,6 +173,20 @@ def compute_gae(
     return advantages, advantages + values
 
 
+def rollout_advantages(rollout: Rollout, gamma: Any, gae_lambda: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`compute_gae` of a rollout: its advantages and value targets."""
+    return compute_gae(
+        rollout.rewards,
+        rollout.values,
+        rollout.terminated,
+        rollout.truncated,
+        rollout.final_values,
+        rollout.next_value,
+        gamma,
+        gae_lambda,
+    )
+
+
 def ppo_update(
     agent: ActorCritic,
     optimizer: torch.optim.Optimizer,

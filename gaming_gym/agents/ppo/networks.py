@@ -9,6 +9,7 @@ KL divergence from a reference policy on raw observations (the KL penalty's and 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -239,15 +240,21 @@ class ActorCritic(nn.Module):
     def policy(self, deterministic: bool = False, generator: torch.Generator | None = None) -> Policy:
         """A batched policy on raw observations, as :func:`gaming_gym.evaluation.evaluate` takes;
         it samples from ``generator`` (on the observations' device; torch's global RNG when None)."""
+        return acting(self, deterministic, generator)
 
-        @torch.no_grad()
-        def act(obs: torch.Tensor) -> torch.Tensor:
-            distribution = self.action_distribution(obs)
-            if deterministic:
-                return self.head.to_env(self.head.greedy(distribution))
-            return self.head.to_env(self.head.sample(distribution, generator))
 
-        return act
+def acting(agent: Any, deterministic: bool, generator: Any) -> Policy:
+    """The batched policy of an agent (anything with ``action_distribution`` and a ``head``) on
+    raw observations: greedy, or sampling from ``generator`` (what its head's ``sample`` takes)."""
+
+    @torch.no_grad()
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        distribution = agent.action_distribution(obs)
+        if deterministic:
+            return agent.head.to_env(agent.head.greedy(distribution))
+        return agent.head.to_env(agent.head.sample(distribution, generator))
+
+    return act
 
 
 ReferencePolicy = ActorCritic | SmoothedPolicy

@@ -43,9 +43,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from gaming_gym.agents.ppo.algorithm import Rollout, collect_rollout, compute_gae, ppo_loss
+from gaming_gym.agents.ppo.algorithm import Rollout, collect_rollout, ppo_loss, rollout_advantages
 from gaming_gym.agents.ppo.config import PPOConfig
-from gaming_gym.agents.ppo.networks import ActorCritic, RunningMeanStd
+from gaming_gym.agents.ppo.networks import ActorCritic, RunningMeanStd, acting
 from gaming_gym.agents.ppo.training import (
     EVAL_COLUMNS,
     EVAL_SEED_OFFSET,
@@ -185,15 +185,7 @@ class StackedAgents:
     def policy(self, deterministic: bool, generators: Sequence[torch.Generator]) -> Policy:
         """The agents' batched policy on raw observations, each sampling its block from its own
         generator (:meth:`ActorCritic.policy`'s, agent by agent)."""
-
-        @torch.no_grad()
-        def act(obs: torch.Tensor) -> torch.Tensor:
-            distribution = self.action_distribution(obs)
-            if deterministic:
-                return self.head.to_env(self.head.greedy(distribution))
-            return self.head.to_env(self.head.sample(distribution, generators))
-
-        return act
+        return acting(self, deterministic, generators)
 
     def _map(self, norm_obs: torch.Tensor, part: str) -> tuple[torch.Tensor, ...]:
         """``part`` of every agent's forward pass on its block of ``norm_obs`` (``(..., N * rows,
@@ -467,15 +459,8 @@ def _train_loop_stacked(
                 [run.generator for run in runs],
                 bootstrap=bootstrap_all_values,
             )
-            advantages, returns = compute_gae(
-                rollout.rewards,
-                rollout.values,
-                rollout.terminated,
-                rollout.truncated,
-                rollout.final_values,
-                rollout.next_value,
-                rollout_settings.gamma,
-                rollout_settings.gae_lambda,
+            advantages, returns = rollout_advantages(
+                rollout, rollout_settings.gamma, rollout_settings.gae_lambda
             )
             losses = stacked_update(stacked, runs, configs, rollout, advantages, returns, loss_settings)
             seconds = (time.perf_counter() - started) / len(runs)

@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gaming_gym.agents.ppo.algorithm import Rollout, collect_rollout, compute_gae, ppo_update
+from gaming_gym.agents.ppo.algorithm import Rollout, collect_rollout, ppo_update, rollout_advantages
 from gaming_gym.agents.ppo.config import PPOConfig, require_network_size
 from gaming_gym.agents.ppo.networks import ActorCritic, ReferencePolicy, kl_from
 from gaming_gym.agents.reference import SFT_EXPLORATION, SmoothedPolicy, behaviour_clone
@@ -497,16 +497,7 @@ def _train_iteration(run: _Run, config: PPOConfig, device: torch.device) -> dict
     started = time.perf_counter()
     anneal_learning_rate(run, config)
     rollout, run.obs = collect_rollout(run.agent, run.env, run.obs, config, run.reference, run.generator)
-    advantages, returns = compute_gae(
-        rollout.rewards,
-        rollout.values,
-        rollout.terminated,
-        rollout.truncated,
-        rollout.final_values,
-        rollout.next_value,
-        config.gamma,
-        config.gae_lambda,
-    )
+    advantages, returns = rollout_advantages(rollout, config.gamma, config.gae_lambda)
     losses = ppo_update(run.agent, run.optimizer, rollout, advantages, returns, config, run.generator)
     return finish_iteration(run, config, rollout, returns, losses, time.perf_counter() - started)
 
