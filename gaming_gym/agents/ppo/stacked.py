@@ -52,6 +52,7 @@ from gaming_gym.agents.ppo.training import (
     HOLDOUT_SEED_OFFSET,
     TrainResult,
     _claim,
+    _due,
     _evaluation_row,
     _measuring_kl,
     _progress_bar,
@@ -539,15 +540,11 @@ def _evaluate_stacked(
     rows = []
     for i, (run, agent_returns, holdout) in enumerate(zip(runs, returns, holdouts, strict=True)):
         steps = int(agent_returns.length.max())  # its own evaluation would stop here
-        kl = max(float(_agent_columns(kls_by_step[:steps].unsqueeze(-1), i, len(runs)).mean()), 0.0)
+        kl = max(float(_agent_columns(kls_by_step[:steps], i, len(runs)).mean()), 0.0)
         evaluation = Evaluation.from_returns(run.global_step, agent_returns, kl=kl, holdout=holdout)
         run.evaluations.append(evaluation)
         rows.append(_evaluation_row(evaluation))
     return rows
-
-
-def _due(iteration: int, every: int) -> bool:
-    return every > 0 and iteration % every == 0
 
 
 def _agent_columns(values: torch.Tensor, agent: int, agents: int) -> torch.Tensor:
