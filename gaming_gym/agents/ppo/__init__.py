@@ -1,7 +1,7 @@
 """PPO that lives on one torch device: rollout, GAE and updates never leave it.
 
 After CleanRL's ``ppo.py`` (a config dataclass with a docstring per field, ``charts/`` and
-``losses/`` log tags), in four modules that each read top to bottom:
+``losses/`` log tags), in five modules that each read top to bottom:
 
 * :mod:`~gaming_gym.agents.ppo.algorithm`: the algorithm itself, :func:`collect_rollout` (with
   the :func:`kl_penalty` reward term), :func:`compute_gae` and :func:`ppo_update`;
@@ -9,7 +9,9 @@ After CleanRL's ``ppo.py`` (a config dataclass with a docstring per field, ``cha
   running observation statistics;
 * :mod:`~gaming_gym.agents.ppo.config`: :class:`PPOConfig` and :func:`default_config`;
 * :mod:`~gaming_gym.agents.ppo.training`: :func:`train` (the loop, evaluations, early stopping,
-  checkpoints and resumption) and :func:`load_agent`.
+  checkpoints and resumption) and :func:`load_agent`;
+* :mod:`~gaming_gym.agents.ppo.stacked`: :func:`train_stacked`, many runs (seeds, coefficients) as
+  one batched computation, each as it would train alone.
 
 The batched :class:`~gaming_gym.core.GameableVectorEnv` is stepped directly with tensors, so a
 whole rollout runs without a numpy round trip, and the host reads the device's numbers a fixed
@@ -62,6 +64,7 @@ from gaming_gym.agents.ppo.networks import (
     kl_from,
     make_head,
 )
+from gaming_gym.agents.ppo.stacked import train_stacked
 from gaming_gym.agents.ppo.training import (
     EVAL_COLUMNS,
     EVAL_SEED_OFFSET,
@@ -112,4 +115,5 @@ __all__ = [
     "ppo_loss",
     "ppo_update",
     "train",
+    "train_stacked",
 ]
