@@ -58,7 +58,15 @@ class RunningMeanStd(nn.Module):
         return ((obs - mean) / torch.sqrt(var + 1e-8)).clamp(-10.0, 10.0)
 
 
-class DiscreteHead(nn.Module):
+class PolicyHead(nn.Module):
+    """What both policy heads share: a distribution is built from the head's ``outputs`` (its
+    parameters as tensors, which a vmap over stacked agents can return) by ``distribution_from``."""
+
+    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
+        return self.distribution_from(*self.outputs(features))
+
+
+class DiscreteHead(PolicyHead):
     """Categorical distribution over ``Discrete(n)`` actions.
 
     Heads skip torch's argument validation: it re-checks every batch on the rollout's hot path.
@@ -78,8 +86,11 @@ class DiscreteHead(nn.Module):
     def distribution_from(self, logits: torch.Tensor) -> torch.distributions.Distribution:
         return torch.distributions.Categorical(logits=logits, validate_args=False)
 
-    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
-        return self.distribution_from(*self.outputs(features))
+    def rows(
+        self, distribution: torch.distributions.Distribution, rows: slice
+    ) -> torch.distributions.Distribution:
+        """The distribution of a block of a batch's rows (one stacked agent's)."""
+        return self.distribution_from(distribution.logits[rows])
 
     @torch.no_grad()
     def sample(
@@ -98,7 +109,7 @@ class DiscreteHead(nn.Module):
         return action.long() - self.start
 
 
-class GaussianHead(nn.Module):
+class GaussianHead(PolicyHead):
     """Diagonal Gaussian over ``Box`` actions with a learned, state-independent log std.
 
     Samples are clipped into the box only when sent to the env, so log-probabilities stay exact.
@@ -124,8 +135,13 @@ class GaussianHead(nn.Module):
         normal = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
         return torch.distributions.Independent(normal, 1, validate_args=False)
 
-    def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
-        return self.distribution_from(*self.outputs(features))
+    def rows(
+        self, distribution: torch.distributions.Distribution, rows: slice
+    ) -> torch.distributions.Distribution:
+        """The distribution of a block of a batch's rows (one stacked agent's)."""
+        normal = distribution.base_dist
+        part = torch.distributions.Normal(normal.loc[rows], normal.scale[rows], validate_args=False)
+        return torch.distributions.Independent(part, 1, validate_args=False)
 
     @torch.no_grad()
     def sample(

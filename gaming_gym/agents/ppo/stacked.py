@@ -247,7 +247,7 @@ class StackedHead:
         rows = distribution.batch_shape[-1] // self._agents
         return torch.cat(
             [
-                self._head.sample(_rows_of(distribution, slice(i * rows, (i + 1) * rows)), generator)
+                self._head.sample(self._head.rows(distribution, slice(i * rows, (i + 1) * rows)), generator)
                 for i, generator in enumerate(generators)
             ]
         )
@@ -257,15 +257,6 @@ class StackedHead:
 
     def to_env(self, action: torch.Tensor) -> torch.Tensor:
         return self._head.to_env(action)
-
-
-def _rows_of(distribution: torch.distributions.Distribution, rows: slice) -> torch.distributions.Distribution:
-    """The distribution of a block of rows of a batched categorical or diagonal Gaussian."""
-    if isinstance(distribution, torch.distributions.Categorical):
-        return torch.distributions.Categorical(logits=distribution.logits[rows], validate_args=False)
-    normal = distribution.base_dist
-    part = torch.distributions.Normal(normal.loc[rows], normal.scale[rows], validate_args=False)
-    return torch.distributions.Independent(part, 1, validate_args=False)
 
 
 def bootstrap_all_values(
