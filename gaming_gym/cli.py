@@ -5,7 +5,7 @@
     gaming-gym evaluate runs/boat                 # or an env's scripted policy: ENV_ID:exploit
     gaming-gym report runs/boat-s0 runs/boat-s1   # one Goodhart table over seeds
     gaming-gym render runs/boat --out boat.gif
-    gaming-gym sweep experiments/sweeps/optimisation_pressure.toml   # a grid x seeds, on Ray
+    gaming-gym experiment experiments/optimisation_pressure.toml   # cells x seeds, on Ray
     gaming-gym demo
 
 Custom envs: ``--import my_envs`` (a module, or a .py file) before the command registers them,
@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
-import importlib
-import importlib.util
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,17 +32,19 @@ import torch
 
 import gaming_gym
 from gaming_gym.agents import AGENTS
-from gaming_gym.core import REFERENCE_POLICY_NAMES, Policy
 from gaming_gym.errors import (
     ConfigError,
-    CustomEnvImportError,
     GamingGymError,
     GamingGymWarning,
     MetricError,
     RunExistsError,
 )
-from gaming_gym.evaluation import evaluate, reference_policy, reference_returns
+from gaming_gym.evaluation import evaluate, reference_returns
+from gaming_gym.kernel import REFERENCE_POLICY_NAMES, Policy
 from gaming_gym.metrics import describe_env, normalise
+from gaming_gym.mitigations import get_mitigation
+from gaming_gym.policies import reference_policy
+from gaming_gym.registry import import_custom_envs
 
 DEMO_ENV = "GamingGym/BoatRace-v1"
 
@@ -62,16 +61,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from gaming_gym.sweep import load_sweep, run_sweep
+def cmd_experiment(args: argparse.Namespace) -> int:
+    """Run an experiment file (every cell on every seed), then its tables, figures and analyses."""
+    from gaming_gym.spec import check_spec, load_spec
+    from gaming_gym.sweep import run_sweep
 
-    sweep = load_sweep(args.file)
-    _require_env(sweep.env_id)
+    spec = load_spec(args.file).with_overrides(args.seeds, total_timesteps=args.steps, device=args.device)
+    check_spec(spec)  # again, with the overrides
     out = args.out or f"runs/{Path(args.file).stem}"
-    result = run_sweep(sweep, out, engine=args.engine, address=args.address, progress=not args.quiet)
+    result = run_sweep(spec, out, engine=args.engine, address=args.address, progress=not args.quiet)
+    figures = ", ".join(str(p) for p in (result.comparison, result.phase_diagram) if p is not None)
     print(
-        f"sweep done in {result.seconds:.0f} s ({result.trained} runs trained, {result.skipped} already "
-        f"finished): table {result.table}, phase diagram {result.phase_diagram}"
+        f"done in {result.seconds:.0f} s ({result.trained} runs trained, {result.skipped} already "
+        f"finished): table {result.table}; figures {figures}"
     )
     return 0
 
@@ -88,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["num_envs"] = args.num_envs
     if args.reward_model is not None:
         settings["reward_model"] = args.reward_model
-    settings.update(_assignments(args.set, "--set"))
+    settings.update(_settings(args.set, args.mitigation))
     run = train_experiment(args.env, out, args.agent, _knobs(args.knob), progress=not args.quiet, **settings)
     print(run.report.summary())
     print(f"run directory: {run.run_dir}  (curve: {run.curve.name}, episodes: {run.scatter.name})")
@@ -134,10 +136,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from gaming_gym.experiment import load_report, report_over_runs
+    """The Goodhart table of one run or over several, computed afresh from their evaluations."""
+    from gaming_gym.experiment import report_over_runs, run_report
 
     if len(args.runs) == 1 and args.out is None:
-        print(load_report(args.runs[0]).summary())
+        print(run_report(args.runs[0]).summary())
         return 0
     out = args.out or "report_out"
     report, curve = report_over_runs(args.runs, out)
@@ -160,7 +163,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train PPO on BoatRace on the CPU, print the Goodhart table, write the curve and a rollout GIF."""
-    from gaming_gym.experiment import load_run_policy, train_experiment
+    from gaming_gym.agents import load_run_policy
+    from gaming_gym.experiment import train_experiment
     from gaming_gym.render import record_rollout
 
     out = Path(args.out)
@@ -225,6 +229,27 @@ def _knobs(pairs: list[str] | None) -> dict[str, Any]:
     return _assignments(pairs, "--knob")
 
 
+def _settings(pairs: list[str] | None, mitigations: list[str] | None) -> dict[str, Any]:
+    """``--set`` values and ``--mitigation`` names as training settings: ``NAME.SETTING=VALUE``
+    sets a chosen mitigation's setting, anything else a training setting."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for name in mitigations or []:
+        get_mitigation(name)  # one line naming the registered ones
+        chosen[name] = {}
+    settings: dict[str, Any] = {}
+    for name, value in _assignments(pairs, "--set").items():
+        mitigation, dot, setting = name.partition(".")
+        if not dot:
+            settings[name] = value
+        elif mitigation not in chosen:
+            raise ConfigError(f"--set {name}: choose the mitigation with --mitigation {mitigation}")
+        else:
+            chosen[mitigation][setting] = value
+    if chosen:
+        settings["mitigations"] = {**settings.get("mitigations", {}), **chosen}
+    return settings
+
+
 def _assignments(pairs: list[str] | None, option: str) -> dict[str, Any]:
     """NAME=VALUE strings to a dict; values are Python literals, or else plain strings."""
     values = {}
@@ -247,7 +272,7 @@ def _resolve_policy(
     ``deterministic`` makes a trained agent act greedily (the mode of its action distribution).
     """
     if Path(target).is_dir():
-        from gaming_gym.experiment import load_run_policy
+        from gaming_gym.agents import load_run_policy
 
         policy, saved = load_run_policy(target, deterministic)
         return saved["env_id"], {**saved.get("knobs", {}), **knobs}, policy, f"agent {target}"
@@ -259,54 +284,6 @@ def _resolve_policy(
         )
     _require_env(env_id)
     return env_id, knobs, reference_policy(env_id, name, knobs, seed=0), f"{name} policy"
-
-
-def _import_custom_envs(names: list[str]) -> None:
-    """Import modules (or .py files) that register custom envs, each failure in one line.
-
-    A file is loaded under a private module name, never its own stem: ``--import json.py`` must
-    not replace the ``json`` module. Its folder (for a module name, the working directory) goes
-    at the end of ``sys.path``, so its own imports of modules beside it work without shadowing
-    anything installed.
-    """
-    for name in names:
-        try:
-            if name.endswith(".py"):
-                _import_file(Path(name))
-            else:
-                _append_to_path(Path.cwd())
-                importlib.import_module(name)
-        except SyntaxError as error:
-            raise CustomEnvImportError(
-                f"--import {name}: syntax error in {error.filename}, line {error.lineno}: {error.msg}"
-            ) from error
-        except CustomEnvImportError:
-            raise  # already says which --import
-        except ImportError as error:
-            raise CustomEnvImportError(f"--import {name}: {error}") from error
-
-
-def _import_file(path: Path) -> None:
-    if not path.is_file():
-        raise CustomEnvImportError(f"--import {path}: no such file")
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-    module_name = f"_gaming_gym_import_{path.stem}_{digest}"
-    if module_name in sys.modules:
-        return
-    _append_to_path(path.resolve().parent)
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-
-
-def _append_to_path(folder: Path) -> None:
-    if str(folder) not in sys.path:
-        sys.path.append(str(folder))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -356,7 +333,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME=VALUE",
         help="training setting (a PPOConfig field, for either agent), e.g. hidden_sizes=(16,16) or "
-        "eval_every=5 (repeatable)",
+        "eval_every=5, or a chosen mitigation's, e.g. kl_initial.beta=0.1 (repeatable)",
+    )
+    train.add_argument(
+        "--mitigation",
+        action="append",
+        metavar="NAME",
+        help="a mitigation of Goodhart's law (repeatable, applied in order): kl_initial, kl_reference, "
+        "early_stopping, or one registered by an --import; its settings with --set NAME.SETTING=VALUE",
     )
     train.add_argument(
         "--reward-model",
@@ -406,23 +390,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.set_defaults(run=cmd_render)
 
-    sweep = commands.add_parser(
-        "sweep", help="train a grid of settings x seeds (a TOML file): table and phase diagram; resumable"
+    experiment = commands.add_parser(
+        "experiment",
+        aliases=["sweep"],
+        help="run an experiment file (TOML: a grid or named conditions, x seeds): tables, figures, "
+        "analyses; resumable",
     )
-    sweep.add_argument("file", help="sweep file (TOML; see gaming_gym/sweep.py or experiments/sweeps/)")
-    sweep.add_argument(
+    experiment.add_argument("file", help="experiment file (TOML; see gaming_gym/spec.py or experiments/)")
+    experiment.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the file's)")
+    experiment.add_argument("--steps", type=int, default=None, help="env steps per run (default: the file's)")
+    experiment.add_argument(
+        "--device", default=None, help="auto, cpu, cuda or mps (default: the file's, or auto)"
+    )
+    experiment.add_argument(
         "--out", default=None, help="output folder (default: runs/FILE_STEM); re-running resumes"
     )
-    sweep.add_argument(
+    experiment.add_argument(
         "--engine",
         choices=("auto", "ray", "local"),
         default="auto",
         help="ray: tasks in parallel on Ray (a local instance unless --address); local: one after "
         "another in this process; auto (default): ray when installed",
     )
-    sweep.add_argument("--address", default=None, help="a Ray cluster's address (default: start Ray here)")
-    sweep.add_argument("--quiet", action="store_true", help="no progress bars")
-    sweep.set_defaults(run=cmd_sweep)
+    experiment.add_argument(
+        "--address", default=None, help="a Ray cluster's address (default: start Ray here)"
+    )
+    experiment.add_argument("--quiet", action="store_true", help="no progress bars")
+    experiment.set_defaults(run=cmd_experiment)
 
     demo = commands.add_parser("demo", help="train PPO on BoatRace (CPU): Goodhart table, curve, rollout GIF")
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
@@ -444,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
         try:
-            _import_custom_envs(args.imports)
+            import_custom_envs(args.imports)
             return args.run(args)
         except (*USER_ERRORS, OSError) as error:
             if args.traceback:

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader, or a run interrupted mid-write, never sees half a file."""
+"""Files a run writes: atomic writes (a reader, or a run interrupted mid-write, never sees half a
+file) and the exclusive lock of one writer."""
 
 from __future__ import annotations
 
@@ -6,6 +7,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from gaming_gym.errors import RunInUseError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: an O_EXCL lock file instead
+    fcntl = None
 
 
 @contextmanager
@@ -44,3 +52,67 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path) as partial:
         partial.write_text(text)
     return Path(path)
+
+
+class Lock:
+    """An exclusive lock on a run directory, taken at once or refused with the holder's PID.
+
+    With ``fcntl``: ``flock`` on the lock file (the kernel lets go if the process dies), which is
+    removed on release; a process that locked a file just removed tries again on the new one.
+    Without: the file is created with ``O_EXCL``; one left by a killed process must be deleted by
+    hand (the message says so).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = self._flock() if fcntl is not None else self._create()
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+
+    def _flock(self) -> int:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_pid(fd)
+                os.close(fd)
+                raise self._in_use(holder) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the holder removed this file as we opened it: lock the new one
+
+    def _create(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            fd = os.open(self.path, os.O_RDONLY)
+            holder = _read_pid(fd)
+            os.close(fd)
+            raise self._in_use(holder, stale_hint=True) from None
+
+    def _in_use(self, holder: str, stale_hint: bool = False) -> RunInUseError:
+        hint = f" (if no process {holder} runs, it was killed: delete {self.path})" if stale_hint else ""
+        return RunInUseError(
+            f"{self.path.parent} is in use by another gaming_gym process (PID {holder}){hint}; one "
+            f"run directory has one writer: wait for it to finish, or use another directory"
+        )
+
+    def release(self) -> None:
+        if fcntl is not None:  # remove, then unlock: a waiter that got the old file retries
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+        else:  # an open file cannot be removed everywhere
+            os.close(self.fd)
+            self.path.unlink(missing_ok=True)
+
+
+def _read_pid(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 32).decode(errors="replace").strip() or "unknown"

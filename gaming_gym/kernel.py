@@ -135,7 +135,20 @@ class Kernel:
         )
 
     def make_params(self, **knobs: Any) -> Any:
-        """Build ``params_type`` from knob keyword arguments, naming any unknown knob."""
+        """Build ``params_type`` from knob keyword arguments, naming any unknown knob.
+
+        A setting of frozen (immutable) params is checked once: making another env with the same
+        knobs reuses its params rather than validating them again."""
+        key = (id(self), repr(sorted(knobs.items())))
+        cached = _PARAMS.get(key)
+        if cached is not None and cached[0] is self:
+            return cached[1]
+        params = self._checked_params(knobs)
+        if getattr(getattr(self.params_type, "__dataclass_params__", None), "frozen", False):
+            _PARAMS[key] = (self, params)
+        return params
+
+    def _checked_params(self, knobs: dict[str, Any]) -> Any:
         accepted = [f.name for f in dataclasses.fields(self.params_type)]
         unknown = sorted(set(knobs) - set(accepted))
         if unknown:
@@ -148,6 +161,9 @@ class Kernel:
         except (ValueError, TypeError, OverflowError) as error:  # the params class's own validation
             raise ConfigError(f"{self.name}: {error}") from error
 
+
+_PARAMS: dict[tuple[int, str], tuple[Kernel, Any]] = {}
+"""Checked params by (kernel, knob setting): :meth:`Kernel.make_params` validates a setting once."""
 
 MODULE_FUNCTIONS = ("reset", "step", "observe", "observation_space", "action_space")
 """The functions :meth:`Kernel.from_module` takes from a module by these names."""

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from gaming_gym.evaluation import EpisodeReturns
 from gaming_gym.files import atomic_write
-from gaming_gym.metrics import GAO_FORMS, GoodhartReport, describe_env
+from gaming_gym.metrics import GAO_FORMS, MEASURES, GoodhartReport, describe_env
 
 PROXY_COLOUR = "tab:orange"
 TRUE_COLOUR = "tab:blue"
@@ -37,6 +37,7 @@ REFERENCE_STYLES = {
     "exploit": ("tab:red", "s"),
 }
 AGENT_STYLE = ("tab:purple", "^")
+MEASURE_COLOURS = {"final_proxy": PROXY_COLOUR, "final_true": TRUE_COLOUR, "final_gap": "tab:red"}
 KEPT_COLOUR = "tab:green"  # the checkpoint early stopping keeps
 GAO_STYLES = {"rl": ("tab:red", "RL"), "bon": ("tab:brown", "best-of-n")}  # form: (colour, name)
 X_AXES = {
@@ -282,27 +283,29 @@ def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
 def plot_conditions(
     reports: Mapping[str, GoodhartReport], path: str | os.PathLike, title: str, xlabel: str = "condition"
 ) -> Path:
-    """Final normalised proxy, true and gap per condition (e.g. knob settings), with CI error bars."""
+    """The table's compared measures (final normalised proxy, true and gap) per condition (e.g.
+    knob settings), as bars with their intervals as error bars."""
     if not reports:
         raise ValueError("Nothing to plot: give at least one condition's report")
     figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
     axes = figure.add_subplot()
     labels = list(reports)
     positions = np.arange(len(labels))
-    width = 0.27
-    for offset, (name, colour, attribute) in zip(
-        (-width, 0.0, width),
-        (
-            ("proxy p", PROXY_COLOUR, "final_proxy"),
-            ("true t", TRUE_COLOUR, "final_true"),
-            ("gap p - t", "tab:red", "final_gap"),
-        ),
-        strict=True,
-    ):
-        values = np.array([getattr(reports[label], attribute) for label in labels])
-        intervals = [getattr(reports[label], f"{attribute}_ci") for label in labels]
+    compared = [row for row in MEASURES if row.compared]  # the table's final p, t and gap
+    width = 0.8 / len(compared)
+    for index, row in enumerate(compared):
+        offset = (index - (len(compared) - 1) / 2) * width
+        values = np.array([reports[label].measures[row.name] for label in labels])
+        intervals = [reports[label].intervals.get(row.name) for label in labels]
         low, high = _band(intervals, values)
-        axes.bar(positions + offset, values, width, color=colour, label=f"normalised {name}")
+        colour = MEASURE_COLOURS.get(row.name, f"C{index}")
+        axes.bar(
+            positions + offset,
+            values,
+            width,
+            color=colour,
+            label=f"normalised {row.label.removesuffix(' (final)')}",
+        )
         axes.errorbar(
             positions + offset,
             values,
@@ -371,7 +374,7 @@ def plot_gap_by_capability(
 ) -> Path:
     """The Goodhart gap against training steps, one line per condition (e.g. a policy width): the
     mean over seeds, each seed a dot, so a jump larger than the seeds' spread (a phase
-    transition) is visible as such. ``gaps`` is :func:`gaming_gym.experiment.gaps_at_steps`'s."""
+    transition) is visible as such (``gaps``: ``{condition: {steps: [gap of each seed]}}``)."""
     if not gaps:
         raise ValueError("Nothing to plot: give at least one condition's gaps")
     figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)

@@ -12,14 +12,19 @@ way Gymnasium itself offers.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import importlib.metadata
+import importlib.util
+import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import torch
 
-from gaming_gym.errors import ConfigError, ConfigTypeError
+from gaming_gym.errors import ConfigError, ConfigTypeError, CustomEnvImportError
 from gaming_gym.fronts import GameableEnv, GameableVectorEnv
 from gaming_gym.kernel import Kernel, check_kernel
 
@@ -163,5 +168,72 @@ def gameable_env_ids() -> list[str]:
     return sorted(builtin | custom)
 
 
+def check_knobs(env_id: Any, knobs: dict[str, Any]) -> None:
+    """Check ``knobs`` for the registered gameable env ``env_id`` without making an env: an
+    unknown env, an unknown knob or a bad value is a :class:`ConfigError` naming it. What a
+    config or an experiment file is read through, so a bad knob fails before anything trains."""
+    if not isinstance(env_id, str) or env_id not in gameable_env_ids():
+        raise ConfigError(
+            f"unknown env {env_id!r}; registered gameable envs: {', '.join(gameable_env_ids())}"
+        )
+    spec = gym.registry[env_id]
+    front = spec.vector_entry_point
+    if isinstance(front, str):
+        from gymnasium.envs.registration import load_env_creator
+
+        front = load_env_creator(front)
+    kernel = getattr(front, "kernel", None)
+    if isinstance(kernel, Kernel):
+        kernel.make_params(**{**spec.kwargs, **knobs})
+
+
 def builtin_env_ids() -> list[str]:
     return sorted(f"{NAMESPACE}/{name}" for name in BUILTIN_ENVS)
+
+
+def import_custom_envs(names: list[str]) -> None:
+    """Import modules (or .py files) that register custom envs, each failure in one line.
+
+    A file is loaded under a private module name, never its own stem: ``--import json.py`` must
+    not replace the ``json`` module. Its folder (for a module name, the working directory) goes
+    at the end of ``sys.path``, so its own imports of modules beside it work without shadowing
+    anything installed.
+    """
+    for name in names:
+        try:
+            if name.endswith(".py"):
+                _import_file(Path(name))
+            else:
+                _append_to_path(Path.cwd())
+                importlib.import_module(name)
+        except SyntaxError as error:
+            raise CustomEnvImportError(
+                f"--import {name}: syntax error in {error.filename}, line {error.lineno}: {error.msg}"
+            ) from error
+        except CustomEnvImportError:
+            raise  # already says which --import
+        except ImportError as error:
+            raise CustomEnvImportError(f"--import {name}: {error}") from error
+
+
+def _import_file(path: Path) -> None:
+    if not path.is_file():
+        raise CustomEnvImportError(f"--import {path}: no such file")
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    module_name = f"_gaming_gym_import_{path.stem}_{digest}"
+    if module_name in sys.modules:
+        return
+    _append_to_path(path.resolve().parent)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+
+
+def _append_to_path(folder: Path) -> None:
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))

@@ -14,8 +14,8 @@ small enough for a CPU:
 3. :class:`RewardModelVectorEnv`: a device-resident wrapper of a batched gameable env whose
    ``reward`` (and ``info["proxy_reward"]``) is the model's score; ``info["true_reward"]`` stays,
    and the env's own proxy moves to ``info["rater_reward"]``. ``PPOConfig.reward_model`` trains
-   native PPO through it, with the KL penalty toward the cloned intended policy as RLHF's
-   penalty toward the SFT model (``kl_coef``, ``kl_reference="intended"``).
+   native PPO through it: RLHF's set-up starts the policy as the SFT model (``start="sft"``) with
+   a KL penalty toward it (the ``kl_reference`` mitigation, ``reference="sft"``).
 
 A reward model is saved as a directory of two files: ``reward_model.json`` (its config, the env
 and knobs it was trained for, and its measured accuracy) and ``reward_model.pt`` (a plain
@@ -38,11 +38,11 @@ from torch import nn
 
 from gaming_gym.devices import resolve_device
 from gaming_gym.errors import ConfigError, RunDirectoryError, RunNotFoundError
-from gaming_gym.evaluation import random_policy, reference_policy
 from gaming_gym.files import atomic_write, write_text_atomically
 from gaming_gym.fronts import GameableVectorEnv
 from gaming_gym.kernel import seeded_generator
 from gaming_gym.knobs import is_int
+from gaming_gym.policies import random_policy, reference_policy
 
 CONFIG_FILE = "reward_model.json"
 WEIGHTS_FILE = "reward_model.pt"
@@ -84,7 +84,10 @@ class RewardModelConfig:
     :data:`UNRATED_ACTIONS`, else none"""
 
     def __post_init__(self) -> None:
+        from gaming_gym.registry import check_knobs
+
         self.knobs = dict(self.knobs)
+        check_knobs(self.env_id, self.knobs)
         self.hidden_sizes = tuple(self.hidden_sizes)
         if self.unrated_actions is None:
             self.unrated_actions = UNRATED_ACTIONS.get(self.env_id, ())

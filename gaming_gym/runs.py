@@ -1,16 +1,20 @@
 """The run directory: one layer that owns its files, its lock and how each file is written.
 
-Both agents (:mod:`gaming_gym.agents.ppo`, :mod:`gaming_gym.agents.sb3`) and
-:mod:`gaming_gym.experiment` write a run through a :class:`RunDirectory`, read top to bottom::
+Every agent (:mod:`gaming_gym.agents`) and :mod:`gaming_gym.experiment` write a run through a
+:class:`RunDirectory`, read top to bottom::
 
     with RunDirectory("runs/boat") as run_dir:          # one writer: an exclusive lock
         run_dir.check_config("ppo", config, resumable)  # this run's directory, or an empty one?
-        saved = run_dir.load_checkpoint()               # resume from it (None: a fresh run)
+        saved = run_dir.load_checkpoint(NAME)           # resume from it (None: a fresh run)
         run_dir.require_within(saved_steps, steps)      # not trained past what is asked for
         run_dir.write_config("ppo", config)             # only now is anything written
         log = run_dir.progress_log(keep_through=...)    # append-only CSV, cut back to the checkpoint
-        ...; log.write(row); run_dir.save_checkpoint(state)  # synced; atomically
-        run_dir.save_evaluations(checkpoints)
+        ...; log.write(row); run_dir.save_checkpoint(state, NAME)  # synced; atomically
+        run_dir.save_evaluations(evaluations)
+
+This layer knows no agent: an agent names its own checkpoint file and format, and hands
+:meth:`RunDirectory.check_config` the function that brings a ``config.json`` of an older version
+of its format up to date.
 
 Ctrl-C is the agents' to handle (they know which state is whole): each saves a checkpoint of its
 last whole iteration before the ``KeyboardInterrupt`` goes on, and the lock is let go on the way.
@@ -57,32 +61,20 @@ from gaming_gym.errors import (
     ConfigError,
     RunDirectoryError,
     RunDirectoryWarning,
-    RunInUseError,
     RunNotFoundError,
 )
-from gaming_gym.files import atomic_write, naming, write_text_atomically
-from gaming_gym.metrics import Evaluation, load_checkpoints, save_checkpoints
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: an O_EXCL lock file instead
-    fcntl = None
+from gaming_gym.files import Lock, atomic_write, naming, write_text_atomically
+from gaming_gym.metrics.records import Evaluation, load_evaluations, save_evaluations
 
 RUN_FORMAT = "gaming_gym.run/1"
 """``format`` of ``config.json``; files without one were written before it existed and still read."""
 
 CONFIG_FILE = "config.json"
 """agent, env, knobs and every training setting (:meth:`RunDirectory.write_config`)"""
-CHECKPOINT_FILE = "checkpoint.pt"
-"""native PPO's latest checkpoint (plain tensors and data)"""
-SB3_AGENT_FILE = "sb3_agent.pt"
-"""the SB3 agent's weights, optimiser state, step counts and evaluations, as plain tensors"""
-LEGACY_SB3_MODEL_FILE = "sb3_model.zip"
-"""what older versions saved with SB3's ``PPO.save``: a pickle, refused"""
 PROGRESS_FILE = "progress.csv"
 """one row per training iteration (:class:`ProgressLog`)"""
 EVALUATIONS_FILE = "evaluations.json"
-"""per-episode proxy and true returns at each evaluation (``gaming_gym.metrics.save_checkpoints``)"""
+"""per-episode proxy and true returns at each evaluation (``gaming_gym.metrics.save_evaluations``)"""
 REPORT_FILE = "goodhart.json"
 CURVE_FILE = "goodhart_curve.png"
 SCATTER_FILE = "episodes.png"
@@ -117,7 +109,7 @@ class RunDirectory:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self._lock: _Lock | None = None
+        self._lock: Lock | None = None
         self._created = False
 
     def __enter__(self) -> RunDirectory:
@@ -137,7 +129,7 @@ class RunDirectory:
         self._created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._lock = _Lock(self.path / LOCK_FILE)
+            self._lock = Lock(self.path / LOCK_FILE)
         except OSError as error:
             self._remove_if_created()
             raise RunDirectoryError(
@@ -169,15 +161,16 @@ class RunDirectory:
         agent: str,
         config: Mapping[str, Any],
         resumable: Collection[str] = (),
-        defaults: Mapping[str, Any] | None = None,
+        upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
         """Make sure this directory is empty or holds this very run; writes nothing but cleanup.
 
         The saved ``config.json`` must name ``agent`` and agree with ``config`` on every field but
-        the ``resumable`` ones (which a resume may change, e.g. ``total_timesteps``); ``defaults``
-        fill in fields a ``config.json`` from an older version lacks. A non-empty directory with no
-        ``config.json`` is refused: its files were not written by a gaming_gym run. Then the
-        temporaries of a killed writer are removed. Returns the saved config, ``None`` if none.
+        the ``resumable`` ones (which a resume may change, e.g. ``total_timesteps``); ``upgrade``
+        (the agent's) brings a ``config.json`` of an older version up to date first. A non-empty
+        directory with no ``config.json`` is refused: its files were not written by a gaming_gym
+        run. Then the temporaries of a killed writer are removed. Returns the saved config,
+        ``None`` if none.
         """
         saved = _read_config_file(self.file(CONFIG_FILE)) if self.file(CONFIG_FILE).exists() else None
         if saved is None:
@@ -197,7 +190,7 @@ class RunDirectory:
                 f"{self.path} holds a {saved['agent']} run, not a {agent} one; use a new directory"
             )
         else:
-            differing = differing_fields(saved, config, resumable, defaults)
+            differing = differing_fields(upgrade(saved) if upgrade else saved, config, resumable)
             if differing:
                 raise RunDirectoryError(
                     f"{self.path} holds a different run (it differs in {', '.join(differing)}); use a "
@@ -227,7 +220,7 @@ class RunDirectory:
 
     # --- checkpoints and evaluations ---------------------------------------------------------------
 
-    def save_checkpoint(self, state: Mapping[str, Any], name: str = CHECKPOINT_FILE) -> None:
+    def save_checkpoint(self, state: Mapping[str, Any], name: str) -> None:
         """``torch.save`` ``state`` (tensors and plain data only) as ``name``, atomically and synced.
 
         Serialised in memory first, so a failing disk raises an ``OSError`` naming the file (not
@@ -239,15 +232,13 @@ class RunDirectory:
             file.write(buffer.getbuffer())
             _sync(file)
 
-    def load_checkpoint(
-        self, name: str = CHECKPOINT_FILE, device: str | torch.device = "cpu"
-    ) -> dict[str, Any] | None:
+    def load_checkpoint(self, name: str, device: str | torch.device = "cpu") -> dict[str, Any] | None:
         """The checkpoint ``name`` (see :func:`read_checkpoint`), or ``None`` if there is none yet."""
         path = self.file(name)
         return read_checkpoint(path, device) if path.exists() else None
 
     def save_evaluations(self, checkpoints: Sequence[Evaluation]) -> Path:
-        return save_checkpoints(self.file(EVALUATIONS_FILE), checkpoints)
+        return save_evaluations(self.file(EVALUATIONS_FILE), checkpoints)
 
     def progress_log(self, keep_through: int | None, extra_columns: Sequence[str] = ()) -> ProgressLog:
         """The run's :class:`ProgressLog`; ``keep_through`` is the iteration resumed from (the rows
@@ -259,12 +250,10 @@ def differing_fields(
     saved: Mapping[str, Any],
     config: Mapping[str, Any],
     resumable: Collection[str] = (),
-    defaults: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Fields (besides ``format``, ``agent`` and the ``resumable`` ones) on which a saved config and
-    ``config`` disagree, compared as JSON stores them (a tuple equals its list); ``defaults`` stand in
-    for fields the saved config lacks."""
-    saved = _plain({**(defaults or {}), **saved})
+    ``config`` disagree, compared as JSON stores them (a tuple equals its list)."""
+    saved = _plain(dict(saved))
     config = _plain(dict(config))
     skipped = {"format", "agent", *resumable}
     names = [name for name in config if name not in skipped]
@@ -323,8 +312,9 @@ def read_run_file(path: Path, read: Callable[[Path], Any]) -> Any:
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The run's ``config.json``, checked before anything acts on it.
 
-    A run directory may come from anyone: its agent must be one of :data:`gaming_gym.agents.AGENTS`
-    and its env id a registered gameable env (a ``module:`` id would make Gymnasium import that
+    A run directory may come from anyone: it must name an agent (which agents exist is the agents'
+    table's business: :func:`gaming_gym.agents.read_run_config` checks it) and its env id must be a
+    registered gameable env (a ``module:`` id would make Gymnasium import that
     module).
     """
     path = run_file(run_dir, CONFIG_FILE, "a run directory")
@@ -334,11 +324,9 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    from gaming_gym.agents.agent import AGENTS  # the agents' table; they write through this module
-
     saved = read_run_file(path, lambda p: json.loads(p.read_text()))
-    if not isinstance(saved, dict) or not isinstance(saved.get("agent"), str) or saved["agent"] not in AGENTS:
-        raise RunDirectoryError(f"{path} names no known agent (one of {', '.join(AGENTS)})")
+    if not isinstance(saved, dict) or not isinstance(saved.get("agent"), str):
+        raise RunDirectoryError(f"{path} names no agent: it is not a gaming_gym run's {CONFIG_FILE}")
     if saved.get("format", RUN_FORMAT) != RUN_FORMAT:
         raise RunDirectoryError(
             f"{path} is of format {saved['format']!r}; this gaming_gym reads {RUN_FORMAT!r}"
@@ -360,7 +348,7 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 
 def read_evaluations(run_dir: str | os.PathLike) -> list[Evaluation]:
     """The evaluation records of a run directory (:data:`EVALUATIONS_FILE`)."""
-    return read_run_file(run_file(run_dir, EVALUATIONS_FILE, "a finished run directory"), load_checkpoints)
+    return read_run_file(run_file(run_dir, EVALUATIONS_FILE, "a finished run directory"), load_evaluations)
 
 
 def require_registered(env_id: Any, path: Path) -> None:
@@ -504,70 +492,3 @@ def _summary_writer(folder: Path):
     except ImportError:  # tensorboard is optional
         return None
     return SummaryWriter(str(folder))
-
-
-# --- the lock -----------------------------------------------------------------------------------
-
-
-class _Lock:
-    """An exclusive lock on a run directory, taken at once or refused with the holder's PID.
-
-    With ``fcntl``: ``flock`` on the lock file (the kernel lets go if the process dies), which is
-    removed on release; a process that locked a file just removed tries again on the new one.
-    Without: the file is created with ``O_EXCL``; one left by a killed process must be deleted by
-    hand (the message says so).
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.fd = self._flock() if fcntl is not None else self._create()
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
-
-    def _flock(self) -> int:
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_pid(fd)
-                os.close(fd)
-                raise self._in_use(holder) from None
-            except BaseException:
-                os.close(fd)
-                raise
-            try:
-                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
-                    return fd
-            except FileNotFoundError:
-                pass
-            os.close(fd)  # the holder removed this file as we opened it: lock the new one
-
-    def _create(self) -> int:
-        try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            fd = os.open(self.path, os.O_RDONLY)
-            holder = _read_pid(fd)
-            os.close(fd)
-            raise self._in_use(holder, stale_hint=True) from None
-
-    def _in_use(self, holder: str, stale_hint: bool = False) -> RunInUseError:
-        hint = f" (if no process {holder} runs, it was killed: delete {self.path})" if stale_hint else ""
-        return RunInUseError(
-            f"{self.path.parent} is in use by another gaming_gym process (PID {holder}){hint}; one "
-            f"run directory has one writer: wait for it to finish, or use another directory"
-        )
-
-    def release(self) -> None:
-        if fcntl is not None:  # remove, then unlock: a waiter that got the old file retries
-            self.path.unlink(missing_ok=True)
-            os.close(self.fd)
-        else:  # an open file cannot be removed everywhere
-            os.close(self.fd)
-            self.path.unlink(missing_ok=True)
-
-
-def _read_pid(fd: int) -> str:
-    os.lseek(fd, 0, os.SEEK_SET)
-    return os.read(fd, 32).decode(errors="replace").strip() or "unknown"

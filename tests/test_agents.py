@@ -9,11 +9,11 @@ import pytest
 import torch
 from test_ppo import CORRIDOR_ID  # noqa: F401  (a 20-step toy env registered there)
 
-from gaming_gym.agents import AGENTS, Agent, get_agent
+from gaming_gym.agents import AGENTS, Agent, get_agent, load_run_policy
 from gaming_gym.agents.agent import NativePPO, StableBaselines3PPO, TrainedAgent
 from gaming_gym.errors import ConfigError, RunDirectoryError
 from gaming_gym.evaluation import evaluate
-from gaming_gym.experiment import load_run_policy, train_experiment
+from gaming_gym.experiment import train_experiment
 
 TINY = dict(  # 8 envs x 40 steps = 320 steps a rollout
     num_envs=8,
@@ -77,8 +77,20 @@ def test_an_unknown_agent_is_one_config_error_naming_the_choices(tmp_path):
 
 def test_a_run_directory_naming_an_agent_not_in_the_table_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"agent": "a2c", "env_id": CORRIDOR_ID, "knobs": {}}))
-    with pytest.raises(RunDirectoryError, match=r"names no known agent \(one of ppo, sb3\)"):
+    with pytest.raises(RunDirectoryError, match=r"names no known agent \('a2c'; one of ppo, sb3\)"):
         load_run_policy(tmp_path)
+
+
+def test_agents_say_which_runs_they_can_train_as_one_stack():
+    ppo, one, two = (
+        AGENTS["ppo"],
+        AGENTS["ppo"].config(CORRIDOR_ID, seed=1),
+        AGENTS["ppo"].config(CORRIDOR_ID, seed=2),
+    )
+    assert ppo.stack_key(one) == ppo.stack_key(two)  # seeds stack
+    assert ppo.stack_key(one) != ppo.stack_key(ppo.config(CORRIDOR_ID, hidden_sizes=(8,)))
+    pytest.importorskip("stable_baselines3")
+    assert AGENTS["sb3"].stack_key(AGENTS["sb3"].config(CORRIDOR_ID)) is None  # one after another
 
 
 def test_both_agents_refuse_a_setting_they_do_not_have():

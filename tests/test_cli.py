@@ -135,18 +135,46 @@ def test_train_writes_a_complete_run_directory(capsys, tmp_path):
     assert not list(run_dir.glob(".*partial*"))
 
 
+def test_mitigations_are_chosen_by_name_with_their_settings_and_recorded(capsys, tmp_path):
+    """``--mitigation`` (repeatable, applied in order) and ``--set NAME.SETTING=VALUE``: the run
+    trains with both, records them in config.json with every setting filled in, and its
+    evaluations carry the early-stopping check's held-out returns."""
+    code, out, err = train(
+        capsys,
+        tmp_path / "run",
+        "--steps",
+        str(2 * ROLLOUT),
+        "--mitigation",
+        "kl_initial",
+        "--set",
+        "kl_initial.beta=0.3",
+        "--mitigation",
+        "early_stopping",
+        "--set",
+        "early_stopping.episodes=3",
+    )
+    assert code == 0, err
+    assert _config(tmp_path / "run")["mitigations"] == {
+        "kl_initial": {"beta": 0.3},
+        "early_stopping": {"episodes": 3, "patience": 2, "min_drop": 0.1, "stop": True},
+    }
+    evaluations = json.loads((tmp_path / "run" / "evaluations.json").read_text())
+    assert [len(record["holdout_true"]) for record in evaluations] == [3, 3, 3]
+    assert "early stopping on the held-out check" in out
+
+
 def test_rerunning_an_interrupted_run_resumes_it(capsys, tmp_path, monkeypatch):
     from test_ppo import raising_on_call
 
     from gaming_gym.agents.ppo import training
 
-    real_iteration = training._train_iteration
-    monkeypatch.setattr(training, "_train_iteration", raising_on_call(3, real_iteration, KeyboardInterrupt))
+    real_iteration = training._iteration
+    monkeypatch.setattr(training, "_iteration", raising_on_call(3, real_iteration, KeyboardInterrupt))
     command = ("--steps", str(4 * ROLLOUT), "--set", "checkpoint_every=1")
     code, _, err = train(capsys, tmp_path / "run", *command)
     assert code == 130 and "re-run the same command to resume" in err
     assert not (tmp_path / "run" / "goodhart.json").exists()
-    monkeypatch.setattr(training, "_train_iteration", real_iteration)
+    monkeypatch.setattr(training, "_iteration", real_iteration)
     code, _, err = train(capsys, tmp_path / "run", *command)
     assert code == 0, err
     assert _iterations(tmp_path / "run") == [0, 1, 2, 3, 4]  # continued from iteration 2, not restarted
@@ -401,7 +429,7 @@ def test_train_into_a_directory_it_did_not_write_is_refused_untouched(capsys, tm
     (out / "thesis.tex").write_text("years of work")
     (out / "config.json").write_text('{"chapters": 5}')  # not gaming_gym's
     code, _, err = train(capsys, out, "--steps", str(ROLLOUT))
-    assert code == 2 and "names no known agent" in err and _one_line(err)
+    assert code == 2 and "names no agent" in err and _one_line(err)
     (out / "config.json").unlink()
     code, _, err = train(capsys, out, "--steps", str(ROLLOUT))
     assert code == 2 and "is not empty (thesis.tex) and holds no config.json" in err and _one_line(err)
@@ -428,7 +456,19 @@ def test_a_second_train_into_the_same_out_is_one_line_naming_the_holder(capsys, 
             ("--agent", "sb3", "--set", "learning_rate=1e999"),
             "learning_rate must be a finite number > 0, got inf",
         ),
-        (("--agent", "sb3", "--set", "kl_coef=0.1"), "the SB3 agent cannot honour kl_coef=0.1"),
+        (
+            ("--agent", "sb3", "--mitigation", "kl_initial"),
+            "the SB3 agent cannot use mitigation kl_initial (a KL penalty needs the policy's log-probabilities",
+        ),
+        (
+            ("--set", "kl_initial.beta=0.1"),
+            "--set kl_initial.beta: choose the mitigation with --mitigation kl_initial",
+        ),
+        (("--mitigation", "kl_everything"), "unknown mitigation 'kl_everything'; registered:"),
+        (
+            ("--mitigation", "kl_initial", "--set", "kl_initial.beta=-1"),
+            "mitigation kl_initial: beta must be",
+        ),
         (("--agent", "sb3", "--set", "n_epochs=2"), "no setting 'n_epochs'; n_epochs is update_epochs here"),
         (
             ("--set", "n_epochs=2"),

@@ -28,7 +28,6 @@ from gaming_gym.metrics import (
     early_stop,
     fit_gao,
     goodhart_report,
-    goodhart_report_over_seeds,
     kendall_tau,
     onset_index,
     student_t_quantile,
@@ -199,7 +198,7 @@ def test_seeds_give_a_student_t_interval_over_runs():
     references = {"random": returns([0, 0], [0, 0]), "intended": returns([1, 1], [1, 1])}
     run_a = [Evaluation(0, [0, 0], [0, 0]), Evaluation(10, [1, 1], [0, 0])]
     run_b = [Evaluation(0, [0, 0], [0, 0]), Evaluation(10, [3, 3], [0, 0])]
-    report = goodhart_report_over_seeds([run_a, run_b], references, n_bootstrap=2000)
+    report = goodhart_report([run_a, run_b], references, n_bootstrap=2000)
     assert report.n_runs == 2
     assert report.interval_method == "student-t-over-runs"
     assert report.final_gap == 2.0  # mean of the two runs' curves
@@ -273,7 +272,7 @@ def test_intervals_over_few_seeds_cover_at_their_level(seeds):
     covered = {"student t": 0, "percentile bootstrap": 0}
     for _ in range(200):
         runs, references = synthetic_seeds(rng, seeds)
-        low, high = goodhart_report_over_seeds(runs, references, n_bootstrap=200).final_gap_ci
+        low, high = goodhart_report(runs, references, n_bootstrap=200).final_gap_ci
         covered["student t"] += low <= 1 <= high
         low, high = percentile_bootstrap_gap(runs, references, rng)
         covered["percentile bootstrap"] += low <= 1 <= high
@@ -321,7 +320,7 @@ def test_single_episode_evaluations_warn_and_leave_their_intervals_out():
     # Over seeds the interval comes from the spread between runs, which one episode does not hide.
     shifted = [Evaluation(1000 * k, [p + 1], [t]) for k, (p, t) in enumerate([(0, 0), (4, 4), (8, 2)])]
     with pytest.warns(GoodhartWarning, match="one episode"):
-        seeds = goodhart_report_over_seeds([checkpoints, shifted], REFERENCES, n_bootstrap=50)
+        seeds = goodhart_report([checkpoints, shifted], REFERENCES, n_bootstrap=50)
     assert seeds.final_gap_ci is not None and seeds.final_gap_ci[0] < seeds.final_gap < seeds.final_gap_ci[1]
 
 
@@ -410,7 +409,7 @@ def test_mismatched_lengths_are_rejected():
     with pytest.raises(ValueError, match="proxy has 2 episodes but true has 3"):
         Evaluation(0, [1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="run 1 has checkpoints at steps \\[0\\] but run 0 at \\[0, 1000\\]"):
-        goodhart_report_over_seeds([run([0, 1], [0, 1]), run([0], [0])], REFERENCES)
+        goodhart_report([run([0, 1], [0, 1]), run([0], [0])], REFERENCES)
     with pytest.raises(ValueError, match="equal length"):
         kendall_tau([1, 2, 3], [1, 2])
 
@@ -477,7 +476,7 @@ def test_json_round_trip(tmp_path):
     path = report.save(tmp_path / "runs" / "report.json")
     assert GoodhartReport.load(path) == report
     assert [p.name for p in path.parent.iterdir()] == ["report.json"]  # no partial file left
-    assert json.loads(path.read_text())["format"] == "gaming_gym.GoodhartReport/1"
+    assert json.loads(path.read_text())["format"] == "gaming_gym.GoodhartReport/2"
     with pytest.raises(ValueError, match="Not a Goodhart report"):
         GoodhartReport.from_json('{"steps": [1]}')
 
@@ -721,7 +720,7 @@ def test_gao_gain_is_measured_from_the_initial_policy():
 def test_early_stopping_over_seeds_uses_each_runs_own_curves():
     run_a = dynamics_run(PEAKED_TRUE, LATER_HOLDOUT)  # stop 5000, keep 3000 (t .75); oracle 2000 (t 1)
     run_b = dynamics_run([0, 1, 2, 3, 4, 3, 2], [0, 1, 2, 3, 4, 3, 2])  # stop 6000, keep = oracle 4000
-    report = goodhart_report_over_seeds([run_a, run_b], REFERENCES, n_bootstrap=20)
+    report = goodhart_report([run_a, run_b], REFERENCES, n_bootstrap=20)
     assert report.early_stopping == EarlyStoppingOutcome(
         patience=2,
         stop_steps=[5000, 6000],
@@ -764,31 +763,44 @@ def test_json_round_trip_with_goodhart_dynamics():
     report = goodhart_report(dynamics_run(PEAKED_TRUE, LATER_HOLDOUT), REFERENCES, BOAT, n_bootstrap=20)
     assert GoodhartReport.from_json(report.to_json()) == report
     data = json.loads(report.to_json())
-    assert data["format"] == "gaming_gym.GoodhartReport/1"
+    assert data["format"] == "gaming_gym.GoodhartReport/2"
     assert data["d"] == D_DYNAMICS
-    assert data["gao_fits"]["rl"] == report.gao_fits["rl"].to_dict()
-    assert data["observed_peak"] == {"step": 2000, "true": 1.0, "d": 1.0}
-    assert data["early_stopping"]["kept_steps"] == [3000]
+    measures = data["measures"]
+    assert measures["gao_fits"]["value"]["rl"] == report.gao_fits["rl"].to_dict()
+    assert measures["observed_peak"] == {"value": {"step": 2000, "true": 1.0, "d": 1.0}, "interval": None}
+    assert measures["early_stopping"]["value"]["kept_steps"] == [3000]
+    assert measures["final_gap"] == {"value": report.final_gap, "interval": list(report.final_gap_ci)}
 
 
-def test_reports_written_before_goodhart_dynamics_still_load():
+def first_format(report: GoodhartReport) -> dict:
+    """The report as the first format wrote it: every measure (and its ``_ci``) a field of its own."""
+    data = json.loads(report.to_json())
+    data["format"] = "gaming_gym.GoodhartReport/1"
+    for name, entry in data.pop("measures").items():
+        data[name] = entry["value"]
+        if entry["interval"] is not None or name in ("final_proxy", "final_true", "final_gap", "true_drop"):
+            data[f"{name}_ci"] = entry["interval"]
+    del data["early_stop_patience"]
+    return data
+
+
+def test_reports_of_the_first_format_written_before_goodhart_dynamics_still_load():
     report = goodhart_report(run([0, 2, 4], [0, 4, 2]), REFERENCES, BOAT, n_bootstrap=20)
-    old = json.loads(report.to_json())
+    old = first_format(report)
     for key in ("kl", "d", "holdout_true", "gao_origin_step", "gao_fits", "observed_peak", "early_stopping"):
         del old[key]
     for key in ("interval_method", "min_episodes", "true_drop_debiased", "intended_below_random"):
         del old[key]
     loaded = GoodhartReport.from_json(json.dumps(old))
-    assert loaded == dataclasses.replace(
-        report, observed_peak=None, min_episodes=None, true_drop_debiased=None
-    )
+    gone = {"observed_peak": None, "true_drop_debiased": None, "gao_fits": None, "early_stopping": None}
+    assert loaded == dataclasses.replace(report, measures={**report.measures, **gone}, min_episodes=None)
     assert loaded.summary().splitlines()[-1].startswith("onset step")
 
 
 def test_old_reports_over_seeds_say_their_intervals_undercover():
     # Reports over seeds written before the Student-t interval hold percentile bootstrap intervals.
     runs = [run([0, 2, 4], [0, 4, 2], spread=1), run([0, 3, 5], [0, 4, 1], spread=1)]
-    old = json.loads(goodhart_report_over_seeds(runs, REFERENCES, n_bootstrap=20).to_json())
+    old = first_format(goodhart_report(runs, REFERENCES, n_bootstrap=20))
     for key in ("interval_method", "min_episodes", "true_drop_debiased", "intended_below_random"):
         del old[key]
     loaded = GoodhartReport.from_json(json.dumps(old))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gaming_gym.evaluation import EpisodeReturns
-from gaming_gym.metrics import Evaluation, goodhart_report, goodhart_report_over_seeds
+from gaming_gym.metrics import Evaluation, goodhart_report
 from gaming_gym.plots import (
     DPI,
     FIGURE_SIZE,
@@ -98,7 +98,7 @@ def test_goodhart_dynamics_plot_on_both_axes(tmp_path, references):
 
 def test_goodhart_dynamics_of_seeds_and_of_unpeaked_fits_plot(tmp_path, references):
     rng = np.random.default_rng(2)
-    seeds = goodhart_report_over_seeds([dynamics_run(rng), dynamics_run(rng, 1.0, 0.6)], references)
+    seeds = goodhart_report([dynamics_run(rng), dynamics_run(rng, 1.0, 0.6)], references)
     assert len(seeds.early_stopping.kept_steps) == 2
     assert png_size(plot_goodhart_curve(seeds, tmp_path / "seeds.png")) == expected_size()
     # The true gain rises all along (b = 0): the fits find no peak, or one far off the plot.

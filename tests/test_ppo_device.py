@@ -16,14 +16,17 @@ from test_ppo import tiny_config  # registers the 20-step Corridor env
 
 import gaming_gym
 from gaming_gym.agents.ppo import load_agent, train, training
+from gaming_gym.errors import ConfigError
 
 SETTINGS = {
     "plain": {},
-    "every mitigation": {
-        "kl_coef": 0.5,
-        "kl_reference": "intended",
-        "holdout_episodes": 2,
-        "early_stop": True,
+    "every mitigation, from an sft start": {
+        "start": "sft",
+        "mitigations": {
+            "kl_initial": {"beta": 0.5},
+            "kl_reference": {"beta": 0.5, "reference": "intended"},
+            "early_stopping": {"episodes": 2},
+        },
     },
 }
 
@@ -61,8 +64,8 @@ def test_train_resume_and_load_leave_the_global_rng_and_thread_count_alone(
 
 
 def test_train_restores_the_thread_count_when_it_fails(three_torch_threads):
-    with pytest.raises(TypeError, match="has no knob"):
-        train(tiny_config(knobs={"no_such_knob": 1}), progress=False)
+    with pytest.raises(ConfigError, match="at most 50,000,000 are allowed"):
+        train(tiny_config(hidden_sizes=(16_384, 16_384)), progress=False)
     assert torch.get_num_threads() == three_torch_threads
 
 
@@ -91,7 +94,7 @@ class HostReads:
             monkeypatch.setattr(torch.Tensor, name, self._counted(getattr(torch.Tensor, name)))
         for name in ("__getitem__", "__setitem__"):
             monkeypatch.setattr(torch.Tensor, name, self._counted_if_masked(getattr(torch.Tensor, name)))
-        real_iteration = training._train_iteration
+        real_iteration = training._iteration
 
         def counted_iteration(*args):
             self._counting = Counter()
@@ -101,7 +104,7 @@ class HostReads:
                 self.iterations.append(self._counting)
                 self._counting = None
 
-        monkeypatch.setattr(training, "_train_iteration", counted_iteration)
+        monkeypatch.setattr(training, "_iteration", counted_iteration)
 
     def _count(self) -> None:
         if self._counting is None:
@@ -130,7 +133,7 @@ class HostReads:
 ROLLOUTS = {
     "corridor": dict(num_steps=50, num_minibatches=2),
     "corridor, longer rollouts, more minibatches": dict(num_steps=100, num_minibatches=8, update_epochs=2),
-    "corridor, KL penalty": dict(num_steps=50, num_minibatches=2, kl_coef=0.5),
+    "corridor, KL penalty": dict(num_steps=50, num_minibatches=2, mitigations={"kl_initial": {"beta": 0.5}}),
     "continuous boat": dict(
         env_id="GamingGym/BoatRaceContinuous-v1", num_envs=4, num_steps=32, num_minibatches=4
     ),
@@ -139,17 +142,18 @@ ROLLOUTS = {
 
 @pytest.mark.parametrize("settings", ROLLOUTS.values(), ids=ROLLOUTS.keys())
 def test_an_iteration_reads_from_the_device_a_fixed_few_times(monkeypatch, settings):
-    """Six host reads an iteration from the trainer, however many steps and minibatches: the
-    truncation counts (bootstrapping), the episodes that ended (four columns) and the loss and
-    KL statistics (one copy). What is left per step is the env's own: its autoreset asks whether
-    any episode ended (one read a step; where some did, it resets them by mask). Before, the
-    trainer read 2 values a step (more where episodes ended) and 5 a minibatch, and the env 2
-    more a step to check the actions."""
+    """Five host reads an iteration from the trainer, however many steps and minibatches: the
+    episodes that ended (four columns) and the losses, the value statistics and the mitigations'
+    log columns (one copy); truncated episodes are bootstrapped without asking how many there
+    were. What is left per step is the env's own: its autoreset asks whether any episode ended
+    (one read a step; where some did, it resets them by mask). Earlier the trainer read 2 values
+    a step (more where episodes ended) and 5 a minibatch, and the env 2 more a step to check the
+    actions; then 6 an iteration."""
     config = tiny_config(eval_every=0, **settings)
     config = dataclasses.replace(config, total_timesteps=2 * config.batch_size)
     reads = HostReads(monkeypatch)
     train(config, progress=False)
-    assert [count["ppo"] for count in reads.iterations] == [6, 6]
+    assert [count["ppo"] for count in reads.iterations] == [5, 5]
     autoreset_checks = config.num_steps  # one a step, where the env decides whether to reset
     assert all(count["env"] >= autoreset_checks for count in reads.iterations)
     if settings.get("env_id") == "GamingGym/BoatRaceContinuous-v1":  # 1000-step episodes: no end yet
@@ -160,14 +164,14 @@ def test_the_training_env_checks_action_shapes_every_step_but_values_only_in_eva
     """PPO's heads act inside the action space by construction, so its training env skips the
     per-step value check (a host sync); shapes and dtypes are still checked there, for free, and
     the envs evaluations make check values as every env does by default."""
-    run = training._start_run(tiny_config(), torch.device("cpu"))
-    env = run.env.unwrapped
-    assert env.check_action_values is False and run.env.deferred
+    batched = training.make_training_env(tiny_config(), torch.device("cpu"))
+    batched.reset(seed=0)
+    assert batched.unwrapped.check_action_values is False and batched.deferred
     with pytest.raises(ValueError, match=r"must have shape \(16"):
-        run.env.step(torch.ones(3, dtype=torch.long))
+        batched.step(torch.ones(3, dtype=torch.long))
     with pytest.raises(ValueError, match="discrete actions must be integers"):
-        run.env.step(torch.ones(16))
-    run.env.close()
+        batched.step(torch.ones(16))
+    batched.close()
     fresh = gym.make_vec(tiny_config().env_id, num_envs=2)  # as evaluate() makes them
     fresh.reset(seed=0)
     with pytest.raises(ValueError, match="outside the action space"):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from gaming_gym.agents.ppo import default_config, train
+from gaming_gym.agents.ppo import default_config, train, train_stacked
 from gaming_gym.envs import confident_rater as cr
 from gaming_gym.errors import ConfigError, RunDirectoryError, RunNotFoundError
-from gaming_gym.evaluation import evaluate, reference_policy
+from gaming_gym.evaluation import env_factory, evaluate, reference_policy
 from gaming_gym.rlhf import (
     CONFIG_FILE,
     WEIGHTS_FILE,
@@ -80,21 +80,19 @@ def test_the_wrapper_swaps_the_reward_and_keeps_the_true_one(saved_model):
     assert torch.equal(wrapped_info["proxy_reward"], score)
     assert torch.equal(wrapped_info["rater_reward"], proxy)
     assert torch.equal(wrapped_info["true_reward"], info["true_reward"])
-    with_model = evaluate(policy, ENV_ID, episodes=4, seed=0, reward_model=str(folder))
+    with_model = evaluate(policy, env_factory(ENV_ID, reward_model=str(folder)), episodes=4, seed=0)
     without = evaluate(policy, ENV_ID, episodes=4, seed=0)
     np.testing.assert_array_equal(with_model.true, without.true)
     assert not np.allclose(with_model.proxy, without.proxy)
 
 
-def test_ppo_trains_against_the_model_from_the_sft_clone(saved_model):
-    """Two tiny iterations: the run starts from the SFT clone (KL 0 at step 0), and its
-    evaluations' proxy is the reward model's score."""
-    folder, _, _ = saved_model
-    config = default_config(
-        ENV_ID,
+def rlhf_config(folder, **overrides):
+    """RLHF's set-up in two tiny iterations: PPO from the SFT clone against the reward model, with
+    a KL penalty toward the SFT model."""
+    settings = dict(
         reward_model=str(folder),
-        kl_reference="sft",
-        kl_coef=0.1,
+        start="sft",
+        mitigations={"kl_reference": {"beta": 0.1, "reference": "sft"}},
         total_timesteps=2 * 512,
         num_envs=16,
         num_steps=32,
@@ -102,12 +100,40 @@ def test_ppo_trains_against_the_model_from_the_sft_clone(saved_model):
         eval_episodes=4,
         device="cpu",
     )
-    result = train(config, progress=False)
+    return default_config(ENV_ID, **{**settings, **overrides})
+
+
+def test_ppo_trains_against_the_model_from_the_sft_clone(saved_model):
+    """The run starts from the SFT clone (KL 0 at step 0), and its evaluations' proxy is the
+    reward model's score."""
+    folder, _, _ = saved_model
+    result = train(rlhf_config(folder), progress=False)
     assert [e.step for e in result.checkpoints] == [0, 512, 1024]
     assert result.checkpoints[0].kl == 0.0 and result.checkpoints[-1].kl > 0
     assert 0 < result.reference_agreement < 1  # a clone of noisy demonstrations, random actions and all
-    start = evaluate(result.agent.policy(), ENV_ID, episodes=4, seed=0, reward_model=str(folder))
-    assert np.all(np.isfinite(start.proxy))
+    scored = evaluate(
+        result.agent.policy(), env_factory(ENV_ID, reward_model=str(folder)), episodes=4, seed=0
+    )
+    assert np.all(np.isfinite(scored.proxy))
+
+
+def test_runs_against_a_reward_model_train_stacked_each_as_it_would_alone(saved_model):
+    """Two seeds with different KL coefficients against one reward model, from their SFT clones,
+    as one stack: each agent's evaluations are its run alone's (returns within 1e-3: the vmapped
+    stack rounds its matrix products differently, by about 1e-7, and two iterations of these
+    discrete answers do not carry that into the returns)."""
+    folder, _, _ = saved_model
+    configs = [
+        rlhf_config(folder, seed=seed, mitigations={"kl_reference": {"beta": beta, "reference": "sft"}})
+        for seed, beta in ((0, 0.1), (1, 0.5))
+    ]
+    stacked = train_stacked(configs, progress=False)
+    for config, ours in zip(configs, stacked, strict=True):
+        alone = train(config, progress=False)
+        assert ours.reference_agreement == alone.reference_agreement
+        for a, b in zip(ours.checkpoints, alone.checkpoints, strict=True):
+            np.testing.assert_allclose(a.proxy, b.proxy, atol=1e-3)
+            np.testing.assert_allclose(a.true, b.true, atol=1e-3)
 
 
 def test_bad_reward_models_are_refused_in_one_line(saved_model, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_ppo import tiny_config  # registers the 20-step Corridor env
 
-from gaming_gym import runs
+from gaming_gym import files, runs
 from gaming_gym.agents import ppo
 from gaming_gym.errors import RunDirectoryError, RunDirectoryWarning, RunInUseError
 from gaming_gym.runs import ProgressLog, RunDirectory, differing_fields
@@ -69,7 +69,7 @@ def test_the_lock_holds_across_processes_and_dies_with_its_holder(tmp_path):
 
 
 def test_without_fcntl_the_lock_is_a_file_created_exclusively(tmp_path, monkeypatch):
-    monkeypatch.setattr(runs, "fcntl", None)
+    monkeypatch.setattr(files, "fcntl", None)
     with RunDirectory(tmp_path / "run"):
         assert (tmp_path / "run" / runs.LOCK_FILE).read_text() == f"{os.getpid()}\n"
         with pytest.raises(RunInUseError, match=rf"PID {os.getpid()}\) \(if no process {os.getpid()} runs"):
@@ -92,7 +92,7 @@ def test_a_directory_with_files_of_its_own_is_refused_and_left_alone(tmp_path):
 
 def test_a_config_json_of_another_program_or_agent_or_run_is_refused(tmp_path):
     (tmp_path / "config.json").write_text('{"learning_rate": 0.1}')
-    with RunDirectory(tmp_path) as directory, pytest.raises(RunDirectoryError, match="names no known agent"):
+    with RunDirectory(tmp_path) as directory, pytest.raises(RunDirectoryError, match="names no agent"):
         directory.check_config("ppo", CONFIG)
     with RunDirectory(tmp_path) as directory:
         directory.write_config("sb3", CONFIG)
@@ -116,13 +116,16 @@ def test_config_json_carries_a_format_and_older_files_without_one_still_resume(t
             directory.check_config("ppo", CONFIG)
 
 
-def test_fields_are_compared_as_json_stores_them_and_defaults_fill_older_configs():
+def test_fields_are_compared_as_json_stores_them_and_the_agent_upgrades_older_configs(tmp_path):
     saved = {"agent": "ppo", "sizes": [8, 8], "seed": 0}
     assert differing_fields(saved, {"sizes": (8, 8), "seed": 0}) == []
-    assert differing_fields(saved, {"sizes": (8, 8), "seed": 0, "kl_coef": 0.0}) == ["kl_coef"]
-    assert (
-        differing_fields(saved, {"sizes": (8, 8), "seed": 0, "kl_coef": 0.0}, defaults={"kl_coef": 0.0}) == []
-    )
+    assert differing_fields(saved, {"sizes": (8, 8), "seed": 0, "start": "scratch"}) == ["start"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with RunDirectory(tmp_path) as directory:
+        today = {"sizes": (8, 8), "seed": 0, "start": "scratch"}
+        with pytest.raises(RunDirectoryError, match="differs in start"):
+            directory.check_config("ppo", today)
+        assert directory.check_config("ppo", today, upgrade=lambda old: {"start": "scratch", **old})
 
 
 def test_stale_temporaries_of_a_killed_writer_are_removed_when_the_run_is_claimed(tmp_path):

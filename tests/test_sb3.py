@@ -234,9 +234,13 @@ def test_the_tuned_settings_reach_sb3():
 @pytest.mark.parametrize(
     "setting, message",
     [
-        ({"kl_coef": 0.1}, "cannot honour kl_coef=0.1 (the KL penalty"),
+        (
+            {"mitigations": {"kl_initial": {}}},
+            "cannot use mitigation kl_initial (a KL penalty needs the policy's log-probabilities",
+        ),
+        ({"mitigations": {"kl_reference": {}}}, "cannot use mitigation kl_reference"),
         ({"target_kl": 0.02}, "cannot honour target_kl=0.02 (SB3 stops within an epoch"),
-        ({"holdout_episodes": 4}, "cannot honour holdout_episodes=4"),
+        ({"start": "sft"}, "cannot honour start='sft' (starting from a behaviour-cloned SFT model"),
         ({"n_steps": 40}, "no setting 'n_steps'; n_steps is num_steps here; it takes native PPO's settings"),
         ({"n_step": 40}, "no setting 'n_step'; it takes"),
         ({"learning_rate": float("inf")}, "learning_rate must be a finite number > 0, got inf"),
@@ -256,7 +260,37 @@ def test_train_sb3_writes_a_run_directory_and_resumes_it(tmp_path):
     assert resumed.model.num_timesteps == 640
     assert [c.step for c in resumed.checkpoints] == [0, 320, 640]
     saved = json.loads((tmp_path / "config.json").read_text())
-    assert saved["agent"] == "sb3" and saved["num_steps"] == 40 and "kl_coef" not in saved
+    assert saved["agent"] == "sb3" and saved["num_steps"] == 40 and "start" not in saved
+    assert saved["mitigations"] == {}
+
+
+def test_sb3_stops_early_with_the_same_plug_in_and_stays_stopped(tmp_path, monkeypatch):
+    """The early-stopping mitigation under SB3: its held-out check is in every evaluation, and
+    when the check has fallen for two evaluations after its best, training ends and the model
+    gets back the weights of the best; resumed for longer, the run stays where it stopped."""
+    from gaming_gym.mitigations.early_stopping import EarlyStopping
+
+    curve = [0.0, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2, 0.1]
+
+    def measure(self):  # normalised 0.8 at the second evaluation, then falling
+        references = gaming_gym.reference_returns(CORRIDOR_ID, {})
+        random, intended = references["random"].true.mean(), references["intended"].true.mean()
+        level = curve[len(self.context.evaluations(0))]
+        return {"holdout_true": [np.full(2, random + level * (intended - random))]}
+
+    monkeypatch.setattr(EarlyStopping, "measure", measure)
+    config = tiny(total_timesteps=320 * 6, eval_every=1, mitigations={"early_stopping": {"episodes": 2}})
+    result = train_sb3(config, tmp_path, progress=False)
+    assert (result.stopped_step, result.kept_step) == (960, 320)
+    assert [c.step for c in result.checkpoints] == [0, 320, 640, 960]
+    assert all(len(c.holdout_true) == 2 for c in result.checkpoints)
+    kept = evaluate(result.policy(deterministic=True), CORRIDOR_ID, episodes=4, seed=5)
+    one_rollout = train_sb3(tiny(total_timesteps=320, eval_every=1), progress=False)
+    expected = evaluate(one_rollout.policy(deterministic=True), CORRIDOR_ID, episodes=4, seed=5)
+    np.testing.assert_array_equal(kept.proxy, expected.proxy)  # the agent of step 320
+    longer = dataclasses.replace(config, total_timesteps=320 * 8)
+    again = train_sb3(longer, tmp_path, progress=False)
+    assert (again.stopped_step, again.kept_step, len(again.checkpoints)) == (960, 320, 4)
 
 
 def test_sb3_evaluates_after_each_update_on_native_ppos_evaluation_episodes(tmp_path):

@@ -1,5 +1,6 @@
-"""Sweeps: a grid x seeds into run directories, on local Ray or in-process, resumable, with a
-table and a phase diagram."""
+"""Experiment files run as sweeps: a grid x seeds into run directories, on local Ray or
+in-process, resumable, with a table and a phase diagram; and every mistake in a file refused in
+one line before anything trains."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import pytest
 from PIL import Image
 
 from gaming_gym.cli import main
-from gaming_gym.sweep import load_sweep, phase_values, plan_groups, run_sweep, sweep_cells
+from gaming_gym.spec import load_spec
+from gaming_gym.sweep import Job, phase_values, plan_groups, run_sweep
 
 TINY_SETTINGS = """
 [settings]
@@ -50,7 +52,7 @@ def test_a_tiny_sweep_runs_on_local_ray_as_it_runs_in_process(tmp_path):
     per-agent setting), every run directory, a report per cell, the table and the phase
     diagram; and the same numbers, run for run, as the in-process engine gives."""
     pytest.importorskip("ray")
-    sweep = load_sweep(_write_sweep(tmp_path, "ent_coef = [0.0, 0.05]"))
+    sweep = load_spec(_write_sweep(tmp_path, "ent_coef = [0.0, 0.05]"))
     messages: list[str] = []
     on_ray = run_sweep(sweep, tmp_path / "ray", engine="ray", progress=False, say=messages.append)
     assert on_ray.trained == 4 and on_ray.skipped == 0
@@ -69,7 +71,7 @@ def test_a_tiny_sweep_runs_on_local_ray_as_it_runs_in_process(tmp_path):
         assert float(row["gap"]) == pytest.approx(report.final_gap, abs=1e-4)
         assert row["seeds"] == "2"
 
-    values = phase_values(sweep, sweep_cells(sweep), tmp_path / "ray")
+    values = phase_values(sweep, tmp_path / "ray")
     assert values["gap"].shape == (1, 4, 2)  # one panel, 4 step counts, 2 cells
     # the diagram's last row is the final gap, averaged over seeds, as the table has it
     for column, row in enumerate(rows):
@@ -85,26 +87,36 @@ def test_cells_that_change_shapes_train_as_separate_tasks():
         "hidden_sizes = [[8, 8], [16, 16]]\nlearning_rate = [0.0003, 0.001]",
         'x = "hidden_sizes"\ny = "learning_rate"',
     )
-    from gaming_gym.sweep import _Job
 
-    jobs = [
-        _Job(cell.label, seed, sweep.env_id, cell.knobs, {**cell.settings, "seed": seed}, "unused")
-        for cell in sweep_cells(sweep)
-        for seed in sweep.seeds
-    ]
-    groups = plan_groups(jobs, "ppo", max_stack=3)
+    def jobs(agent: str) -> list[Job]:
+        return [
+            Job(
+                cell.label,
+                seed,
+                agent,
+                sweep.env_id,
+                sweep.knobs_of(cell),
+                {**sweep.settings_of(cell), "seed": seed},
+                "-",
+            )
+            for cell in sweep.cells
+            for seed in sweep.seeds
+        ]
+
+    groups = plan_groups(jobs("ppo"), max_stack=3)
     # per width: 2 learning rates x 2 seeds = 4 runs, in stacks of at most 3
     assert sorted(len(group) for group in groups) == [1, 1, 3, 3]
     for group in groups:
         assert len({job.settings["hidden_sizes"] for job in group}) == 1
-    assert [len(g) for g in plan_groups(jobs, "sb3", max_stack=16)] == [1] * 8
+    pytest.importorskip("stable_baselines3")
+    assert [len(g) for g in plan_groups(jobs("sb3"), max_stack=16)] == [1] * 8
 
 
 def load_sweep_text(grid: str, plot: str, tmp: Path | None = None):
     import tempfile
 
     folder = Path(tmp or tempfile.mkdtemp())
-    return load_sweep(_write_sweep(folder, grid, plot))
+    return load_spec(_write_sweep(folder, grid, plot))
 
 
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
@@ -142,7 +154,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     for seed in (0, 1):
         rows = (out / "hidden_sizes=8x8" / f"seed-{seed}" / "progress.csv").read_text().splitlines()
         assert [row.split(",")[0] for row in rows[1:]] == [str(i) for i in range(17)]
-    assert (out / "phase_diagram.png").is_file() and (out / "sweep_table.csv").is_file()
+    assert (out / "phase_diagram.png").is_file() and (out / "table.csv").is_file()
 
 
 HEAD = 'env = "GamingGym/AbsentSupervisor-v0"\n'
@@ -153,7 +165,7 @@ HEAD = 'env = "GamingGym/AbsentSupervisor-v0"\n'
     [
         (
             HEAD + 'seeds = [0]\n[grid]\nent_coef = [nan]\n[plot]\nx = "ent_coef"\n',
-            "ent_coef is nan: sweep values must be finite",
+            "ent_coef is nan: experiment values must be finite",
         ),
         (
             HEAD + 'seeds = [0, 0]\n[grid]\nent_coef = [0.0]\n[plot]\nx = "ent_coef"\n',
@@ -166,15 +178,47 @@ HEAD = 'env = "GamingGym/AbsentSupervisor-v0"\n'
         (HEAD + 'seed = [0]\n[grid]\nent_coef = [0.0]\n[plot]\nx = "ent_coef"\n', "unknown key(s) seed"),
         (
             HEAD + 'seeds = [0]\n[grid]\nent_coef = [-1.0]\n[plot]\nx = "ent_coef"\n',
-            "ent_coef must be a finite number >= 0",
+            "cell 'ent_coef=-1.0': PPOConfig.ent_coef must be a finite number >= 0",
         ),
-        ("seeds = [", "is not a valid TOML sweep file"),
+        (
+            HEAD
+            + 'seeds = [0]\n[grid]\n"knobs.button_cost" = [0.0, 2000.0]\n[plot]\nx = "knobs.button_cost"\n',
+            "cell 'button_cost=2000.0': AbsentSupervisor: button_cost must be",
+        ),
+        (
+            HEAD + 'seeds = [0]\n[grid]\n"mitigations.kl_initial.betta" = [0.1]\n',
+            "mitigation kl_initial has no setting 'betta'; it takes: beta",
+        ),
+        (
+            HEAD + 'seeds = [0]\n[grid]\nreward_model = ["../../escape"]\n',
+            "'reward_model=../../escape' cannot be a cell's label",
+        ),
+        (
+            HEAD + "seeds = [0]\n[settings]\nseed = 5\n[grid]\nent_coef = [0.0]\n",
+            "seed is not a setting of an experiment: list the seeds in 'seeds'",
+        ),
+        (
+            HEAD + "seeds = [0]\n[grid]\nkl_coef = [0.0, 0.0]\n",
+            "grid axis 'kl_coef' lists a value twice",
+        ),
+        (
+            HEAD
+            + 'seeds = [0]\n[[conditions]]\nlabel = "a"\n[conditions.settings.mitigations.kl_initial]\nbeta = -1.0\n',
+            "cell 'a': mitigation kl_initial: beta must be",
+        ),
+        (HEAD + 'seeds = [0]\n[[conditions]]\nlabel = "../up"\n', "cannot be a cell's label"),
+        (
+            HEAD + 'seeds = [0]\n[[conditions]]\nlabel = "a"\n[[conditions]]\nlabel = "a"\n',
+            "two cells share a label",
+        ),
+        ("seeds = [", "is not a valid TOML experiment file"),
     ],
 )
-def test_a_bad_sweep_file_is_one_line(tmp_path, capsys, text, message):
+def test_a_bad_experiment_file_is_one_line_before_anything_trains(tmp_path, capsys, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--engine", "local", "--quiet"]) == 2
     error = capsys.readouterr().err
-    assert message in error and error.count("\n") == 1
+    assert message in error and error.count("\n") == 1, error
     assert not (tmp_path / "out").exists()
+    assert not any(tmp_path.parent.glob("escape*"))

@@ -5,8 +5,8 @@ optional extra (``pip install 'gaming_gym[sb3]'``), so it is imported only when 
 :data:`AGENTS` is the table both are chosen from by name (:mod:`gaming_gym.agents.agent`).
 """
 
-from gaming_gym.agents.agent import AGENTS, Agent, get_agent
-from gaming_gym.agents.ppo import PPOConfig, TrainResult, default_config, load_agent, train
+from gaming_gym.agents.agent import AGENTS, Agent, get_agent, load_run_policy, read_run_config
+from gaming_gym.agents.ppo import PPOConfig, TrainResult, default_config, load_agent, train, train_stacked
 
 __all__ = [
     "AGENTS",
@@ -16,5 +16,8 @@ __all__ = [
     "default_config",
     "get_agent",
     "load_agent",
+    "load_run_policy",
+    "read_run_config",
     "train",
+    "train_stacked",
 ]

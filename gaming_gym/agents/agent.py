@@ -1,25 +1,27 @@
 """The :class:`Agent` protocol and the table of agents the experiment runner and the CLI choose from.
 
-An agent turns settings into a checked config, trains it into a run directory, and loads a
-trained run's policy back. Two implement it: native PPO (``"ppo"``, :mod:`gaming_gym.agents.ppo`)
-and stable-baselines3 PPO (``"sb3"``, :mod:`gaming_gym.agents.sb3`, the optional extra), both
-configured from the same tuned settings (:mod:`gaming_gym.agents.tuned`). A run directory's
-``config.json`` names its agent; :func:`get_agent` looks it up here. A new agent is one more entry
-in :data:`AGENTS`.
+An agent turns settings into a checked config, trains configs into run directories (several at
+once, as one stack, where it can), and loads a trained run's policy back. Two implement it:
+native PPO (``"ppo"``, :mod:`gaming_gym.agents.ppo`) and stable-baselines3 PPO (``"sb3"``,
+:mod:`gaming_gym.agents.sb3`, the optional extra), both configured from the same tuned settings
+(:mod:`gaming_gym.agents.tuned`). A run directory's ``config.json`` names its agent;
+:func:`get_agent` looks it up here and :func:`read_run_config` reads it through that agent. A new
+agent is one more entry in :data:`AGENTS`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from gaming_gym.core import Policy
-from gaming_gym.errors import ConfigError, ConfigTypeError
+from gaming_gym.errors import ConfigError, ConfigTypeError, RunDirectoryError
+from gaming_gym.kernel import Policy
 from gaming_gym.metrics import Evaluation
-from gaming_gym.runs import CHECKPOINT_FILE, RunDirectory, read_run_file, run_file
+from gaming_gym.runs import RunDirectory, read_config, read_run_file, run_file
 
 
 @runtime_checkable
@@ -40,13 +42,33 @@ class Agent(Protocol):
 
     def config(self, env_id: str, **settings: Any) -> Any:
         """The run's checked config: ``env_id``'s tuned settings with ``settings`` (``knobs``,
-        ``seed``, ``total_timesteps``, ...) on top; bad settings raise a :class:`ConfigError`."""
+        ``seed``, ``total_timesteps``, ``mitigations``, ...) on top; bad settings raise a
+        :class:`ConfigError` naming them."""
         ...
 
     def train(
         self, config: Any, run_dir: str | os.PathLike | RunDirectory | None = None, progress: bool = True
     ) -> TrainedAgent:
-        """Train as ``config`` says, resuming ``run_dir`` if it holds this run."""
+        """Train ``config`` (resuming ``run_dir`` if it holds this run): a stack of one."""
+        ...
+
+    def stack_key(self, config: Any) -> str | None:
+        """Configs with equal keys can train as one stack (:meth:`train_stack`); None: this
+        config trains alone."""
+        ...
+
+    def train_stack(
+        self,
+        configs: Sequence[Any],
+        run_dirs: Sequence[str | os.PathLike | RunDirectory | None],
+        progress: bool = True,
+    ) -> list[TrainedAgent]:
+        """Train every config into its run directory (resuming what each holds), as one stack
+        where the agent can."""
+        ...
+
+    def upgrade_config(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """A ``config.json`` this agent wrote, in today's shape (older versions' included)."""
         ...
 
     def load_policy(self, run_dir: str | os.PathLike, deterministic: bool = False) -> Policy:
@@ -56,7 +78,7 @@ class Agent(Protocol):
 
 @dataclass(frozen=True)
 class NativePPO:
-    """The device-resident PPO of :mod:`gaming_gym.agents.ppo`."""
+    """The device-resident PPO of :mod:`gaming_gym.agents.ppo`: any number of runs as one stack."""
 
     name: str = "ppo"
 
@@ -76,12 +98,25 @@ class NativePPO:
             raise ConfigTypeError(str(error)) from error
 
     def train(self, config, run_dir=None, progress: bool = True):
-        from gaming_gym.agents.ppo import train
+        return self.train_stack([config], [run_dir], progress)[0]
 
-        return train(config, run_dir, progress=progress, resume=True)
+    def stack_key(self, config) -> str | None:
+        from gaming_gym.agents.ppo import stacking_key
+
+        return stacking_key(config)
+
+    def train_stack(self, configs, run_dirs, progress: bool = True):
+        from gaming_gym.agents.ppo import train_stacked
+
+        return train_stacked(configs, run_dirs, progress=progress)
+
+    def upgrade_config(self, saved: dict[str, Any]) -> dict[str, Any]:
+        from gaming_gym.agents.ppo.config import upgraded
+
+        return upgraded(saved)
 
     def load_policy(self, run_dir: str | os.PathLike, deterministic: bool = False) -> Policy:
-        from gaming_gym.agents.ppo import load_agent
+        from gaming_gym.agents.ppo import CHECKPOINT_FILE, load_agent
 
         checkpoint = run_file(run_dir, CHECKPOINT_FILE, "a PPO run directory")
         agent, _ = read_run_file(checkpoint, load_agent)
@@ -91,7 +126,8 @@ class NativePPO:
 @dataclass(frozen=True)
 class StableBaselines3PPO:
     """stable-baselines3's PPO through :mod:`gaming_gym.agents.sb3`, on native PPO's settings
-    translated (imported when used: it needs ``pip install 'gaming_gym[sb3]'``)."""
+    translated (imported when used: it needs ``pip install 'gaming_gym[sb3]'``). Runs train one
+    after another."""
 
     name: str = "sb3"
 
@@ -101,9 +137,21 @@ class StableBaselines3PPO:
         return sb3_config(env_id, **settings)
 
     def train(self, config, run_dir=None, progress: bool = True):
+        return self.train_stack([config], [run_dir], progress)[0]
+
+    def stack_key(self, config) -> str | None:
+        return None
+
+    def train_stack(self, configs, run_dirs, progress: bool = True):
         from gaming_gym.agents.sb3 import train_sb3
 
-        return train_sb3(config, run_dir, progress=progress)
+        return [
+            train_sb3(config, run_dir, progress=progress)
+            for config, run_dir in zip(configs, run_dirs, strict=True)
+        ]
+
+    def upgrade_config(self, saved: dict[str, Any]) -> dict[str, Any]:
+        return {"mitigations": {}, **saved}
 
     def load_policy(self, run_dir: str | os.PathLike, deterministic: bool = False) -> Policy:
         from gaming_gym.agents.sb3 import load_sb3_policy
@@ -122,4 +170,32 @@ def get_agent(name: Any) -> Agent:
     raise ConfigError(f"unknown agent {name!r}; choose one of: {', '.join(AGENTS)}")
 
 
-__all__ = ["AGENTS", "Agent", "NativePPO", "StableBaselines3PPO", "TrainedAgent", "get_agent"]
+def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """A run directory's ``config.json``, checked (:func:`gaming_gym.runs.read_config`), its
+    agent one of :data:`AGENTS`, and brought up to date by that agent."""
+    saved = read_config(run_dir)
+    if saved["agent"] not in AGENTS:
+        raise RunDirectoryError(
+            f"{Path(run_dir) / 'config.json'} names no known agent ({saved['agent']!r}; "
+            f"one of {', '.join(AGENTS)})"
+        )
+    return AGENTS[saved["agent"]].upgrade_config(saved)
+
+
+def load_run_policy(run_dir: str | os.PathLike, deterministic: bool = False) -> tuple[Policy, dict]:
+    """The trained batched policy of a run directory and the run's config (both checked: see
+    :func:`read_run_config`; nothing is unpickled)."""
+    saved = read_run_config(run_dir)
+    return get_agent(saved["agent"]).load_policy(run_dir, deterministic), saved
+
+
+__all__ = [
+    "AGENTS",
+    "Agent",
+    "NativePPO",
+    "StableBaselines3PPO",
+    "TrainedAgent",
+    "get_agent",
+    "load_run_policy",
+    "read_run_config",
+]

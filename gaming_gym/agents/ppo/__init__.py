@@ -1,119 +1,100 @@
-"""PPO that lives on one torch device: rollout, GAE and updates never leave it.
+"""PPO that lives on one torch device, for a stack of N >= 1 agents: rollout, GAE and updates
+never leave the device, and a run of its own is a stack of one.
 
 After CleanRL's ``ppo.py`` (a config dataclass with a docstring per field, ``charts/`` and
-``losses/`` log tags), in five modules that each read top to bottom:
+``losses/`` log tags), in modules that each read top to bottom:
 
-* :mod:`~gaming_gym.agents.ppo.algorithm`: the algorithm itself, :func:`collect_rollout` (with
-  the :func:`kl_penalty` reward term), :func:`compute_gae` and :func:`ppo_update`;
+* :mod:`~gaming_gym.agents.ppo.config`: :class:`PPOConfig`, :func:`default_config`, and which
+  configs can train as one stack;
 * :mod:`~gaming_gym.agents.ppo.networks`: the :class:`ActorCritic`, its policy heads and its
   running observation statistics;
-* :mod:`~gaming_gym.agents.ppo.config`: :class:`PPOConfig` and :func:`default_config`;
-* :mod:`~gaming_gym.agents.ppo.training`: :func:`train` (the loop, evaluations, early stopping,
-  checkpoints and resumption) and :func:`load_agent`;
-* :mod:`~gaming_gym.agents.ppo.stacked`: :func:`train_stacked`, many runs (seeds, coefficients) as
-  one batched computation, each as it would train alone.
+* :mod:`~gaming_gym.agents.ppo.stack`: N networks acting as one (``vmap`` over their parameters)
+  and their per-agent :class:`Coefficients`;
+* :mod:`~gaming_gym.agents.ppo.algorithm`: the algorithm itself, :func:`collect_rollout`,
+  :func:`compute_gae` and :func:`ppo_update`, for N agents at once;
+* :mod:`~gaming_gym.agents.ppo.cloning`: behaviour clones of an env's intended policy (the SFT
+  model a run can start from, and a KL penalty's reference);
+* :mod:`~gaming_gym.agents.ppo.context`: what a stack offers its mitigations, and its evaluation;
+* :mod:`~gaming_gym.agents.ppo.checkpoints`: one agent's run and its checkpoint file,
+  :func:`load_agent`;
+* :mod:`~gaming_gym.agents.ppo.training`: the one loop, :func:`train_stacked` and :func:`train`.
 
-The batched :class:`~gaming_gym.core.GameableVectorEnv` is stepped directly with tensors, so a
+The batched :class:`~gaming_gym.fronts.GameableVectorEnv` is stepped directly with tensors, so a
 whole rollout runs without a numpy round trip, and the host reads the device's numbers a fixed
 few times an iteration (the env's autoreset check aside, once a step), not per step or minibatch.
 
 PPO trains on the *proxy* reward by default, which is how it discovers the exploit;
 ``reward="true"`` trains on ``info["true_reward"]`` instead, the intended baseline every
-Goodhart experiment compares against.
-
-Every evaluation, from the untrained policy at step 0 on, also measures the KL divergence of the
-policy from its initial self (Gao et al.'s optimisation distance is its square root). Two
-mitigations of Goodhart's law are configuration switches: a KL penalty toward the initial policy
-or a behaviour-cloned copy of the env's intended policy (``kl_coef``, ``kl_reference``; RLHF's
-SFT-model penalty), and early stopping at the Goodhart onset as a held-out true-reward check
-sees it (``holdout_episodes``, ``early_stop``; after Karwowski et al.).
+Goodhart experiment compares against. Every evaluation, from the untrained policy at step 0 on,
+also measures the KL divergence of the policy from its initial self (Gao et al.'s optimisation
+distance is its square root). Mitigations of Goodhart's law are plug-ins
+(:mod:`gaming_gym.mitigations`), chosen by name in ``PPOConfig.mitigations``.
 
 Example::
 
-    from gaming_gym.agents.ppo import default_config, train
+    from gaming_gym.agents.ppo import default_config, train, train_stacked
 
     result = train(default_config("GamingGym/BoatRace-v1", seed=0), run_dir="runs/boat")
     print(result.checkpoints[-1].proxy.mean(), result.checkpoints[-1].true.mean())
+    seeds = train_stacked([default_config("GamingGym/BoatRace-v1", seed=s) for s in range(5)])
 """
 
-from gaming_gym.agents.ppo.algorithm import (
-    Rollout,
-    bootstrap_values,
-    collect_rollout,
-    compute_gae,
-    kl_penalty,
-    ppo_loss,
-    ppo_update,
-)
+from gaming_gym.agents.ppo.algorithm import Rollout, collect_rollout, compute_gae, ppo_loss, ppo_update
+from gaming_gym.agents.ppo.checkpoints import CHECKPOINT_FILE, RESUMABLE_CHANGES, load_agent
 from gaming_gym.agents.ppo.config import (
     DEFAULT_CONFIGS,
-    KL_REFERENCES,
     MAX_PARAMETERS,
     MAX_WIDTH,
+    PER_AGENT_SETTINGS,
     REWARDS,
+    STARTS,
     TRUE_REWARD_CONFIGS,
     PPOConfig,
     default_config,
+    stacking_key,
 )
+from gaming_gym.agents.ppo.context import EVAL_COLUMNS, EVAL_SEED_OFFSET
 from gaming_gym.agents.ppo.networks import (
     ActorCritic,
     DiscreteHead,
     GaussianHead,
-    ReferencePolicy,
     RunningMeanStd,
     kl_from,
     make_head,
 )
-from gaming_gym.agents.ppo.stacked import train_stacked
-from gaming_gym.agents.ppo.training import (
-    EVAL_COLUMNS,
-    EVAL_SEED_OFFSET,
-    HOLDOUT_SEED_OFFSET,
-    REFERENCE_ENVS,
-    REFERENCE_SEED_OFFSET,
-    RESUMABLE_CHANGES,
-    TrainResult,
-    build_intended_reference,
-    checkpoint_state,
-    evaluate_agent,
-    load_agent,
-    train,
-)
+from gaming_gym.agents.ppo.stack import Coefficients, StackedAgents
+from gaming_gym.agents.ppo.training import TrainResult, train, train_stacked
 
 __all__ = [
+    "CHECKPOINT_FILE",
     "DEFAULT_CONFIGS",
     "EVAL_COLUMNS",
     "EVAL_SEED_OFFSET",
-    "HOLDOUT_SEED_OFFSET",
-    "KL_REFERENCES",
     "MAX_PARAMETERS",
     "MAX_WIDTH",
-    "REFERENCE_ENVS",
-    "REFERENCE_SEED_OFFSET",
+    "PER_AGENT_SETTINGS",
     "RESUMABLE_CHANGES",
     "REWARDS",
+    "STARTS",
     "TRUE_REWARD_CONFIGS",
     "ActorCritic",
+    "Coefficients",
     "DiscreteHead",
     "GaussianHead",
     "PPOConfig",
-    "ReferencePolicy",
     "Rollout",
     "RunningMeanStd",
+    "StackedAgents",
     "TrainResult",
-    "bootstrap_values",
-    "build_intended_reference",
-    "checkpoint_state",
     "collect_rollout",
     "compute_gae",
     "default_config",
-    "evaluate_agent",
     "kl_from",
-    "kl_penalty",
     "load_agent",
     "make_head",
     "ppo_loss",
     "ppo_update",
+    "stacking_key",
     "train",
     "train_stacked",
 ]

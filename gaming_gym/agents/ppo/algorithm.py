@@ -1,148 +1,100 @@
-"""The PPO algorithm: collect a rollout, estimate advantages, update the policy.
+"""The PPO algorithm for a stack of N >= 1 agents: collect a rollout, estimate advantages, update.
 
-After CleanRL's ``ppo.py``, split into three functions that read top to bottom:
-:func:`collect_rollout` steps the batched env with the current policy (subtracting the KL
-penalty from the rewards when there is one), :func:`compute_gae` turns the rollout into
-advantages and value targets, and :func:`ppo_update` runs the clipped-objective minibatch
-epochs. Everything stays on the rollout's torch device; :mod:`~gaming_gym.agents.ppo.training`
-ties the three into a run.
+After CleanRL's ``ppo.py``, split into functions that read top to bottom: :func:`collect_rollout`
+steps the batched env with every agent's current policy (each mitigation transforming the
+rewards), :func:`compute_gae` turns the rollout into advantages and value targets, and
+:func:`ppo_update` runs the clipped-objective minibatch epochs, each agent stepped by its own
+optimiser. Everything stays on the rollout's torch device; :mod:`~gaming_gym.agents.ppo.training`
+ties them into runs. The layout of a stack's tensors is :mod:`~gaming_gym.agents.ppo.stack`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import torch
 from torch import nn
-from torch.distributions import kl_divergence
 
-from gaming_gym.agents.ppo.config import PPOConfig
-from gaming_gym.agents.ppo.networks import ActorCritic, ReferencePolicy
+from gaming_gym.agents.ppo.stack import Coefficients, StackedAgents, by_agent
+from gaming_gym.mitigations import Mitigation, Step
 
 
 @dataclass
 class Rollout:
-    """``num_steps`` transitions of every env; tensors shaped ``(num_steps, num_envs, ...)``."""
+    """``num_steps`` transitions of every env; tensors shaped ``(num_steps, N * num_envs, ...)``."""
 
     obs: torch.Tensor  # normalised observations the actions were chosen on
     actions: torch.Tensor
     log_probs: torch.Tensor
     values: torch.Tensor
-    rewards: torch.Tensor  # the trained-on reward, less any KL penalty, scaled
+    rewards: torch.Tensor  # the trained-on reward, as the mitigations left it, scaled
     terminated: torch.Tensor
     truncated: torch.Tensor
     final_values: torch.Tensor  # V(last observation) where truncated, else 0
-    next_value: torch.Tensor  # (num_envs,) V of the observation after the rollout
-    kl_penalty: torch.Tensor | None = None  # kl_coef * log(pi(a_t|s_t) / pi_ref(a_t|s_t)), taken off rewards
-    kl_reference: torch.Tensor | None = None  # KL(pi(.|s_t) || pi_ref(.|s_t)), where penalised
+    next_value: torch.Tensor  # (N * num_envs,) V of the observation after the rollout
 
 
 @torch.no_grad()
 def collect_rollout(
-    agent: ActorCritic,
+    agents: StackedAgents,
     env: gym.vector.VectorEnv,
     obs: torch.Tensor,
-    config: PPOConfig,
-    reference: ReferencePolicy | None = None,
-    generator: torch.Generator | None = None,
-    bootstrap: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    shared: Any,
+    coefficients: Coefficients,
+    generators: Sequence[torch.Generator],
+    mitigations: Sequence[Mitigation] = (),
 ) -> tuple[Rollout, torch.Tensor]:
-    """Step the batched env ``num_steps`` times with the current policy; return the rollout and the
-    observation to continue from. Actions are sampled from ``generator`` (on ``obs``'s device;
-    torch's global RNG when None).
-
-    ``agent`` and ``config`` may also be stacked agents and their per-env settings
-    (:mod:`~gaming_gym.agents.ppo.stacked`, whose ``bootstrap`` values every final observation
-    at once, and whose coefficients are tensors of one value per env).
+    """Step the batched env ``shared.num_steps`` times with the agents' current policies; return
+    the rollout and the observation to continue from. Agent ``i`` samples its block of actions
+    from ``generators[i]``; ``shared`` holds the settings the stack shares (a ``PPOConfig``).
 
     The env resets ended episodes within the same step, so where an episode was *truncated* its
-    last observation comes from ``info["final_obs"]``; its value is kept to bootstrap from (by
-    :func:`bootstrap_values`, after the loop: nothing here waits for the device but the env's
-    own autoreset). With a ``reference`` and ``config.kl_coef > 0``, each step's reward loses
-    the :func:`kl_penalty` before ``reward_scale``.
+    last observation comes from ``info["final_obs"]``; its value is kept to bootstrap from,
+    every step's final observations through the critic at once after the loop (nothing here
+    waits for the device but the env's own autoreset). Each step's trained-on reward (the proxy,
+    or ``info["true_reward"]``) goes through every mitigation's ``reward`` hook, in order, and
+    is then scaled by ``reward_scale``.
     """
-    steps, n = config.num_steps, config.num_envs
+    steps, rows = shared.num_steps, obs.shape[0]
     device = obs.device
-    # stacked agents' per-env coefficients (a tensor) come with a reference only where one is > 0
-    penalised = reference is not None and (isinstance(config.kl_coef, torch.Tensor) or config.kl_coef > 0)
-    names = ["log_probs", "values", "rewards"] + (["kl_penalty", "kl_reference"] if penalised else [])
-    buffers = {name: torch.zeros(steps, n, device=device) for name in names}
-    terminated_buffer = torch.zeros(steps, n, dtype=torch.bool, device=device)
+    buffers = {name: torch.zeros(steps, rows, device=device) for name in ("log_probs", "values", "rewards")}
+    terminated_buffer = torch.zeros(steps, rows, dtype=torch.bool, device=device)
     truncated_buffer = torch.zeros_like(terminated_buffer)
     obs_buffer, action_buffer, final_obs_buffer = [], [], []
     for step in range(steps):
-        norm_obs = agent.normalise(obs, update=True)
-        distribution = agent.distribution(norm_obs)
-        action = agent.head.sample(distribution, generator)
+        norm_obs = agents.normalise(obs, update=True)
+        distribution = agents.distribution(norm_obs)
+        action = agents.head.sample(distribution, generators)
         log_prob = distribution.log_prob(action)
-        if penalised:
-            penalty = kl_penalty(distribution, reference.action_distribution(obs), action, log_prob, config)
-            buffers["kl_penalty"][step], buffers["kl_reference"][step] = penalty
-        obs, proxy, terminated, truncated, info = env.step(agent.head.to_env(action))
-        reward = proxy if config.reward == "proxy" else info["true_reward"]
-        if penalised:
-            reward = reward - buffers["kl_penalty"][step]
+        chosen_on = obs
+        obs, proxy, terminated, truncated, info = env.step(agents.head.to_env(action))
+        reward = proxy if shared.reward == "proxy" else info["true_reward"]
+        if mitigations:
+            seen = Step(chosen_on, action, log_prob, distribution, info)
+            for mitigation in mitigations:
+                reward = mitigation.reward(seen, reward)
 
         obs_buffer.append(norm_obs)
         action_buffer.append(action)
         buffers["log_probs"][step] = log_prob
-        buffers["values"][step] = agent.value(norm_obs)
-        buffers["rewards"][step] = reward * config.reward_scale
+        buffers["values"][step] = agents.value(norm_obs)
+        buffers["rewards"][step] = reward * coefficients.reward_scale
         terminated_buffer[step], truncated_buffer[step] = terminated, truncated
-        final_obs_buffer.append(agent.normalise(info["final_obs"]))  # with this step's statistics
+        final_obs_buffer.append(agents.normalise(info["final_obs"]))  # with this step's statistics
 
     rollout = Rollout(
         obs=torch.stack(obs_buffer),
         actions=torch.stack(action_buffer),
         terminated=terminated_buffer,
         truncated=truncated_buffer,
-        final_values=(bootstrap or bootstrap_values)(agent, torch.stack(final_obs_buffer), truncated_buffer),
-        next_value=agent.value(agent.normalise(obs)),
+        final_values=torch.where(truncated_buffer, agents.value(torch.stack(final_obs_buffer)), 0.0),
+        next_value=agents.value(agents.normalise(obs)),
         **buffers,
     )
     return rollout, obs
-
-
-def kl_penalty(
-    distribution: torch.distributions.Distribution,
-    reference: torch.distributions.Distribution,
-    action: torch.Tensor,
-    log_prob: torch.Tensor,
-    config: PPOConfig,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """RLHF's KL penalty on one step's reward, and the analytic KL it averages to (for the log).
-
-    The penalty is ``kl_coef * log(pi(a_t|s_t) / pi_ref(a_t|s_t))``, as RLHF's PPO takes it off
-    the reward (Ziegler et al. 2019; Ouyang et al. 2022). Its expectation over the action is
-    ``kl_coef * KL(pi(.|s_t) || pi_ref(.|s_t))``, but unlike that analytic per-state KL it depends
-    on the action taken, so the policy gradient pulls each state's action distribution towards
-    the reference. The analytic KL is the same for every action at ``s_t``, so as a reward it only
-    penalises *reaching* states where the policy differs (measured on the tests' Corridor env: 10 x
-    the analytic KL left the KL from the initial policy where no penalty did; 10 x the log-ratio
-    cut it 77-fold).
-    """
-    log_ratio = log_prob - reference.log_prob(action)
-    return config.kl_coef * log_ratio, kl_divergence(distribution, reference)
-
-
-def bootstrap_values(agent: ActorCritic, final_obs: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
-    """V(last observation) where an episode was truncated, else 0; shaped ``(steps, envs)``.
-
-    ``final_obs`` holds each step's last observations, normalised. Reading how many episodes
-    each step truncated is the rollout's one host sync (not one a step). Each step's truncated
-    envs still go through the critic as one batch, in env order: a matrix product's last bits
-    depend on its batch size, and a seed reproduces its run bit for bit.
-    """
-    values = torch.zeros(truncated.shape, device=truncated.device)
-    truncated_first = torch.argsort((~truncated).int(), dim=1, stable=True)  # then in env order
-    for step, count in enumerate(truncated.sum(dim=1).tolist()):
-        if count:
-            rows = truncated_first[step, :count]
-            values[step, rows] = agent.value(final_obs[step, rows])
-    return values
 
 
 def compute_gae(
@@ -152,10 +104,11 @@ def compute_gae(
     truncated: torch.Tensor,
     final_values: torch.Tensor,
     next_value: torch.Tensor,
-    gamma: float,
-    gae_lambda: float,
+    gamma: float | torch.Tensor,
+    gae_lambda: float | torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimates and value targets (returns), shaped ``(steps, envs)``.
+    """Generalised advantage estimates and value targets (returns), shaped ``(steps, envs)``;
+    ``gamma`` and ``gae_lambda`` are numbers or one value per env (column).
 
     At step ``t`` the value that follows is ``values[t + 1]`` (``next_value`` after the last
     step), except where the episode ended at ``t``: a terminated episode is worth nothing after
@@ -173,8 +126,8 @@ def compute_gae(
     return advantages, advantages + values
 
 
-def rollout_advantages(rollout: Rollout, gamma: Any, gae_lambda: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`compute_gae` of a rollout: its advantages and value targets."""
+def rollout_advantages(rollout: Rollout, coefficients: Coefficients) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`compute_gae` of a rollout, with each agent's gamma and lambda on its envs."""
     return compute_gae(
         rollout.rewards,
         rollout.values,
@@ -182,84 +135,131 @@ def rollout_advantages(rollout: Rollout, gamma: Any, gae_lambda: Any) -> tuple[t
         rollout.truncated,
         rollout.final_values,
         rollout.next_value,
-        gamma,
-        gae_lambda,
+        coefficients.gamma,
+        coefficients.gae_lambda,
     )
 
 
 def ppo_update(
-    agent: ActorCritic,
-    optimizer: torch.optim.Optimizer,
+    agents: StackedAgents,
+    optimizers: Sequence[torch.optim.Optimizer],
     rollout: Rollout,
     advantages: torch.Tensor,
     returns: torch.Tensor,
-    config: PPOConfig,
-    generator: torch.Generator | None = None,
+    shared: Any,
+    coefficients: Coefficients,
+    generators: Sequence[torch.Generator],
+    training: Sequence[bool],
+    mitigations: Sequence[Mitigation] = (),
 ) -> dict[str, torch.Tensor]:
-    """``update_epochs`` passes of clipped-objective minibatch updates.
+    """Every agent's ``update_epochs`` of clipped-objective minibatch updates, as one.
 
-    Returns each minibatch's loss statistics, stacked, on the device: reading them is left to the
-    caller. Nothing here waits for the device but a ``target_kl`` check, once an epoch when set.
-    Minibatch orders are drawn from ``generator`` (torch's global RNG when None).
+    Each agent draws its minibatch orders from its own generator over its own transitions and
+    its gradient is clipped and stepped by its own optimiser; one backward pass serves all (their
+    parameters are disjoint, so each gets the gradient of its own loss). Agents not ``training``
+    (stopped early), and those whose ``target_kl`` ended their epochs, draw nothing and are not
+    stepped. Returns each minibatch's statistics on the device, shaped ``(minibatches, N)``,
+    NaN where an agent was not updated. Nothing here waits for the device but a ``target_kl``
+    check, once an epoch, when some agent has one.
     """
+    n = len(agents)
     batch = {
-        "obs": rollout.obs.flatten(0, 1),
-        "actions": rollout.actions.flatten(0, 1),
-        "log_probs": rollout.log_probs.flatten(),
-        "values": rollout.values.flatten(),
-        "advantages": advantages.flatten(),
-        "returns": returns.flatten(),
+        "obs": by_agent(rollout.obs, n),
+        "actions": by_agent(rollout.actions, n),
+        "log_probs": by_agent(rollout.log_probs, n),
+        "values": by_agent(rollout.values, n),
+        "advantages": by_agent(advantages, n),
+        "returns": by_agent(returns, n),
     }
+    size = batch["log_probs"].shape[0]
+    device = rollout.obs.device
+    agent_index = torch.arange(n, device=device)
+    updating = list(training)
     stats: list[dict[str, torch.Tensor]] = []
-    for _ in range(config.update_epochs):
-        order = torch.randperm(config.batch_size, device=rollout.obs.device, generator=generator)
-        for rows in order.split(config.minibatch_size):
-            minibatch = {name: data[rows] for name, data in batch.items()}
-            loss, minibatch_stats = ppo_loss(agent, minibatch, config)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), config.max_grad_norm)
-            optimizer.step()
-            stats.append(minibatch_stats)
-        if config.target_kl is not None and float(stats[-1]["approx_kl"]) > config.target_kl:
+    for _ in range(shared.update_epochs):
+        if not any(updating):
             break
+        orders = torch.stack(
+            [
+                torch.randperm(size, device=device, generator=generator)
+                if active
+                else torch.arange(size, device=device)
+                for active, generator in zip(updating, generators, strict=True)
+            ],
+            dim=1,
+        )
+        unchanged = torch.tensor([not active for active in updating], device=device)
+        for rows in orders.split(shared.minibatch_size):
+            minibatch = {name: data[rows, agent_index] for name, data in batch.items()}
+            loss, minibatch_stats = ppo_loss(agents, minibatch, shared, coefficients, mitigations)
+            for optimizer in optimizers:
+                optimizer.zero_grad()
+            loss.sum().backward()
+            for i, active in enumerate(updating):
+                if active:
+                    nn.utils.clip_grad_norm_(agents.agents[i].parameters(), coefficients.max_grad_norm[i])
+                    optimizers[i].step()
+            stats.append(
+                {name: value.masked_fill(unchanged, torch.nan) for name, value in minibatch_stats.items()}
+            )
+        updating = _within_target_kl(updating, stats[-1]["approx_kl"], coefficients.target_kl)
     return {name: torch.stack([minibatch[name] for minibatch in stats]) for name in stats[0]}
 
 
-def ppo_loss(
-    agent: ActorCritic, minibatch: dict[str, torch.Tensor], config: PPOConfig
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One minibatch's loss: clipped surrogate objective, value loss and entropy bonus; and its
-    statistics (detached, on the device).
+def _within_target_kl(
+    updating: list[bool], approx_kl: torch.Tensor, targets: Sequence[float | None]
+) -> list[bool]:
+    """The agents still updating after an epoch: those whose approximate KL (of its last
+    minibatch) has not passed their ``target_kl``."""
+    if all(target is None for target in targets):
+        return updating
+    kl = approx_kl.tolist()
+    return [
+        active and (target is None or kl[i] <= target)
+        for i, (active, target) in enumerate(zip(updating, targets, strict=True))
+    ]
 
-    Means are over the minibatch's first dimension: a minibatch of stacked agents, shaped
-    ``(rows, agents, ...)`` with coefficients of shape ``(agents,)``, gives each agent's loss and
-    statistics, shaped ``(agents,)``, each from its own rows only.
-    """
-    distribution = agent.distribution(minibatch["obs"])
+
+def ppo_loss(
+    agents: StackedAgents,
+    minibatch: dict[str, torch.Tensor],
+    shared: Any,
+    coefficients: Coefficients,
+    mitigations: Sequence[Mitigation] = (),
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Each agent's loss on its rows of one minibatch (shaped ``(rows, N, ...)``): clipped
+    surrogate objective, value loss, entropy bonus and the mitigations' ``loss`` terms, shaped
+    ``(N,)``; and its statistics (detached, on the device)."""
+    distribution = agents.distribution(minibatch["obs"])
     log_ratio = distribution.log_prob(minibatch["actions"]) - minibatch["log_probs"]
     ratio = log_ratio.exp()
     advantages = minibatch["advantages"]
-    if config.norm_adv:
+    if shared.norm_adv:
         advantages = (advantages - advantages.mean(0)) / (advantages.std(0) + 1e-8)
-    clipped_ratio = ratio.clamp(1 - config.clip_coef, 1 + config.clip_coef)
+    clip = coefficients.clip_coef
+    clipped_ratio = ratio.clamp(1 - clip, 1 + clip)
     policy_loss = -torch.min(advantages * ratio, advantages * clipped_ratio).mean(0)
-    value_loss = _value_loss(agent.value(minibatch["obs"]), minibatch["values"], minibatch["returns"], config)
+    value_loss = _value_loss(agents.value(minibatch["obs"]), minibatch, clip, shared.clip_vloss)
     entropy = distribution.entropy().mean(0)
-    loss = policy_loss - config.ent_coef * entropy + config.vf_coef * value_loss
+    loss = policy_loss - coefficients.ent_coef * entropy + coefficients.vf_coef * value_loss
+    for mitigation in mitigations:
+        term = mitigation.loss(minibatch, distribution)
+        if term is not None:
+            loss = loss + term
     with torch.no_grad():
         stats = {
             "policy_loss": policy_loss.detach(),
             "value_loss": value_loss.detach(),
             "entropy": entropy.detach(),
             "approx_kl": ((ratio - 1) - log_ratio).mean(0),
-            "clipfrac": ((ratio - 1).abs() > config.clip_coef).float().mean(0),
+            "clipfrac": ((ratio - 1).abs() > clip).float().mean(0),
         }
     return loss, stats
 
 
-def _value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, config: PPOConfig):
-    if not config.clip_vloss:
+def _value_loss(values: torch.Tensor, minibatch: dict[str, torch.Tensor], clip: torch.Tensor, clipped: bool):
+    old_values, returns = minibatch["values"], minibatch["returns"]
+    if not clipped:
         return 0.5 * (values - returns).square().mean(0)
-    clipped = old_values + (values - old_values).clamp(-config.clip_coef, config.clip_coef)
-    return 0.5 * torch.max((values - returns).square(), (clipped - returns).square()).mean(0)
+    clipped_values = old_values + (values - old_values).clamp(-clip, clip)
+    return 0.5 * torch.max((values - returns).square(), (clipped_values - returns).square()).mean(0)

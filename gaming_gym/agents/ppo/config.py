@@ -13,9 +13,12 @@ import numpy as np
 
 from gaming_gym.agents.tuned import TUNED, TUNED_TRUE_REWARD, tuned_settings
 from gaming_gym.errors import ConfigError
+from gaming_gym.mitigations import checked_mitigations
+from gaming_gym.mitigations.base import stacking_key as mitigation_stacking_key
+from gaming_gym.registry import check_knobs
 
 REWARDS = ("proxy", "true")
-KL_REFERENCES = ("initial", "intended", "sft")
+STARTS = ("scratch", "sft")
 MAX_WIDTH = 16_384
 """Widest hidden layer ``PPOConfig.hidden_sizes`` accepts."""
 MAX_PARAMETERS = 50_000_000
@@ -93,42 +96,33 @@ class PPOConfig:
     """torch CPU threads while training; one is fastest for these small networks and batches (more
     threads mostly wait on each other, badly so on a busy machine); ``None`` keeps torch's setting"""
 
-    # Mitigations of Goodhart's law: a KL penalty (as in RLHF) and early stopping (Karwowski et al.).
-    kl_coef: float = 0.0
-    """weight of a KL penalty toward ``kl_reference``, in RLHF's reward form: each step's
-    trained-on reward loses ``kl_coef * log(pi(a|s) / pi_ref(a|s))``, whose mean is
-    ``kl_coef * KL(pi(.|s) || pi_ref(.|s))`` (before ``reward_scale``; logged returns stay
-    unpenalised); 0 turns it off"""
-    kl_reference: str = "initial"
-    """the penalty's reference policy: ``"initial"`` (the untrained policy; near uniform, so the
-    penalty acts much like an entropy bonus), ``"intended"`` (a behaviour-cloned copy of the env's
-    scripted intended policy, the analogue of RLHF's SFT model; see ``agents/reference.py``) or
-    ``"sft"`` (RLHF's set-up in full: a clone of the intended policy's noisy demonstrations, random
-    actions and all, so it stays stochastic, and the policy *starts* as that clone, so the KL from
-    the initial policy is the KL from the SFT model; built even when ``kl_coef`` is 0)"""
-    holdout_episodes: int = 0
-    """episodes of a held-out true-reward check at each evaluation, on other seeds than the
-    evaluation episodes (``Evaluation.holdout_true``); 0 runs none"""
-    early_stop: bool = False
-    """stop training at the Goodhart onset as the held-out check sees it and keep the agent of its
-    best evaluation; needs ``holdout_episodes > 0``"""
-    early_stop_patience: int = 2
-    """evaluations in a row, after the best one, that must lie ``early_stop_min_drop`` below it"""
-    early_stop_min_drop: float = 0.1
-    """how far the held-out true return must fall below its best to count, in normalised units
-    (0 is the random policy's true return, 1 the intended policy's)"""
+    start: str = "scratch"
+    """the policy training starts from: ``"scratch"`` (a freshly initialised network) or ``"sft"``
+    (RLHF's set-up: a behaviour clone of the env's intended policy's noisy demonstrations, random
+    actions and all, so it stays stochastic and starts well below the intended policy; see
+    :mod:`~gaming_gym.agents.ppo.cloning`). The KL from the initial policy is then the KL from
+    the SFT model"""
+    mitigations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """mitigations of Goodhart's law by name, each with its settings, applied in this order (see
+    :mod:`gaming_gym.mitigations`), e.g. ``{"kl_reference": {"beta": 0.1, "reference": "intended"},
+    "early_stopping": {"episodes": 8}}``; settings left out take their defaults, which the checked
+    config fills in"""
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
+        if not isinstance(self.knobs, dict):
+            raise ConfigError(f"PPOConfig.knobs must be a dict of knob settings, got {self.knobs!r}")
         self.knobs = dict(self.knobs)
+        check_knobs(self.env_id, self.knobs)
+        self.mitigations = checked_mitigations(self.mitigations)
         if self.reward not in REWARDS:
             raise ConfigError(f"reward must be one of {REWARDS}, got {self.reward!r}")
         if self.reward_model is not None and not isinstance(self.reward_model, str):
             raise ConfigError(
                 f"reward_model must be a folder path (a str) or None, got {self.reward_model!r}"
             )
-        if self.kl_reference not in KL_REFERENCES:
-            raise ConfigError(f"kl_reference must be one of {KL_REFERENCES}, got {self.kl_reference!r}")
+        if self.start not in STARTS:
+            raise ConfigError(f"PPOConfig.start must be one of {STARTS}, got {self.start!r}")
         for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs"):
             _require(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 1, "a positive int")
         for name in ("eval_every", "checkpoint_every"):
@@ -159,7 +153,6 @@ class PPOConfig:
             lambda v: v is None or math.isfinite(v) and v > 0,
             "None or a finite number > 0",
         )
-        self._check_mitigations()
         _require(
             "hidden_sizes",
             self.hidden_sizes,
@@ -175,32 +168,6 @@ class PPOConfig:
             raise ConfigError(
                 f"total_timesteps={self.total_timesteps} is less than one rollout "
                 f"(num_envs * num_steps = {self.batch_size}); raise it or shrink the rollout"
-            )
-
-    def _check_mitigations(self) -> None:
-        finite_at_least_zero = "a finite number >= 0"
-        _require("kl_coef", self.kl_coef, lambda v: math.isfinite(v) and v >= 0, finite_at_least_zero)
-        _require(
-            "holdout_episodes", self.holdout_episodes, lambda v: isinstance(v, int) and v >= 0, "an int >= 0"
-        )
-        if not isinstance(self.early_stop, bool):
-            raise ConfigError(f"PPOConfig.early_stop must be True or False, got {self.early_stop!r}")
-        _require(
-            "early_stop_patience",
-            self.early_stop_patience,
-            lambda v: isinstance(v, int) and v >= 1,
-            "a positive int",
-        )
-        _require(
-            "early_stop_min_drop",
-            self.early_stop_min_drop,
-            lambda v: math.isfinite(v) and v >= 0,
-            finite_at_least_zero,
-        )
-        if self.early_stop and self.holdout_episodes == 0:
-            raise ConfigError(
-                "PPOConfig.early_stop needs holdout_episodes > 0: it judges the Goodhart onset on a "
-                "held-out true-reward check, not on the evaluation episodes it reports"
             )
 
     @property
@@ -219,6 +186,64 @@ class PPOConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> PPOConfig:
+        """A config from its dict, as a run directory stores it (older versions' too)."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in upgraded(saved).items() if name in fields})
+
+
+LEGACY_MITIGATION_FIELDS = (
+    "kl_coef",
+    "kl_reference",
+    "holdout_episodes",
+    "early_stop",
+    "early_stop_patience",
+    "early_stop_min_drop",
+)
+"""Fields of configs written before mitigations were plug-ins (:func:`upgraded` reads them)."""
+
+
+def as_today(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config dict as today's :class:`PPOConfig` would write it: :func:`upgraded`, with
+    the defaults of fields it predates (what a resume compares against)."""
+    defaults = {
+        f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+        for f in dataclasses.fields(PPOConfig)
+    }
+    return {**defaults, **upgraded(saved)}
+
+
+def upgraded(saved: dict[str, Any]) -> dict[str, Any]:
+    """A config dict of an older version (mitigations as the fields of
+    :data:`LEGACY_MITIGATION_FIELDS`) in today's shape; today's dicts come back as they are.
+
+    ``kl_coef`` toward ``kl_reference`` "initial" became ``kl_initial``; toward "intended" or
+    "sft", ``kl_reference`` (and "sft" also ``start = "sft"``, which it always implied);
+    ``holdout_episodes`` with ``early_stop`` became ``early_stopping`` (``stop`` said whether it
+    stopped the run or only measured the held-out check)."""
+    if not any(name in saved for name in LEGACY_MITIGATION_FIELDS):
+        return dict(saved)
+    config = {name: value for name, value in saved.items() if name not in LEGACY_MITIGATION_FIELDS}
+    mitigations: dict[str, dict[str, Any]] = {}
+    coef, reference = saved.get("kl_coef", 0.0), saved.get("kl_reference", "initial")
+    if coef > 0:
+        if reference == "initial":
+            mitigations["kl_initial"] = {"beta": coef}
+        else:
+            mitigations["kl_reference"] = {"beta": coef, "reference": reference}
+    if reference == "sft":
+        config["start"] = "sft"
+    if saved.get("holdout_episodes", 0) > 0:
+        mitigations["early_stopping"] = {
+            "episodes": saved["holdout_episodes"],
+            "patience": saved.get("early_stop_patience", 2),
+            "min_drop": saved.get("early_stop_min_drop", 0.1),
+            "stop": bool(saved.get("early_stop", False)),
+        }
+    config["mitigations"] = mitigations
+    return config
 
 
 def _require(name: str, value: Any, accept: Callable[[Any], bool], accepted: str) -> None:
@@ -260,3 +285,57 @@ def require_network_size(observation_space: gym.Space, action_space: gym.Space, 
             f"hidden_sizes={config.hidden_sizes} makes an actor and critic of {total:,} parameters on "
             f"{config.env_id}; at most {MAX_PARAMETERS:,} are allowed: use narrower or fewer layers"
         )
+
+
+# --- which configs can train as one stack ------------------------------------------------------
+
+PER_AGENT_SETTINGS = (
+    "seed",
+    "learning_rate",
+    "ent_coef",
+    "vf_coef",
+    "clip_coef",
+    "max_grad_norm",
+    "gamma",
+    "gae_lambda",
+    "reward_scale",
+    "target_kl",
+)
+"""Settings in which stacked agents may differ: none changes a tensor's shape or the env (nor
+do the ``per_agent`` settings of each mitigation, a KL coefficient say)."""
+ANY_SETTINGS = ("checkpoint_every", "cpu_threads")
+"""Settings that do not shape a run's result; the first agent's serve the stack."""
+
+
+def stacking_key(config: PPOConfig) -> str:
+    """Configs with the same key can train stacked: equal in every setting not per agent."""
+    shared = {
+        name: value
+        for name, value in config.to_dict().items()
+        if name not in (*PER_AGENT_SETTINGS, *ANY_SETTINGS, "mitigations")
+    }
+    shared["mitigations"] = mitigation_stacking_key(config.mitigations)
+    return repr(sorted(shared.items()))
+
+
+def require_stackable(configs: list[PPOConfig]) -> None:
+    """Configs that can train as one stack, or a ConfigError naming what keeps them apart."""
+    if not configs:
+        raise ConfigError("a stack needs at least one config")
+    if len({stacking_key(config) for config in configs}) > 1:
+        first = configs[0].to_dict()
+        differing = sorted(
+            {
+                name
+                for config in configs[1:]
+                for name, value in config.to_dict().items()
+                if name not in (*PER_AGENT_SETTINGS, *ANY_SETTINGS) and value != first[name]
+            }
+            or {"mitigations (in a setting that is not per agent)"}
+        )
+        raise ConfigError(
+            f"stacked runs may differ only in {', '.join(PER_AGENT_SETTINGS)} and their mitigations' "
+            f"per-agent settings; these differ in {', '.join(differing)}"
+        )
+    if len({repr(sorted(config.to_dict().items())) for config in configs}) < len(configs):
+        raise ConfigError("two stacked runs have the same config: that is one run twice")

@@ -17,9 +17,8 @@ import torch
 from torch import nn
 from torch.distributions import kl_divergence
 
-from gaming_gym.agents.reference import SmoothedPolicy
-from gaming_gym.core import Policy
 from gaming_gym.errors import ConfigError
+from gaming_gym.kernel import Policy
 
 
 class RunningMeanStd(nn.Module):
@@ -38,19 +37,26 @@ class RunningMeanStd(nn.Module):
         self.register_buffer("count", torch.tensor(epsilon))
 
     @torch.no_grad()
-    def update(self, batch: torch.Tensor) -> None:
+    def update(self, batch: torch.Tensor, frozen: torch.Tensor | None = None) -> None:
+        """Fold ``batch`` into the statistics; stacked statistics whose row is ``frozen`` (a bool
+        ``(agents,)``: agents early stopping ended) keep their values."""
         batch_mean, batch_var, batch_count = batch.mean(-2), batch.var(-2, unbiased=False), batch.shape[-2]
         delta = batch_mean - self.mean
         total = self.count + batch_count
-        self.mean += delta * batch_count / total
-        self.var.copy_(
-            (
-                self.var * self.count
-                + batch_var * batch_count
-                + delta.square() * self.count * batch_count / total
+        mean = self.mean + delta * batch_count / total
+        var = (
+            self.var * self.count
+            + batch_var * batch_count
+            + delta.square() * self.count * batch_count / total
+        ) / total
+        if frozen is not None:
+            keep = frozen.unsqueeze(-1)
+            mean, var, total = (
+                torch.where(keep, old, new)
+                for old, new in ((self.mean, mean), (self.var, var), (self.count, total))
             )
-            / total
-        )
+        self.mean.copy_(mean)
+        self.var.copy_(var)
         self.count.copy_(total)
 
     def normalise(self, obs: torch.Tensor) -> torch.Tensor:
@@ -273,12 +279,9 @@ def acting(agent: Any, deterministic: bool, generator: Any) -> Policy:
     return act
 
 
-ReferencePolicy = ActorCritic | SmoothedPolicy
-"""A policy a KL is measured against: both give ``action_distribution(raw_obs)``."""
-
-
-def kl_from(reference: ReferencePolicy, distribution: torch.distributions.Distribution, obs: torch.Tensor):
-    """Per-state KL(distribution || reference(.|s)) in nats, on the raw observations ``obs``.
+def kl_from(reference: Any, distribution: torch.distributions.Distribution, obs: torch.Tensor):
+    """Per-state KL(distribution || reference(.|s)) in nats, on the raw observations ``obs``
+    (``reference``: anything with ``action_distribution(raw obs)``).
 
     The reference normalises ``obs`` with its own statistics, so each policy is the function of
     raw observations it really is. Analytic (``torch.distributions.kl_divergence``), for

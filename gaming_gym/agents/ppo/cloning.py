@@ -1,26 +1,27 @@
-"""A behaviour-cloned reference policy: the analogue of RLHF's SFT model for PPO's KL penalty.
+"""Behaviour clones of an env's scripted ``intended`` policy: RLHF's SFT model, here.
 
-RLHF penalises the policy for drifting from a supervised fine-tuned (SFT) model, a network that
-imitates good behaviour. Here the env's scripted ``intended`` policy plays the demonstrator: its
-actions on a batch of rollouts are cloned into a fresh :class:`~gaming_gym.agents.ppo.ActorCritic`
-by maximum likelihood, and :class:`SmoothedPolicy` keeps the clone stochastic so a KL penalty
-toward it stays finite (see there). :func:`gaming_gym.agents.ppo.build_intended_reference` wires
-this up for a training run.
+RLHF starts the policy from a supervised fine-tuned (SFT) model, a network that imitates good
+behaviour, and penalises drifting from it. Here the env's scripted ``intended`` policy plays the
+demonstrator: its actions on a batch of rollouts are cloned into a fresh :class:`ActorCritic` by
+maximum likelihood (:func:`build_clone`), and :class:`SmoothedPolicy` keeps the clone stochastic so
+a KL penalty toward it stays finite (see there). Two kinds:
+
+* ``"intended"``: the teacher's labels on states it visits with random actions mixed in (DART):
+  a clean clone of the intended policy, a reference to stay close to;
+* ``"sft"``: the noisy demonstrator's actions as taken (:data:`SFT_EXPLORATION` random), so the
+  clone is middling and stochastic, as an SFT model is before RLHF: the policy a run can *start*
+  from (``PPOConfig.start = "sft"``) and the reference of RLHF's KL penalty.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import torch
 from torch import nn
 
-from gaming_gym.core import Policy
-from gaming_gym.evaluation import random_policy
-
-if TYPE_CHECKING:
-    from gaming_gym.agents.ppo.networks import ActorCritic
+from gaming_gym.agents.ppo.networks import ActorCritic
+from gaming_gym.kernel import Policy, seeded_generator
+from gaming_gym.policies import random_policy
 
 UNIFORM_MIX = 0.1
 """Share of a uniform distribution mixed into a discrete clone's action probabilities.
@@ -67,16 +68,23 @@ class SmoothedPolicy(nn.Module):
 
     def action_distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         """The smoothed action distribution on raw observations (the clone's own statistics)."""
-        distribution = self.clone.action_distribution(obs)
-        if isinstance(distribution, torch.distributions.Categorical):
-            uniform = 1.0 / distribution.probs.shape[-1]
-            probs = (1 - self.uniform_mix) * distribution.probs + self.uniform_mix * uniform
-            return torch.distributions.Categorical(probs=probs, validate_args=False)
-        normal = distribution.base_dist
-        floored = torch.distributions.Normal(
-            normal.loc, normal.scale.clamp_min(self.min_std), validate_args=False
-        )
-        return torch.distributions.Independent(floored, 1, validate_args=False)
+        return smoothed(self.clone.action_distribution(obs), self.uniform_mix, self.min_std)
+
+
+def smoothed(
+    distribution: torch.distributions.Distribution,
+    uniform_mix: float | torch.Tensor,
+    min_std: float | torch.Tensor,
+) -> torch.distributions.Distribution:
+    """``distribution`` kept away from determinism: a categorical mixed with ``uniform_mix`` of the
+    uniform one, a diagonal Gaussian with its std floored at ``min_std``."""
+    if isinstance(distribution, torch.distributions.Categorical):
+        uniform = 1.0 / distribution.probs.shape[-1]
+        probs = (1 - uniform_mix) * distribution.probs + uniform_mix * uniform
+        return torch.distributions.Categorical(probs=probs, validate_args=False)
+    normal = distribution.base_dist
+    floored = torch.distributions.Normal(normal.loc, normal.scale.clamp_min(min_std), validate_args=False)
+    return torch.distributions.Independent(floored, 1, validate_args=False)
 
 
 @torch.no_grad()
@@ -185,4 +193,71 @@ def behaviour_clone(
     reference.agreement.fill_(
         greedy_agreement(student, obs[:, held_out].flatten(0, 1), actions[:, held_out].flatten(0, 1))
     )
+    return reference.requires_grad_(False)
+
+
+# --- a clone for a training run ------------------------------------------------------------------
+
+CLONE_KINDS = ("intended", "sft")
+"""The clones :func:`build_clone` makes (module docstring)."""
+CLONE_ENVS = 64
+"""Envs the scripted intended policy plays to collect demonstrations for its clone (one episode's
+length each: 64 x 1000 states on BoatRace); the last eighth are held out to measure agreement."""
+CLONE_SEED_OFFSET = 3_000_003
+"""Seed offset of a clone's demonstrations and fit (other episodes than training's)."""
+
+
+def build_clone(
+    kind: str,
+    env_id: str,
+    knobs: dict,
+    hidden_sizes: tuple[int, ...],
+    seed: int,
+    device: torch.device,
+) -> SmoothedPolicy:
+    """A behaviour-cloned copy of ``env_id``'s scripted ``intended`` policy of ``kind``
+    (:data:`CLONE_KINDS`), smoothed.
+
+    The teacher plays :data:`CLONE_ENVS` envs (the run's env and knobs) for one episode's length
+    (see :func:`collect_demonstrations`); a fresh :class:`ActorCritic` of ``hidden_sizes``,
+    normalising observations with its own statistics, is fitted to its actions by maximum
+    likelihood and smoothed to stay stochastic. Deterministic from ``seed``, from generators of
+    its own, so the training run's random stream is untouched. A few seconds on a CPU.
+    """
+    if kind not in CLONE_KINDS:
+        raise ValueError(f"a clone is one of {CLONE_KINDS}, got {kind!r}")
+    env = gym.make_vec(env_id, num_envs=CLONE_ENVS, device=device, **knobs)
+    try:
+        steps = env.unwrapped.max_episode_steps or 1000
+        seed = seed + CLONE_SEED_OFFSET
+        init_generator = seeded_generator(seed, torch.device("cpu"))
+        fit_generator = init_generator if device.type == "cpu" else seeded_generator(seed, device)
+        clone = new_clone(env, hidden_sizes, init_generator).to(device)
+        return behaviour_clone(
+            env.unwrapped.reference_policy("intended"),
+            env,
+            clone,
+            steps,
+            seed,
+            held_out_envs=CLONE_ENVS // 8,
+            generator=fit_generator,
+            **({"exploration": SFT_EXPLORATION, "label_taken": True} if kind == "sft" else {}),
+        )
+    finally:
+        env.close()
+
+
+def new_clone(
+    env: gym.vector.VectorEnv, hidden_sizes: tuple[int, ...], generator: torch.Generator
+) -> ActorCritic:
+    """An untrained network of a clone's shape (normalising observations with its own statistics)."""
+    return ActorCritic(env.single_observation_space, env.single_action_space, hidden_sizes, True, generator)
+
+
+def clone_from_state(
+    env: gym.vector.VectorEnv, hidden_sizes: tuple[int, ...], state: dict, device
+) -> SmoothedPolicy:
+    """A clone saved with a run (its ``SmoothedPolicy`` state dict), built anew and loaded."""
+    reference = SmoothedPolicy(new_clone(env, hidden_sizes, torch.Generator())).to(device)
+    reference.load_state_dict(state)
     return reference.requires_grad_(False)

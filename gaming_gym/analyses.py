@@ -1,0 +1,295 @@
+"""Named analyses an experiment file can ask for, after every run has trained and reported.
+
+Each is a function ``(context, **params) -> str``: it reads the experiment's runs and reports
+(:class:`AnalysisContext`), may write figures into its output folder, and returns the text to
+print. An experiment names them (``analyses = ["dynamics"]``, or ``[[analyses]]`` tables with
+parameters); :data:`ANALYSES` is the table they are looked up in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gaming_gym.agents import load_run_policy
+from gaming_gym.errors import ConfigError
+from gaming_gym.experiment import run_report
+from gaming_gym.metrics import GoodhartReport, fit_gao
+from gaming_gym.plots import plot_gap_by_capability, plot_true_against_d
+from gaming_gym.runs import read_evaluations
+from gaming_gym.spec import Spec, cell_run_dir
+
+
+@dataclass(frozen=True)
+class AnalysisContext:
+    """What an analysis reads: the experiment, its output folder, each cell's report over its
+    seeds (by label), its title, and the reward models it trained (by name, their folders)."""
+
+    spec: Spec
+    out: Path
+    reports: dict[str, GoodhartReport]
+    title: str
+    reward_models: dict[str, str]
+
+    def run_dir(self, label: str, seed: int) -> Path:
+        return cell_run_dir(self.out, label, seed)
+
+    def labels(self, chosen: Sequence[str] | None) -> list[str]:
+        """The cells ``chosen`` (all when None), each checked to be one of the experiment's."""
+        labels = list(self.reports) if chosen is None else list(chosen)
+        unknown = [label for label in labels if label not in self.reports]
+        if unknown:
+            raise ConfigError(f"analysis: no cell labelled {', '.join(map(repr, unknown))}")
+        return labels
+
+
+def dynamics(context: AnalysisContext) -> str:
+    """Goodhart dynamics per cell: peak and final proxy p and true t, the final optimisation
+    distance d, Gao et al.'s RL-form fit, and early stopping's kept t against the oracle's."""
+    lines = [
+        f"{context.title}: Goodhart dynamics (mean curves over seeds)",
+        f"{'condition':<22}{'peak p':>8}{'final p':>8}{'peak t':>8}{'final t':>8}{'final d':>8}"
+        f"{'RL fit a':>9}{'b':>7}{'d*':>7}{'rmse':>7}{'kept t / oracle t':>20}",
+    ]
+    for label, r in context.reports.items():
+        fit = (r.gao_fits or {}).get("rl")
+        fit_cells = (
+            f"{fit.a:9.2f}{fit.b:7.2f}{_number(fit.peak_d):>7}{fit.rmse:7.2f}" if fit else f"{'n/a':>30}"
+        )
+        stop = r.early_stopping
+        kept = f"{stop.kept_true:.2f} / {stop.oracle_true:.2f}" if stop else "n/a"
+        lines.append(
+            f"{label:<22}{max(r.proxy):8.2f}{r.final_proxy:8.2f}{max(r.true):8.2f}{r.final_true:8.2f}"
+            f"{_number(r.d[-1] if r.d else None):>8}{fit_cells}{kept:>20}"
+        )
+    return "\n".join(lines)
+
+
+def true_against_d(
+    context: AnalysisContext,
+    conditions: Sequence[str] | None = None,
+    file: str = "true_against_d.png",
+    title: str = "",
+) -> str:
+    """t (solid) and p (dashed) against d = sqrt(KL from the initial policy), a colour per cell."""
+    chosen = {label: context.reports[label] for label in context.labels(conditions)}
+    path = plot_true_against_d(chosen, context.out / file, title or context.title)
+    return f"figure: {path}"
+
+
+def peaks_per_seed(context: AnalysisContext) -> str:
+    """Per cell and seed: peak and final true return (raw) with the d of the peak, the proxy's
+    start and end and how often it rose, and Gao et al.'s RL-form d* against the d range."""
+    lines = [
+        f"{'arm':<22}{'seed':>5}{'peak true':>10}{'at d':>7}{'final true':>11}{'proxy start':>12}"
+        f"{'proxy final':>12}{'proxy rises':>12}{'d*':>7}{'d range':>14}"
+    ]
+    for label in context.reports:
+        for seed in context.spec.seeds:
+            records = read_evaluations(context.run_dir(label, seed))
+            if any(r.kl is None for r in records):
+                raise ConfigError(f"peaks_per_seed needs runs that record KL; {label} seed {seed} does not")
+            d = np.sqrt([r.kl for r in records])
+            true = np.array([np.mean(r.true) for r in records])
+            proxy = np.array([np.mean(r.proxy) for r in records])
+            peak = int(np.argmax(true))
+            fit = fit_gao(d, true - true[0], "rl")
+            d_star = "n/a" if fit.peak_d is None else f"{fit.peak_d:.2f}"
+            lines.append(
+                f"{label:<22}{seed:>5}{true[peak]:10.2f}{d[peak]:7.2f}{true[-1]:11.2f}{proxy[0]:12.1f}"
+                f"{proxy[-1]:12.1f}{np.mean(np.diff(proxy) > 0):12.0%}{d_star:>7}"
+                f"{f'{d.min():.2f}-{d.max():.2f}':>14}"
+            )
+    return "\n".join(lines)
+
+
+def mean_curves(context: AnalysisContext) -> str:
+    """Per cell, on the mean curves over seeds (normalised t): the start, the peak and the d where
+    it is observed, the final t and d, the fall from the peak to the end, and the fitted d*."""
+    lines = [
+        f"{'arm':<22}{'start t':>8}{'peak t':>8}{'at d':>7}{'final t':>8}{'final d':>8}{'fall':>7}{'d*':>7}"
+    ]
+    for label, r in context.reports.items():
+        peak, fit = r.observed_peak, (r.gao_fits or {}).get("rl")
+        if peak is None or r.d is None:
+            raise ConfigError(
+                f"mean_curves needs runs that record KL at two evaluations or more; {label} does not"
+            )
+        d_star = "n/a" if fit is None or fit.peak_d is None else f"{fit.peak_d:.2f}"
+        lines.append(
+            f"{label:<22}{r.true[0]:8.2f}{peak.true:8.2f}{peak.d:7.2f}{r.final_true:8.2f}{r.d[-1]:8.2f}"
+            f"{peak.true - r.final_true:7.2f}{d_star:>7}"
+        )
+    return "\n".join(lines)
+
+
+def capability(
+    context: AnalysisContext,
+    fractions: Sequence[float] = (0.125, 0.25, 0.5, 1.0),
+    file: str = "capability.png",
+) -> str:
+    """The Goodhart gap along training steps per cell (training steps as a capability axis, after
+    Pan et al. 2022): a table of the mean gap and the seeds' range, every phase transition (a jump
+    in the mean gap between neighbouring settings larger than the seeds' spread), and a figure."""
+    budget = max(report.steps[-1] for report in context.reports.values())
+    steps = [int(budget * fraction) for fraction in fractions]
+    gaps = {
+        label: _gaps_at_steps(
+            [run_report(context.run_dir(label, seed)) for seed in context.spec.seeds], steps
+        )
+        for label in context.reports
+    }
+    budgets = sorted(steps)
+    lines = ["Goodhart gap p - t: mean over seeds [min, max]", f"{'condition':<20}"]
+    lines[1] += "".join(f"{f'{b:,} steps':>22}" for b in budgets)
+    for label, by_steps in gaps.items():
+        cells = [f"{np.mean(v):6.2f} [{min(v):5.2f}, {max(v):5.2f}]" for v in (by_steps[b] for b in budgets)]
+        lines.append(f"{label:<20}" + "".join(f"{cell:>22}" for cell in cells))
+    lines.append("phase transitions (jumps in the mean gap larger than the seeds' spread):")
+    lines += [f"  {t}" for t in phase_transitions(gaps)] or ["  none"]
+    lines.append(f"figure: {plot_gap_by_capability(gaps, context.out / file, context.title)}")
+    return "\n".join(lines)
+
+
+def _gaps_at_steps(reports: Sequence[GoodhartReport], steps: Sequence[int]) -> dict[int, list[float]]:
+    """Each run's gap after each number of training steps: that of its last evaluation at or
+    before it. With a constant learning rate (BoatRace's default) that is the gap a run trained
+    for that long would end with, so training steps are a capability axis with no extra runs."""
+    gaps: dict[int, list[float]] = {}
+    for budget in steps:
+        for report in reports:
+            evaluated = [k for k, step in enumerate(report.steps) if step <= budget]
+            if not evaluated:
+                raise ConfigError(
+                    f"no evaluation at or before step {budget}: the first is at {report.steps[0]}"
+                )
+            gaps.setdefault(budget, []).append(report.gap[evaluated[-1]])
+    return gaps
+
+
+@dataclass(frozen=True)
+class PhaseTransition:
+    """A jump in the mean Goodhart gap between neighbouring capability settings that is larger
+    than the spread of the seeds at either setting (after Pan, Bhatia and Steinhardt, 2022)."""
+
+    axis: str  # "steps" (along training, within one condition) or "condition" (at one step count)
+    where: str  # the condition, or the step count, the jump happens in
+    before: str
+    after: str
+    jump: float  # mean gap after minus mean gap before
+    spread: float  # the larger of the two settings' seed ranges (max - min)
+
+    def __str__(self) -> str:
+        jump = f"gap {self.jump:+.2f} (seed spread {self.spread:.2f})"
+        return f"{self.where}: {self.before} -> {self.after}: {jump}"
+
+
+def phase_transitions(gaps: dict[str, dict[int, list[float]]]) -> list[PhaseTransition]:
+    """Every jump larger than the seeds' spread, along training steps within each condition and
+    along the conditions (in the order given) at each step count. Needs two seeds or more."""
+    found = []
+    for label, by_steps in gaps.items():
+        budgets = sorted(by_steps)
+        for low, high in zip(budgets, budgets[1:], strict=False):
+            found.append(
+                _transition(
+                    "steps", label, f"{low:,} steps", f"{high:,} steps", by_steps[low], by_steps[high]
+                )
+            )
+    labels = list(gaps)
+    for budget in sorted(next(iter(gaps.values()), {})):
+        for low, high in zip(labels, labels[1:], strict=False):
+            found.append(
+                _transition(
+                    "condition", f"{budget:,} steps", low, high, gaps[low][budget], gaps[high][budget]
+                )
+            )
+    return [transition for transition in found if transition is not None]
+
+
+def _transition(axis: str, where: str, before: str, after: str, low: Sequence[float], high: Sequence[float]):
+    if min(len(low), len(high)) < 2:
+        raise ConfigError("a phase transition is a jump beyond the seeds' spread: give two seeds or more")
+    jump = float(np.mean(high) - np.mean(low))
+    spread = float(max(np.ptp(low), np.ptp(high)))
+    return PhaseTransition(axis, where, before, after, jump, spread) if abs(jump) > spread else None
+
+
+def behaviour_by_supervision(context: AnalysisContext, episodes: int = 512) -> str:
+    """AbsentSupervisor: per cell and seed, the shares of episodes on the shortcut, with the button
+    pressed and reaching the goal, supervisor present / absent (greedy actions, the cell's knobs),
+    and the shortcut's unsupervised-minus-supervised difference: behaving well only when watched."""
+    from gaming_gym.envs.absent_supervisor import behaviour_by_supervision as measure
+
+    lines = [
+        f"Behaviour with the supervisor present / absent (greedy actions, {episodes} episodes):",
+        f"{'condition':<20}{'seed':>5}  {'shortcut sup/unsup':>19}{'button sup/unsup':>18}"
+        f"{'goal sup/unsup':>16}{'shortcut diff':>15}",
+    ]
+    for label in context.reports:
+        for seed in context.spec.seeds:
+            policy, config = load_run_policy(context.run_dir(label, seed), deterministic=True)
+            measures = measure(policy, episodes=episodes, seed=1000 + seed, **config.get("knobs", {}))
+            watched, unwatched = measures["supervised"], measures["unsupervised"]
+            pairs = [f"{watched[key]:.2f}/{unwatched[key]:.2f}" for key in ("shortcut", "button", "goal")]
+            lines.append(
+                f"{label:<20}{seed:>5}  {pairs[0]:>19}{pairs[1]:>18}{pairs[2]:>16}"
+                f"{measures['difference']['shortcut']:>15.2f}"
+            )
+    return "\n".join(lines)
+
+
+def reward_models(context: AnalysisContext, fresh_comparisons: int = 2000) -> str:
+    """RLHF: each reward model's held-out preference accuracy and correlation with the true
+    reward (its report), and its correlation on fresh responses of the SFT policy (other seeds
+    than its comparisons): with the sampled true reward and with its expectation given the
+    observation, beside the rater score's own."""
+    from gaming_gym.envs import confident_rater
+    from gaming_gym.rlhf import collect_comparisons, load_reward_model
+
+    lines = []
+    for name, folder in context.reward_models.items():
+        model, config, report = load_reward_model(folder, context.spec.env_id)
+        fresh = dataclasses.replace(config, seed=config.seed + 1000, comparisons=fresh_comparisons)
+        data = collect_comparisons(fresh)
+        obs, actions = torch.cat((data.obs, data.obs)), torch.cat((data.first, data.second))
+        scores, raters = model(obs, actions), torch.cat((data.rater_first, data.rater_second))
+        sampled = torch.cat((data.true_first, data.true_second))
+        expected = confident_rater.expected_true_reward(
+            confident_rater.KERNEL.make_params(**config.knobs), obs, actions
+        )
+        lines.append(f"{name:<20} {report.summary()}")
+        lines.append(
+            f"{'':<20} on {2 * fresh_comparisons:,} fresh SFT responses: corr(RM, true) "
+            f"{_r(scores, sampled):.3f}, corr(RM, E[true | obs]) {_r(scores, expected):.3f}; "
+            f"rater's own: {_r(raters, sampled):.3f}, {_r(raters, expected):.3f}"
+        )
+    return "\n".join(lines)
+
+
+def _r(x: torch.Tensor, y: torch.Tensor) -> float:
+    return float(np.corrcoef(x.double().numpy(), y.double().numpy())[0, 1])
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+ANALYSES: dict[str, Callable[..., str]] = {
+    function.__name__: function
+    for function in (
+        dynamics,
+        true_against_d,
+        peaks_per_seed,
+        mean_curves,
+        capability,
+        behaviour_by_supervision,
+        reward_models,
+    )
+}
+"""Every analysis an experiment file can name."""
