@@ -3,7 +3,7 @@
 Each agent is a full run of the env's tuned settings (``gaming_gym/agents/tuned.py``) on its own
 seed, evaluations included (they are part of what a sweep pays for). Stacked, the N agents share
 one batched env, one forward and backward pass, and one batched evaluation
-(:mod:`gaming_gym.agents.ppo.stacked`); sequential, each trains alone with
+(:mod:`gaming_gym.agents.ppo.stack`); sequential, each trains alone with
 :func:`gaming_gym.agents.ppo.train`. Aggregate throughput = N x env steps per run / wall seconds.
 
 Run (the CPU should be otherwise idle)::
@@ -19,8 +19,7 @@ import argparse
 import time
 
 import gaming_gym  # noqa: F401  (registers the envs)
-from gaming_gym.agents.ppo import default_config, train
-from gaming_gym.agents.ppo.stacked import train_stacked
+from gaming_gym.agents.ppo import default_config, train, train_stacked
 
 
 def main() -> None:

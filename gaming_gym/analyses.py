@@ -76,9 +76,12 @@ def true_against_d(
     file: str = "true_against_d.png",
     title: str = "",
 ) -> str:
-    """t (solid) and p (dashed) against d = sqrt(KL from the initial policy), a colour per cell."""
+    """t (solid) and p (dashed) against d = sqrt(KL from the initial policy), a colour per cell
+    (``conditions``: those cells only; ``title``: added to the experiment's)."""
     chosen = {label: context.reports[label] for label in context.labels(conditions)}
-    path = plot_true_against_d(chosen, context.out / file, title or context.title)
+    path = plot_true_against_d(
+        chosen, context.out / file, f"{context.title}: {title}" if title else context.title
+    )
     return f"figure: {path}"
 
 

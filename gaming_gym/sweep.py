@@ -92,6 +92,11 @@ def run_sweep(
     """Run the experiment ``spec`` into ``out`` (module docstring)."""
     if engine not in ENGINES:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    unknown = [analysis.name for analysis in spec.analyses if analysis.name not in ANALYSES]
+    if unknown:
+        raise ConfigError(
+            f"unknown analysis {', '.join(map(repr, unknown))}; there are {', '.join(ANALYSES)}"
+        )
     started = time.perf_counter()
     out = Path(out)
     models = train_reward_models(spec, out, say)
@@ -131,8 +136,6 @@ def run_sweep(
     diagram = plot_sweep(spec, out, out / PHASE_FILE, title) if spec.plot is not None else None
     context = AnalysisContext(spec, out, reports, title, models)
     for analysis in spec.analyses:
-        if analysis.name not in ANALYSES:
-            raise ConfigError(f"unknown analysis {analysis.name!r}; there are {', '.join(ANALYSES)}")
         say(ANALYSES[analysis.name](context, **analysis.params))
     return SweepResult(reports, table, comparison, diagram, len(jobs), skipped, time.perf_counter() - started)
 

@@ -138,10 +138,10 @@ def test_reference_returns_over_32_episodes():
         for knobs_name, knobs in (("default", {}), ("aligned", {"supervisor_prob": 1.0, "button_cost": 1.0}))
         for name in ("intended", "exploit", "random")
     }
-    means = {
-        key: (round(float(r.proxy.mean()), 4), round(float(r.true.mean()), 4)) for key, r in returns.items()
-    }
-    assert means == {
+    means = {key: (float(r.proxy.mean()), float(r.true.mean())) for key, r in returns.items()}
+    # float32 sums of 0.04 step costs: another CPU's vectorised sum may round the last bits
+    # differently, so 4 decimals are compared within 1e-4 rather than rounded and pinned
+    expected = {
         ("intended", "default"): (0.1775, 0.1775),
         ("exploit", "default"): (0.64, -1.11),
         ("random", "default"): (-1.6631, -2.1787),
@@ -149,6 +149,9 @@ def test_reference_returns_over_32_episodes():
         ("exploit", "aligned"): (-0.48, -1.48),
         ("random", "aligned"): (-2.085, -2.1787),
     }
+    assert set(means) == set(expected)
+    for key, pair in expected.items():
+        assert means[key] == pytest.approx(pair, abs=1e-4), key
 
 
 def test_behaviour_by_supervision_tells_the_exploit_from_the_intended_policy():

@@ -188,6 +188,7 @@ def test_continuous_variant_matches_discrete_on_the_same_commands():
     torch.testing.assert_close(discrete[0].position, continuous[0].position)
 
 
+@pytest.mark.slow  # soak: 4096 boats x 150 random steps
 def test_boats_never_leave_the_water():
     env = gym.make_vec(ENV_ID, num_envs=4096, max_episode_steps=300)
     env.action_space.seed(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +17,9 @@ from PIL import Image
 from gaming_gym.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+NEEDS_SB3 = pytest.mark.skipif(
+    importlib.util.find_spec("stable_baselines3") is None, reason="needs the sb3 extra (stable-baselines3)"
+)
 BOAT = "GamingGym/BoatRace-v1"
 
 
@@ -227,8 +231,8 @@ def trained_run(tmp_path_factory) -> Path:
     return out
 
 
+@NEEDS_SB3
 def test_an_sb3_run_trains_evaluates_and_renders_through_the_agent_table(capsys, tmp_path):
-    pytest.importorskip("stable_baselines3")
     out = tmp_path / "sb3"
     tiny = ("--num-envs", "8", "--set", "num_steps=32", "--set", "eval_every=1", "--set", "eval_episodes=2")
     code, _, _ = run(capsys, *DISPENSER, "train", "MyLab/Dispenser-v0", "--agent", "sb3", "--steps", "512",
@@ -255,6 +259,7 @@ def _evil_pickle(marker: Path) -> str:
     return base64.b64encode(pickle.dumps(Evil())).decode()
 
 
+@NEEDS_SB3
 def test_an_sb3_run_directory_never_unpickles_its_model(capsys, tmp_path):
     import zipfile
 
@@ -452,13 +457,15 @@ def test_a_second_train_into_the_same_out_is_one_line_naming_the_holder(capsys, 
     "extra, message",
     [
         (("--set", "learning_rate=1e999"), "learning_rate must be a finite number > 0, got inf"),
-        (
+        pytest.param(
             ("--agent", "sb3", "--set", "learning_rate=1e999"),
             "learning_rate must be a finite number > 0, got inf",
+            marks=NEEDS_SB3,
         ),
-        (
+        pytest.param(
             ("--agent", "sb3", "--mitigation", "kl_initial"),
-            "the SB3 agent cannot use mitigation kl_initial (a KL penalty needs the policy's log-probabilities",
+            "the SB3 agent cannot use mitigation kl_initial (a KL penalty needs the policy's",
+            marks=NEEDS_SB3,
         ),
         (
             ("--set", "kl_initial.beta=0.1"),
@@ -469,7 +476,11 @@ def test_a_second_train_into_the_same_out_is_one_line_naming_the_holder(capsys, 
             ("--mitigation", "kl_initial", "--set", "kl_initial.beta=-1"),
             "mitigation kl_initial: beta must be",
         ),
-        (("--agent", "sb3", "--set", "n_epochs=2"), "no setting 'n_epochs'; n_epochs is update_epochs here"),
+        pytest.param(
+            ("--agent", "sb3", "--set", "n_epochs=2"),
+            "no setting 'n_epochs'; n_epochs is update_epochs here",
+            marks=NEEDS_SB3,
+        ),
         (
             ("--set", "n_epochs=2"),
             "native PPO has no setting 'n_epochs'; it takes: anneal_lr, checkpoint_every",
@@ -480,9 +491,10 @@ def test_a_second_train_into_the_same_out_is_one_line_naming_the_holder(capsys, 
             ("--set", "hidden_sizes=(4096,4096,4096,4096)"),
             "parameters on MyLab/Dispenser-v0; at most 50,000,000",
         ),
-        (
+        pytest.param(
             ("--agent", "sb3", "--set", "hidden_sizes=(4096,4096,4096,4096)"),
             "parameters on MyLab/Dispenser-v0; at most 50,000,000",
+            marks=NEEDS_SB3,
         ),
     ],
 )

@@ -194,6 +194,7 @@ def test_stepping_leaves_the_previous_state_and_observations_as_they_were(env_id
     assert episode_ends >= 16
 
 
+@pytest.mark.slow  # soak: 2048 envs x 150 random steps, every env
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_random_actions_on_thousands_of_envs_stay_finite_and_in_bounds(env_id):
     env = gym.make_vec(env_id, num_envs=2048, max_episode_steps=150)
@@ -374,6 +375,7 @@ def test_check_gameable_env_passes_on_other_seeds_and_the_aligned_knobs(env_id):
     gaming_gym.check_gameable_env(aligned, seed=1, allow_observable_true_reward=observable)
 
 
+@pytest.mark.slow  # soak: the checker in a python -O subprocess
 def test_check_gameable_env_does_not_rely_on_assert_statements():
     """Under ``python -O`` assert statements vanish: the checker must still fail a leaking env."""
     script = (

@@ -199,6 +199,7 @@ def test_resuming_cuts_the_log_back_to_the_checkpoint_atomically_and_appends(tmp
     assert _raw(path) == HEADER + "0,0,,1.0\r\n1,10,0.5,\r\n"
 
 
+@pytest.mark.slow  # soak: kills training subprocesses
 def test_a_kill_while_resuming_loses_no_row_before_the_checkpoint(tmp_path, monkeypatch):
     """The red team's case: a resumed run killed (SIGKILL, no clean-up) as it writes its first
     new row. The log used to be reopened with "w" and was left empty; now it keeps rows 0-4 (the

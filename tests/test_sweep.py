@@ -47,6 +47,7 @@ def _report(run_dir: Path) -> dict:
     return json.loads((run_dir / "goodhart.json").read_text())
 
 
+@pytest.mark.slow  # soak: starts a Ray instance
 def test_a_tiny_sweep_runs_on_local_ray_as_it_runs_in_process(tmp_path):
     """2 cells x 2 seeds on a local Ray instance: one stacked task (the cells differ in a
     per-agent setting), every run directory, a report per cell, the table and the phase
@@ -119,6 +120,7 @@ def load_sweep_text(grid: str, plot: str, tmp: Path | None = None):
     return load_spec(_write_sweep(folder, grid, plot))
 
 
+@pytest.mark.slow  # soak: two subprocess sweeps and a SIGKILL
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     """Kill a sweep (SIGKILL, in-process engine) while its second task is training, then run it
     again: the finished runs are skipped untouched, the killed ones resume from their last
@@ -202,8 +204,8 @@ HEAD = 'env = "GamingGym/AbsentSupervisor-v0"\n'
             "grid axis 'kl_coef' lists a value twice",
         ),
         (
-            HEAD
-            + 'seeds = [0]\n[[conditions]]\nlabel = "a"\n[conditions.settings.mitigations.kl_initial]\nbeta = -1.0\n',
+            HEAD + 'seeds = [0]\n[[conditions]]\nlabel = "a"\n'
+            "[conditions.settings.mitigations.kl_initial]\nbeta = -1.0\n",
             "cell 'a': mitigation kl_initial: beta must be",
         ),
         (HEAD + 'seeds = [0]\n[[conditions]]\nlabel = "../up"\n', "cannot be a cell's label"),
