@@ -188,6 +188,8 @@ class GoodhartReport:
             if row.lines is not None:
                 lines += [] if value is None else row.lines(value, self)
                 continue
+            if value is None and row.hide_none:
+                continue
             shown = "n/a" if row.trend and not trends else row.format(value)
             interval = self.intervals.get(row.name)
             bounds = "" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"

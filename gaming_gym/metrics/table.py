@@ -45,7 +45,8 @@ class Measure:
     checkpoint it reads had a single episode). ``clip``: the range the measure lives in, where
     an interval stops. ``compared``: a column of the tables and bars that compare conditions.
     ``lines``: for a structured value, its summary lines (the label and value otherwise);
-    ``decode``: the value from its JSON form.
+    ``decode``: the value from its JSON form. ``hide_none``: the summary leaves the row out when
+    the measure is undefined (a distance of a run that recorded no KL).
     """
 
     name: str
@@ -59,6 +60,7 @@ class Measure:
     compared: bool = False
     lines: Callable[[Any, Any], list[str]] | None = None
     decode: Callable[[Any], Any] | None = None
+    hide_none: bool = False
 
     def encode(self, value: Any) -> Any:
         """The value as JSON takes it (dataclasses as dicts, also inside a dict)."""
