@@ -699,6 +699,14 @@ def test_report_measures_goodhart_dynamics():
         goodhart_report(dynamics_run(PEAKED_TRUE, LATER_HOLDOUT), REFERENCES, early_stop_patience=0)
 
 
+def test_the_final_distance_is_d_at_the_last_checkpoint():
+    report = goodhart_report(dynamics_run(PEAKED_TRUE, LATER_HOLDOUT), REFERENCES, BOAT, n_bootstrap=20)
+    assert report.final_d == D_DYNAMICS[-1] and report.final_d_ci is None
+    assert f"{'distance d = sqrt(KL), final':<30}{D_DYNAMICS[-1]:>10.3f}" in report.summary().splitlines()
+    without_kl = goodhart_report(run([0, 2], [0, 1]), REFERENCES, n_bootstrap=20)
+    assert without_kl.final_d is None and "distance d" not in without_kl.summary()
+
+
 def test_gao_gain_is_measured_from_the_initial_policy():
     # t = [.25, .5, 1, .75] at d = [0, 1, 2, 3]: the gain over step 0 is [0, .25, .75, .5].
     checkpoints = [Evaluation(1000 * k, [0, 0], [t, t], float(k**2)) for k, t in enumerate([1, 2, 4, 3])]

@@ -8,6 +8,7 @@ Where the trainer recorded each evaluation's ``kl`` (the policy's KL from the in
   fitted peak d* and the fit's RMSE. The origin is the first checkpoint with ``kl == 0`` (the
   initial policy), else the first checkpoint.
 * **Observed peak**: the checkpoint of highest t (its step, t and d).
+* **Final distance**: d at the last checkpoint, how far training took the policy.
 """
 
 from __future__ import annotations
@@ -115,6 +116,13 @@ def gao_fits(curves: Curves) -> dict[str, GaoFit] | None:
         return None
     gain = curves.true - curves.true[gao_origin_index(curves.kl)]
     return {form: fit_gao(d, gain, form) for form in GAO_FORMS}
+
+
+def final_distance(curves: Curves) -> float | None:
+    """d at the last checkpoint: how far training took the policy from where it started (the
+    square root of the mean KL over runs); None without KL (the table's measure)."""
+    d = curves.d
+    return None if d is None else float(d[-1])
 
 
 def observed_peak(curves: Curves) -> Peak:

@@ -134,6 +134,7 @@ MEASURES: tuple[Measure, ...] = (
         clip=(-1.0, 1.0),
     ),
     Measure("onset_step", "onset step", onset.onset_step, format=step, trend=True),
+    Measure("final_d", "distance d = sqrt(KL), final", gao.final_distance, hide_none=True),
     Measure(
         "observed_peak",
         "observed peak of t",
