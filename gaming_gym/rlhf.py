@@ -458,11 +458,14 @@ class RewardModelVectorEnv(gym.vector.VectorWrapper):
         info = {**info, "rater_reward": proxy, "proxy_reward": score}
         return obs, score, terminated, truncated, info
 
-    def get_state(self) -> dict[str, Any]:
-        return self.env.get_state()
+    def get_state(self, block: int | None = None) -> dict[str, Any]:
+        return self.env.get_state() if block is None else self.env.get_state(block)
 
-    def set_state(self, saved: dict[str, Any]) -> None:
-        self.env.set_state(saved)
+    def set_state(self, saved: dict[str, Any], block: int | None = None) -> None:
+        if block is None:
+            self.env.set_state(saved)
+        else:
+            self.env.set_state(saved, block)
 
 
 def with_reward_model(

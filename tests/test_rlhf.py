@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -117,7 +118,7 @@ def test_ppo_trains_against_the_model_from_the_sft_clone(saved_model):
     assert np.all(np.isfinite(scored.proxy))
 
 
-def test_runs_against_a_reward_model_train_stacked_each_as_it_would_alone(saved_model):
+def test_runs_against_a_reward_model_train_stacked_each_as_it_would_alone(saved_model, tmp_path):
     """Two seeds with different KL coefficients against one reward model, from their SFT clones,
     as one stack: each agent's evaluations are its run alone's (returns within 1e-3: the vmapped
     stack rounds its matrix products differently, by about 1e-7, and two iterations of these
@@ -127,13 +128,16 @@ def test_runs_against_a_reward_model_train_stacked_each_as_it_would_alone(saved_
         rlhf_config(folder, seed=seed, mitigations={"kl_reference": {"beta": beta, "reference": "sft"}})
         for seed, beta in ((0, 0.1), (1, 0.5))
     ]
-    stacked = train_stacked(configs, progress=False)
+    stacked = train_stacked(configs, [tmp_path / "a", tmp_path / "b"], progress=False)
     for config, ours in zip(configs, stacked, strict=True):
         alone = train(config, progress=False)
         assert ours.reference_agreement == alone.reference_agreement
         for a, b in zip(ours.checkpoints, alone.checkpoints, strict=True):
             np.testing.assert_allclose(a.proxy, b.proxy, atol=1e-3)
             np.testing.assert_allclose(a.true, b.true, atol=1e-3)
+    # each agent checkpointed its block of the shared, reward-model-scored env, and goes on alone
+    longer = train(dataclasses.replace(configs[1], total_timesteps=3 * 512), tmp_path / "b", progress=False)
+    assert [e.step for e in longer.checkpoints] == [0, 512, 1024, 1536]
 
 
 def test_bad_reward_models_are_refused_in_one_line(saved_model, tmp_path):

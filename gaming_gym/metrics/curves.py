@@ -203,8 +203,7 @@ def curves_of(
     runs: list[list[Evaluation]], anchors: Anchors, onset_min_drop: float, early_stop_patience: int
 ) -> Curves:
     """The :class:`Curves` of checked runs (:func:`~gaming_gym.metrics.records.checked_runs`)."""
-    raw_proxy = np.array([[c.proxy.mean() for c in run] for run in runs])  # (runs, checkpoints)
-    raw_true = np.array([[c.true.mean() for c in run] for run in runs])
+    raw_proxy, raw_true = raw_means(runs)
     kl = np.array([[c.kl for c in run] for run in runs]).mean(0) if recorded_everywhere(runs, "kl") else None
     holdout = None
     if recorded_everywhere(runs, "holdout_true"):

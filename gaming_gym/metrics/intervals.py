@@ -75,16 +75,7 @@ def bootstrap_bounds(
     true = np.empty((n, len(run)))
     for k, checkpoint in enumerate(run):
         proxy[:, k], true[:, k] = _resampled_means(checkpoint.proxy, checkpoint.true, n, rng)
-    random_proxy, random_true = _resampled_means(anchors.random_proxy, anchors.random_true, n, rng)
-    intended_proxy, intended_true = _resampled_means(anchors.intended_proxy, anchors.intended_true, n, rng)
-    samples = normalised_curves(
-        proxy,
-        true,
-        random_proxy[:, None],
-        random_true[:, None],
-        intended_proxy[:, None],
-        intended_true[:, None],
-    )
+    samples = normalised_curves(proxy, true, *_resampled_anchor_means(anchors, n, rng))
     return {name: _percentile_bounds(measure(*samples), confidence) for name, measure in measures.items()}
 
 
@@ -126,15 +117,10 @@ def student_t_bounds(
         np.stack([raw_true[keep].mean(0) for keep in others]),
         *means,
     )
-    random_proxy, random_true = _resampled_means(anchors.random_proxy, anchors.random_true, n, rng)
-    intended_proxy, intended_true = _resampled_means(anchors.intended_proxy, anchors.intended_true, n, rng)
     resampled_references = evaluate(
         raw_proxy.mean(0, keepdims=True),
         raw_true.mean(0, keepdims=True),
-        random_proxy[:, None],
-        random_true[:, None],
-        intended_proxy[:, None],
-        intended_true[:, None],
+        *_resampled_anchor_means(anchors, n, rng),
     )
     reference_episodes = min(len(anchors.random_proxy), len(anchors.intended_proxy))
     level = (1 + confidence) / 2
@@ -202,6 +188,16 @@ def as_interval(pair: Any) -> Interval | None:
     """``(low, high)`` from a bound pair, or None where either end is undefined."""
     low, high = float(pair[0]), float(pair[1])
     return (low, high) if math.isfinite(low) and math.isfinite(high) else None
+
+
+def _resampled_anchor_means(anchors: Anchors, count: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """The random and intended references' means over ``count`` resamples of their episodes, as
+    columns ``(count, 1)``: random proxy, random true, intended proxy, intended true."""
+    random_proxy, random_true = _resampled_means(anchors.random_proxy, anchors.random_true, count, rng)
+    intended_proxy, intended_true = _resampled_means(
+        anchors.intended_proxy, anchors.intended_true, count, rng
+    )
+    return tuple(means[:, None] for means in (random_proxy, random_true, intended_proxy, intended_true))
 
 
 def _resampled_means(proxy: np.ndarray, true: np.ndarray, count: int, rng: np.random.Generator):
