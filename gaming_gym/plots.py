@@ -316,7 +316,10 @@ def plot_conditions(
         )
     axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
     axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)")
-    axes.set_xticks(positions, labels, fontsize=8)
+    crowded = len(labels) > 4  # long labels side by side overlap: slant them
+    axes.set_xticks(
+        positions, labels, fontsize=8, rotation=20 if crowded else 0, ha="right" if crowded else "center"
+    )
     axes.set_xlabel(xlabel)
     axes.set_ylabel("normalised return at the end of training (0 = random, 1 = intended)")
     seeds = sorted({report.n_runs for report in reports.values()})
