@@ -213,7 +213,9 @@ def spec_from(data: dict[str, Any]) -> Spec:
         agent=str(data.get("agent", "ppo")),
         title=str(data.get("title", "")),
         max_stack=max_stack,
-        reward_models=dict(data.get("reward_models", {})),
+        reward_models={
+            _checked_label(str(name)): fields for name, fields in data.get("reward_models", {}).items()
+        },
         analyses=_checked_analyses(data.get("analyses", [])),
     )
 
@@ -292,7 +294,8 @@ def value_label(value: Any) -> str:
 
 
 def _checked_label(label: str) -> str:
-    """A cell's label names its folder under the experiment's output: it must stay one folder there."""
+    """A cell's label (or a reward model's name) names its folder under the experiment's output: it
+    must stay one folder there."""
     if (
         not label
         or label in (".", "..")
@@ -301,8 +304,8 @@ def _checked_label(label: str) -> str:
         or not label.isprintable()
     ):
         raise ConfigError(
-            f"{label!r} cannot be a cell's label: it names a folder under the output, so it must be one "
-            "printable name, not starting with '.' and without '/' or '\\'"
+            f"{label!r} cannot name a cell or a reward model: it names a folder under the output, so it "
+            "must be one printable name, not starting with '.' and without '/' or '\\'"
         )
     return label
 

@@ -193,7 +193,7 @@ HEAD = 'env = "GamingGym/AbsentSupervisor-v0"\n'
         ),
         (
             HEAD + 'seeds = [0]\n[grid]\nreward_model = ["../../escape"]\n',
-            "'reward_model=../../escape' cannot be a cell's label",
+            "'reward_model=../../escape' cannot name a cell or a reward model",
         ),
         (
             HEAD + "seeds = [0]\n[settings]\nseed = 5\n[grid]\nent_coef = [0.0]\n",
@@ -208,7 +208,15 @@ HEAD = 'env = "GamingGym/AbsentSupervisor-v0"\n'
             "[conditions.settings.mitigations.kl_initial]\nbeta = -1.0\n",
             "cell 'a': mitigation kl_initial: beta must be",
         ),
-        (HEAD + 'seeds = [0]\n[[conditions]]\nlabel = "../up"\n', "cannot be a cell's label"),
+        (
+            HEAD + 'seeds = [0]\n[[conditions]]\nlabel = "../up"\n',
+            "'../up' cannot name a cell or a reward model",
+        ),
+        (
+            HEAD
+            + 'seeds = [0]\n[[conditions]]\nlabel = "a"\n[reward_models."../escape"]\ncomparisons = 300\n',
+            "'../escape' cannot name a cell or a reward model",
+        ),
         (
             HEAD + 'seeds = [0]\n[[conditions]]\nlabel = "a"\n[[conditions]]\nlabel = "a"\n',
             "two cells share a label",
