@@ -23,7 +23,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from gaming_gym.errors import ConfigError, ConfigTypeError, KernelContractError, UnknownPolicyError
+from gaming_gym.errors import KernelContractError, UnknownPolicyError
+from gaming_gym.knobs import checked_dataclass
 
 Policy = Callable[[torch.Tensor], torch.Tensor]
 """A batched policy: observations ``(N, *obs_shape)`` to actions ``(N, *action_shape)``."""
@@ -149,17 +150,7 @@ class Kernel:
         return params
 
     def _checked_params(self, knobs: dict[str, Any]) -> Any:
-        accepted = [f.name for f in dataclasses.fields(self.params_type)]
-        unknown = sorted(set(knobs) - set(accepted))
-        if unknown:
-            raise ConfigTypeError(
-                f"{self.name} has no knob {', '.join(map(repr, unknown))}; "
-                f"its knobs are: {', '.join(accepted)}"
-            )
-        try:
-            return self.params_type(**knobs)
-        except (ValueError, TypeError, OverflowError) as error:  # the params class's own validation
-            raise ConfigError(f"{self.name}: {error}") from error
+        return checked_dataclass(self.params_type, knobs, self.name, "knob")
 
 
 _PARAMS: dict[tuple[int, str], tuple[Kernel, Any]] = {}

@@ -6,17 +6,20 @@ reach ``__post_init__``. These functions accept every real number type numpy and
 refuse booleans as numbers, and bound every value, so no knob can overflow a tensor or exhaust
 memory later; each raises :class:`~gaming_gym.errors.ConfigError` naming the knob and what it takes.
 Bounds are shown as written (``1.0`` or ``1``), so pass them in the unit's natural form.
+:func:`checked_dataclass` builds a dataclass of such checked fields (an env's knobs, a
+mitigation's settings) from a mapping, naming what is wrong.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
 
-from gaming_gym.errors import ConfigError
+from gaming_gym.errors import ConfigError, ConfigTypeError
 
 
 def is_number_in(value: Any, low: float, high: float) -> bool:
@@ -68,3 +71,23 @@ def require_choice(name: str, value: Any, choices: Collection[str]) -> None:
     """``value`` is one of the strings ``choices``."""
     if not isinstance(value, str) or value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def checked_dataclass(cls: type, values: Mapping[str, Any], owner: str, noun: str) -> Any:
+    """``cls(**values)`` for a dataclass whose ``__post_init__`` checks its fields: a name it does
+    not have is a :class:`ConfigTypeError` listing the ones it has, a value it refuses a
+    :class:`ConfigError`, each message naming ``owner`` (``"BoatRace"``, ``"mitigation
+    kl_initial"``) and calling the fields ``noun`` (``"knob"``, ``"setting"``)."""
+    accepted = [field.name for field in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(accepted))
+    if unknown:
+        raise ConfigTypeError(
+            f"{owner} has no {noun} {', '.join(map(repr, unknown))}; "
+            f"its {noun}s are: {', '.join(accepted) or 'none'}"
+        )
+    try:
+        return cls(**values)
+    except ConfigError as error:
+        raise type(error)(f"{owner}: {error}") from error
+    except (ValueError, TypeError, OverflowError) as error:  # the class's own checks
+        raise ConfigError(f"{owner}: {error}") from error

@@ -424,7 +424,7 @@ def remeasured_kl(agent: ActorCritic, initial: ActorCritic, config: PPOConfig) -
         ),
         ("mitigations", {"early_stopping": {"episodes": 0}}, "episodes must be an int in"),
         ("mitigations", {"early_stopping": {"stop": 1}}, "stop must be True or False"),
-        ("mitigations", {"kl_initial": {"coef": 1}}, "kl_initial has no setting 'coef'; it takes: beta"),
+        ("mitigations", {"kl_initial": {"coef": 1}}, "has no setting 'coef'; its settings are: beta"),
         (
             "mitigations",
             {"softmax": {}},

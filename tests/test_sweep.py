@@ -189,7 +189,7 @@ HEAD = 'env = "GamingGym/AbsentSupervisor-v0"\n'
         ),
         (
             HEAD + 'seeds = [0]\n[grid]\n"mitigations.kl_initial.betta" = [0.1]\n',
-            "mitigation kl_initial has no setting 'betta'; it takes: beta",
+            "mitigation kl_initial has no setting 'betta'; its settings are: beta",
         ),
         (
             HEAD + 'seeds = [0]\n[grid]\nreward_model = ["../../escape"]\n',

@@ -44,6 +44,7 @@ import torch
 
 from gaming_gym.errors import ConfigError, ConfigTypeError
 from gaming_gym.evaluation import EpisodeReturns
+from gaming_gym.knobs import checked_dataclass
 from gaming_gym.metrics.records import Evaluation
 
 
@@ -225,19 +226,7 @@ def settings_of(name: str, values: Any) -> Any:
         values = {}
     if not isinstance(values, Mapping):
         raise ConfigError(f"mitigation {name}'s settings must be a table of NAME = VALUE, got {values!r}")
-    accepted = [field.name for field in dataclasses.fields(cls.Settings)]
-    unknown = sorted(set(values) - set(accepted))
-    if unknown:
-        raise ConfigTypeError(
-            f"mitigation {name} has no setting {', '.join(map(repr, unknown))}; "
-            f"it takes: {', '.join(accepted) or 'none'}"
-        )
-    try:
-        return cls.Settings(**values)
-    except ConfigError as error:
-        raise type(error)(f"mitigation {name}: {error}") from error
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"mitigation {name}: {error}") from error
+    return checked_dataclass(cls.Settings, values, f"mitigation {name}", "setting")
 
 
 def build_mitigations(
