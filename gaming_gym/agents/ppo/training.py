@@ -42,7 +42,7 @@ from gaming_gym.agents.ppo.checkpoints import (
 from gaming_gym.agents.ppo.config import PPOConfig, require_network_size, require_stackable
 from gaming_gym.agents.ppo.context import EVAL_COLUMNS, StackContext, evaluate_stack
 from gaming_gym.agents.ppo.networks import ActorCritic
-from gaming_gym.agents.ppo.stack import Coefficients, StackedAgents, agent_rows
+from gaming_gym.agents.ppo.stack import Coefficients, StackedAgents, agent_rows, by_agent
 from gaming_gym.devices import resolve_device
 from gaming_gym.errors import ConfigError, UnevenStackError
 from gaming_gym.evaluation import env_factory
@@ -236,9 +236,7 @@ def _restore_agent(stack: Stack, agent: int, state: dict[str, Any]) -> None:
     and the clones built for it (its mitigations' state goes back once they are built)."""
     restore(stack.runs[agent], state)
     stack.env.set_state(state["env"], agent)
-    n = len(stack.runs)
-    rows = stack.obs.shape[0] // n
-    stack.obs[agent * rows : (agent + 1) * rows] = state["obs"].to(stack.obs.device)
+    agent_rows(stack.obs, agent, len(stack.runs)).copy_(state["obs"])
     for kind, clone in state.get("clones", {}).items():
         stack.context.restore_clone(kind, agent, clone)
 
@@ -379,8 +377,7 @@ def _read_statistics(
     loop's numbers reach the host here, once an iteration. Losses are means over the minibatches
     that updated the agent; ``losses/explained_variance`` compares the value targets with the
     values."""
-    returns = returns.reshape(returns.shape[0], agents, -1).transpose(0, 1).reshape(agents, -1)
-    values = rollout.values.reshape(rollout.values.shape[0], agents, -1).transpose(0, 1).reshape(agents, -1)
+    returns, values = by_agent(returns, agents).T, by_agent(rollout.values, agents).T  # (agents, rows)
     tensors = {
         "returns_variance": returns.var(1),
         "residual_variance": (returns - values).var(1),
