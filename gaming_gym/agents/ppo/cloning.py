@@ -19,8 +19,8 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from gaming_gym.agents.ppo.networks import ActorCritic
-from gaming_gym.kernel import Policy, seeded_generator
+from gaming_gym.agents.ppo.networks import ActorCritic, training_generators
+from gaming_gym.kernel import Policy
 from gaming_gym.policies import random_policy
 
 UNIFORM_MIX = 0.1
@@ -230,8 +230,7 @@ def build_clone(
     try:
         steps = env.unwrapped.max_episode_steps or 1000
         seed = seed + CLONE_SEED_OFFSET
-        init_generator = seeded_generator(seed, torch.device("cpu"))
-        fit_generator = init_generator if device.type == "cpu" else seeded_generator(seed, device)
+        init_generator, fit_generator = training_generators(seed, device)
         clone = new_clone(env, hidden_sizes, init_generator).to(device)
         return behaviour_clone(
             env.unwrapped.reference_policy("intended"),

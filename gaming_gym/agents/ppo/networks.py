@@ -18,7 +18,16 @@ from torch import nn
 from torch.distributions import kl_divergence
 
 from gaming_gym.errors import ConfigError
-from gaming_gym.kernel import Policy
+from gaming_gym.kernel import Policy, seeded_generator
+
+
+def training_generators(seed: int, device: torch.device) -> tuple[torch.Generator, torch.Generator]:
+    """Random streams seeded with ``seed``: one on the CPU, which initialises networks, and one on
+    ``device``, which samples actions and minibatches; on a CPU run, one generator serves both.
+    They draw what ``torch.manual_seed(seed)`` and torch's global generators would: a seed gives
+    the run it always gave."""
+    cpu = seeded_generator(seed, torch.device("cpu"))
+    return cpu, cpu if device.type == "cpu" else seeded_generator(seed, device)
 
 
 class RunningMeanStd(nn.Module):

@@ -41,13 +41,13 @@ from gaming_gym.agents.ppo.checkpoints import (
 )
 from gaming_gym.agents.ppo.config import PPOConfig, require_network_size, require_stackable
 from gaming_gym.agents.ppo.context import EVAL_COLUMNS, StackContext, evaluate_stack
-from gaming_gym.agents.ppo.networks import ActorCritic
+from gaming_gym.agents.ppo.networks import ActorCritic, training_generators
 from gaming_gym.agents.ppo.stack import Coefficients, StackedAgents, agent_rows, by_agent
 from gaming_gym.devices import resolve_device
 from gaming_gym.errors import ConfigError, UnevenStackError
 from gaming_gym.evaluation import env_factory
 from gaming_gym.fronts import GameableVectorEnv
-from gaming_gym.kernel import Policy, seeded_generator
+from gaming_gym.kernel import Policy
 from gaming_gym.metrics import Evaluation
 from gaming_gym.mitigations import Mitigation, build_mitigations
 from gaming_gym.runs import ProgressLog, RunDirectory, opened
@@ -188,21 +188,12 @@ def _new_stack(configs: list[PPOConfig], directories: list, device: torch.device
     obs, _ = env.reset(options={"block_seeds": [config.seed for config in configs]})
     runs = []
     for config, directory in zip(configs, directories, strict=True):
-        init_generator, generator = _generators(config.seed, device)
+        init_generator, generator = training_generators(config.seed, device)
         agent = new_agent(env, config, init_generator).to(device)
         optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
         initial = copy.deepcopy(agent).requires_grad_(False)
         runs.append(AgentRun(config, agent, initial, optimizer, generator, directory))
     return Stack(runs, env, obs, StackContext(runs, env, device), Coefficients.of(configs, device))
-
-
-def _generators(seed: int, device: torch.device) -> tuple[torch.Generator, torch.Generator]:
-    """Random streams seeded with ``seed``: one on the CPU, which initialises networks, and one on
-    ``device``, which samples actions and minibatches; on a CPU run, one generator serves both.
-    They draw what ``torch.manual_seed(seed)`` and torch's global generators would: a seed gives
-    the run it always gave."""
-    cpu = seeded_generator(seed, torch.device("cpu"))
-    return cpu, cpu if device.type == "cpu" else seeded_generator(seed, device)
 
 
 def make_training_env(
