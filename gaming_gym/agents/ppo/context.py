@@ -80,12 +80,16 @@ class StackContext:
         return {kind: clones[agent].state_dict() for kind, clones in self.clones.items()}
 
     def play(self, episodes: int, seed_offset: int) -> list[EpisodeReturns]:
-        config = self.runs[0].config
-        seeds = [run.config.seed + seed_offset for run in self.runs]
-        policy = self.agents.policy(
-            config.eval_deterministic, [seeded_generator(s, self.device) for s in seeds]
-        )
+        policy, seeds = self.seeded_policy(seed_offset)
         return evaluate_blocks(policy, env_factory(self.env_id, self.knobs, self.device), episodes, seeds)
+
+    def seeded_policy(self, seed_offset: int) -> tuple[Policy, list[int]]:
+        """The agents' evaluation policy, each agent acting from a generator freshly seeded with
+        its seed plus ``seed_offset``, and those seeds (its episodes' seeds too): every
+        evaluation and held-out play of an agent is the one its own run would make."""
+        seeds = [run.config.seed + seed_offset for run in self.runs]
+        generators = [seeded_generator(seed, self.device) for seed in seeds]
+        return self.agents.policy(self.runs[0].config.eval_deterministic, generators), seeds
 
     def agent_state(self, agent: int) -> dict[str, torch.Tensor]:
         return {name: tensor.clone() for name, tensor in self.runs[agent].agent.state_dict().items()}
@@ -104,10 +108,9 @@ def evaluate_stack(
     """
     runs, device = context.runs, context.device
     config = runs[0].config
-    seeds = [run.config.seed + EVAL_SEED_OFFSET for run in runs]
-    generators = [seeded_generator(seed, device) for seed in seeds]
+    policy, seeds = context.seeded_policy(EVAL_SEED_OFFSET)
     kls: list[torch.Tensor] = []
-    policy = _measuring_kl(context.agents.policy(config.eval_deterministic, generators), context, kls)
+    policy = _measuring_kl(policy, context, kls)
     make = env_factory(config.env_id, config.knobs, device, config.reward_model)
     returns = evaluate_blocks(policy, make, config.eval_episodes, seeds)
     extras: dict[str, list[np.ndarray]] = {}
