@@ -24,7 +24,7 @@ import numpy as np
 from gaming_gym.errors import ConfigError
 from gaming_gym.evaluation import reference_returns
 from gaming_gym.knobs import require_bool, require_int, require_number
-from gaming_gym.metrics import early_stop
+from gaming_gym.metrics import early_stop, normalise
 from gaming_gym.mitigations.base import Context, Mitigation, Verdict, register_mitigation
 
 HOLDOUT_SEED_OFFSET = 2_000_003
@@ -109,5 +109,4 @@ class EarlyStopping(Mitigation):
                     f"random and the intended policy both average {random}; leave it out for this env"
                 )
             self._anchors = (random, intended)
-        random, intended = self._anchors
-        return (np.asarray(holdout) - random) / (intended - random)
+        return normalise(holdout, *self._anchors)
