@@ -54,18 +54,13 @@ REWARD_MODELS = "reward_models"
 
 @dataclass(frozen=True)
 class Job:
-    """One (cell, seed) run: what to train and where (plain values: it travels to a Ray task)."""
+    """One (cell, seed) run: its agent, its checked config and where it trains (a dataclass of
+    plain values: it travels to a Ray task)."""
 
     cell: str
-    seed: int
     agent: str
-    env_id: str
-    knobs: dict[str, Any]
-    settings: dict[str, Any]
+    config: Any
     run_dir: str
-
-    def config(self) -> Any:
-        return get_agent(self.agent).config(self.env_id, knobs=self.knobs, **self.settings)
 
 
 @dataclass(frozen=True)
@@ -108,14 +103,7 @@ def run_sweep(
             if _finished(run_dir, spec.agent, config):
                 skipped += 1
                 continue
-            settings = {**spec.settings_of(cell), "seed": seed}
-            if (
-                getattr(config, "reward_model", None) is not None
-            ):  # a name of the file's reward models: its folder
-                settings["reward_model"] = config.reward_model
-            jobs.append(
-                Job(cell.label, seed, spec.agent, spec.env_id, spec.knobs_of(cell), settings, str(run_dir))
-            )
+            jobs.append(Job(cell.label, spec.agent, config, str(run_dir)))
     groups = plan_groups(jobs, spec.max_stack)
     runs = len(spec.cells) * len(spec.seeds)
     say(
@@ -173,7 +161,7 @@ def plan_groups(jobs: Sequence[Job], max_stack: int) -> list[list[Job]]:
     by_key: dict[str, list[Job]] = {}
     alone: list[list[Job]] = []
     for job in jobs:
-        key = get_agent(job.agent).stack_key(job.config())
+        key = get_agent(job.agent).stack_key(job.config)
         if key is None:
             alone.append([job])
         else:
@@ -188,15 +176,15 @@ def plan_groups(jobs: Sequence[Job], max_stack: int) -> list[list[Job]]:
 
 def _cost(group: Sequence[Job]) -> float:
     """A rough size of a task: runs x steps x network width."""
-    settings = group[0].settings
-    return len(group) * settings.get("total_timesteps", 1) * sum(settings.get("hidden_sizes", (64, 64)))
+    config = group[0].config
+    return len(group) * config.total_timesteps * sum(config.hidden_sizes)
 
 
 def run_group(jobs: Sequence[Job], progress: bool = True) -> list[str]:
     """Train one task's runs (as one stack where the agent can) and write each one's report;
     returns their run directories."""
     agent = get_agent(jobs[0].agent)
-    configs = [job.config() for job in jobs]
+    configs = [job.config for job in jobs]
     with ExitStack() as held:
         directories = [held.enter_context(RunDirectory(job.run_dir)) for job in jobs]
         try:
@@ -206,10 +194,9 @@ def run_group(jobs: Sequence[Job], progress: bool = True) -> list[str]:
                 agent.train_stack([c], [d], progress=progress)[0]
                 for c, d in zip(configs, directories, strict=True)
             ]
-        for job, directory, config, result in zip(jobs, directories, configs, results, strict=True):
-            write_report(
-                directory, job.env_id, job.knobs, result.checkpoints, getattr(config, "reward_model", None)
-            )
+        for directory, config, result in zip(directories, configs, results, strict=True):
+            reward_model = getattr(config, "reward_model", None)
+            write_report(directory, config.env_id, config.knobs, result.checkpoints, reward_model)
     return [job.run_dir for job in jobs]
 
 
@@ -286,7 +273,7 @@ def _cause(error: Exception) -> str:
 
 def _describe(group: Sequence[Job]) -> str:
     cells = sorted({job.cell for job in group})
-    seeds = ",".join(str(job.seed) for job in group)
+    seeds = ",".join(str(job.config.seed) for job in group)
     stacked = f" (stacked x{len(group)})" if len(group) > 1 else ""
     return f"{'; '.join(cells)} seed {seeds}{stacked}"
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gaming_gym.agents import get_agent
 from gaming_gym.cli import main
 from gaming_gym.spec import load_spec
 from gaming_gym.sweep import Job, phase_values, plan_groups, run_sweep
@@ -93,11 +94,10 @@ def test_cells_that_change_shapes_train_as_separate_tasks():
         return [
             Job(
                 cell.label,
-                seed,
                 agent,
-                sweep.env_id,
-                sweep.knobs_of(cell),
-                {**sweep.settings_of(cell), "seed": seed},
+                get_agent(agent).config(
+                    sweep.env_id, knobs=sweep.knobs_of(cell), **sweep.settings_of(cell), seed=seed
+                ),
                 "-",
             )
             for cell in sweep.cells
@@ -108,7 +108,7 @@ def test_cells_that_change_shapes_train_as_separate_tasks():
     # per width: 2 learning rates x 2 seeds = 4 runs, in stacks of at most 3
     assert sorted(len(group) for group in groups) == [1, 1, 3, 3]
     for group in groups:
-        assert len({job.settings["hidden_sizes"] for job in group}) == 1
+        assert len({job.config.hidden_sizes for job in group}) == 1
     pytest.importorskip("stable_baselines3")
     assert [len(g) for g in plan_groups(jobs("sb3"), max_stack=16)] == [1] * 8
 
