@@ -13,7 +13,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from gaming_gym.agents.sb3.vec_env import ObservationNormaliser, load_statistics, sb3_policy
 from gaming_gym.errors import ConfigError
-from gaming_gym.evaluation import evaluate
+from gaming_gym.evaluation import EpisodeReturns, evaluate
 from gaming_gym.kernel import Policy
 from gaming_gym.metrics import Evaluation
 from gaming_gym.wrappers import EpisodeQueues
@@ -138,12 +138,14 @@ class GoodhartCallback(BaseCallback):
         normalise = None if vec_normalize is None else ObservationNormaliser.of(vec_normalize)
         return sb3_policy(self.model, self.deterministic, normalise)
 
+    def play(self, episodes: int, seed: int) -> EpisodeReturns:
+        """The model as it is now, played for ``episodes`` episodes from ``seed`` on a forked torch
+        RNG seeded with it, so playing leaves the training run unchanged."""
+        with seeded_rng(seed, self.model.device):
+            return evaluate(self.policy(), self.env_id, episodes=episodes, seed=seed, knobs=self.knobs)
+
     def _evaluate(self) -> None:
-        """Evaluate on a forked, seeded torch RNG, so evaluating leaves the training run unchanged."""
-        with seeded_rng(self.seed, self.model.device):
-            returns = evaluate(
-                self.policy(), self.env_id, episodes=self.eval_episodes, seed=self.seed, knobs=self.knobs
-            )
+        returns = self.play(self.eval_episodes, self.seed)
         extras = {
             name: values[0]
             for mitigation in self.mitigations

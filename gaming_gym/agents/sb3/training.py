@@ -14,7 +14,7 @@ import torch
 
 from gaming_gym.agents.ppo import PPOConfig
 from gaming_gym.agents.ppo.config import require_network_size
-from gaming_gym.agents.sb3.callback import GoodhartCallback, seeded_rng
+from gaming_gym.agents.sb3.callback import GoodhartCallback
 from gaming_gym.agents.sb3.settings import (
     AGENT_FILE,
     AGENT_FORMAT,
@@ -30,7 +30,7 @@ from gaming_gym.agents.sb3.settings import (
 from gaming_gym.agents.sb3.vec_env import ObservationNormaliser, load_statistics, make_sb3_vec_env, sb3_policy
 from gaming_gym.devices import resolve_device
 from gaming_gym.errors import ConfigError, RunDirectoryError, RunNotFoundError
-from gaming_gym.evaluation import EpisodeReturns, evaluate
+from gaming_gym.evaluation import EpisodeReturns
 from gaming_gym.kernel import Policy
 from gaming_gym.metrics import Evaluation
 from gaming_gym.mitigations import build_mitigations
@@ -154,9 +154,7 @@ class SB3Context:
         raise ConfigError("the SB3 agent builds no behaviour clone for a mitigation; train with --agent ppo")
 
     def play(self, episodes: int, seed_offset: int) -> list[EpisodeReturns]:
-        seed = self.config.seed + seed_offset
-        with seeded_rng(seed, self.model.device):
-            return [evaluate(self.callback.policy(), self.env_id, episodes, seed, knobs=self.knobs)]
+        return [self.callback.play(episodes, self.config.seed + seed_offset)]
 
     def agent_state(self, agent: int) -> dict[str, Any]:
         return self.callback.agent_state()
