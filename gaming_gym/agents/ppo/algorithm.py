@@ -10,6 +10,7 @@ ties them into runs. The layout of a stack's tensors is :mod:`~gaming_gym.agents
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -163,15 +164,8 @@ def ppo_update(
     check, once an epoch, when some agent has one.
     """
     n = len(agents)
-    batch = {
-        "obs": by_agent(rollout.obs, n),
-        "actions": by_agent(rollout.actions, n),
-        "log_probs": by_agent(rollout.log_probs, n),
-        "values": by_agent(rollout.values, n),
-        "advantages": by_agent(advantages, n),
-        "returns": by_agent(returns, n),
-    }
-    size = batch["log_probs"].shape[0]
+    batch = _packed_batch(rollout, advantages, returns, n)
+    size = batch.rows.shape[0] // n
     device = rollout.obs.device
     agent_index = torch.arange(n, device=device)
     updating = list(training)
@@ -190,7 +184,7 @@ def ppo_update(
         )
         unchanged = torch.tensor([not active for active in updating], device=device)
         for rows in orders.split(shared.minibatch_size):
-            minibatch = {name: data[rows, agent_index] for name, data in batch.items()}
+            minibatch = batch.minibatch(rows * n + agent_index)
             loss, minibatch_stats = ppo_loss(agents, minibatch, shared, coefficients, mitigations)
             for optimizer in optimizers:
                 optimizer.zero_grad()
@@ -204,6 +198,46 @@ def ppo_update(
             )
         updating = _within_target_kl(updating, stats[-1]["approx_kl"], coefficients.target_kl)
     return {name: torch.stack([minibatch[name] for minibatch in stats]) for name in stats[0]}
+
+
+@dataclass
+class PackedBatch:
+    """A rollout's training data, each transition's fields side by side in one row of ``rows``
+    (``(steps * envs * N, width)``, agent by agent within a step's env), so that a minibatch is
+    one row gather rather than one advanced index per field (each costs as much as the gather)."""
+
+    rows: torch.Tensor
+    fields: dict[str, tuple[int, tuple[int, ...], torch.dtype]]  # name: (first column, shape, dtype)
+
+    def minibatch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The fields of rows ``index`` (``(rows, N)``), each shaped ``(rows, N, *shape)``."""
+        gathered = self.rows.index_select(0, index.flatten()).view(*index.shape, -1)
+        minibatch = {}
+        for name, (start, shape, dtype) in self.fields.items():
+            width = math.prod(shape)
+            values = gathered[..., start : start + width].reshape(*index.shape, *shape)
+            minibatch[name] = values if dtype == values.dtype else values.to(dtype)
+        return minibatch
+
+
+def _packed_batch(rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor, n: int) -> PackedBatch:
+    """The update's fields of every transition, laid out by :func:`by_agent` and packed."""
+    named = {
+        "obs": rollout.obs,
+        "actions": rollout.actions,
+        "log_probs": rollout.log_probs,
+        "values": rollout.values,
+        "advantages": advantages,
+        "returns": returns,
+    }
+    columns, fields, start = [], {}, 0
+    for name, values in named.items():
+        per_agent = by_agent(values, n)  # (steps * envs, N, *shape)
+        shape = tuple(per_agent.shape[2:])
+        fields[name] = (start, shape, values.dtype)
+        start += math.prod(shape)
+        columns.append(per_agent.reshape(*per_agent.shape[:2], -1).float())  # small integer actions are exact
+    return PackedBatch(torch.cat(columns, dim=-1).flatten(0, 1), fields)
 
 
 def _within_target_kl(

@@ -109,36 +109,69 @@ def evaluate_stack(
     runs, device = context.runs, context.device
     config = runs[0].config
     policy, seeds = context.seeded_policy(EVAL_SEED_OFFSET)
-    kls: list[torch.Tensor] = []
-    policy = _measuring_kl(policy, context, kls)
+    kl = KLMeter(context)
     make = env_factory(config.env_id, config.knobs, device, config.reward_model)
-    returns = evaluate_blocks(policy, make, config.eval_episodes, seeds)
+    returns = evaluate_blocks(kl.watching(policy), make, config.eval_episodes, seeds)
     extras: dict[str, list[np.ndarray]] = {}
     for mitigation in mitigations:
         extras.update(mitigation.measure())
-    kls_by_step = torch.stack(kls)
+    kls_by_step = kl.by_step()
     rows = {}
     for i in recorded:
         steps = int(returns[i].length.max())  # its own evaluation would stop here
-        kl = max(float(agent_columns(kls_by_step[:steps], i, len(runs)).mean()), 0.0)
+        kl_i = max(float(agent_columns(kls_by_step[:steps], i, len(runs)).mean()), 0.0)
         fields = {name: values[i] for name, values in extras.items()}
-        evaluation = Evaluation(runs[i].global_step, returns[i].proxy, returns[i].true, kl, **fields)
+        evaluation = Evaluation(runs[i].global_step, returns[i].proxy, returns[i].true, kl_i, **fields)
         runs[i].evaluations.append(evaluation)
         rows[i] = evaluation_row(evaluation)
     return rows
 
 
-def _measuring_kl(policy: Policy, context: StackContext, kls: list[torch.Tensor]) -> Policy:
-    """``policy`` (the agents'), appending KL(agent || its initial self) on each batch of
-    observations it acts on to ``kls`` (on the device; nothing waits for them until the
-    evaluation is over)."""
+class KLMeter:
+    """KL(agent || its initial self) on every batch of observations an evaluation's policy acts
+    on, measured a block of steps at a time: the observations wait on the device until
+    :data:`KL_BLOCK` steps have gathered, then both policies see them in one batched pass (a
+    pass a step costs a small network's overhead twice a step)."""
+
+    def __init__(self, context: StackContext):
+        self._context = context
+        self._waiting: list[torch.Tensor] = []
+        self._kls: list[torch.Tensor] = []
+
+    def watching(self, policy: Policy) -> Policy:
+        """``policy``, keeping each batch of observations it acts on for the KL."""
+
+        def act(obs: torch.Tensor) -> torch.Tensor:
+            self._waiting.append(obs)
+            if len(self._waiting) == KL_BLOCK:
+                self._measure()
+            return policy(obs)
+
+        return act
+
+    def by_step(self) -> torch.Tensor:
+        """The KL of every env at every step, ``(steps, N * envs)``, on the device."""
+        self._measure()
+        return torch.cat(self._kls)
 
     @torch.no_grad()
-    def act(obs: torch.Tensor) -> torch.Tensor:
-        kls.append(kl_from(context.initial, context.agents.action_distribution(obs), obs))
-        return policy(obs)
+    def _measure(self) -> None:
+        if not self._waiting:
+            return
+        agents = self._context.num_agents
+        steps = torch.stack(self._waiting)  # (steps, N * envs, ...)
+        rows = steps.shape[1] // agents
+        # agent by agent (the layout a stack acts on): (N * steps * envs, ...)
+        blocks = steps.reshape(len(self._waiting), agents, rows, *steps.shape[2:]).transpose(0, 1)
+        obs = blocks.reshape(-1, *steps.shape[2:])
+        kl = kl_from(self._context.initial, self._context.agents.action_distribution(obs), obs)
+        by_step = kl.view(agents, len(self._waiting), rows).transpose(0, 1)  # (steps, N, envs)
+        self._kls.append(by_step.reshape(len(self._waiting), -1))
+        self._waiting = []
 
-    return act
+
+KL_BLOCK = 32
+"""Evaluation steps whose KL is measured in one batched pass (:class:`KLMeter`)."""
 
 
 def evaluation_row(evaluation: Evaluation) -> dict[str, float]:

@@ -30,6 +30,13 @@ def training_generators(seed: int, device: torch.device) -> tuple[torch.Generato
     return cpu, cpu if device.type == "cpu" else seeded_generator(seed, device)
 
 
+def adam(parameters, learning_rate: float, device: torch.device) -> torch.optim.Adam:
+    """PPO's Adam (eps 1e-5, as in CleanRL), fused into one kernel where the device has one: on a
+    CPU four times faster a step than torch's default for these small networks."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(parameters, lr=learning_rate, eps=1e-5, fused=fused)
+
+
 class RunningMeanStd(nn.Module):
     """Running mean and variance of observations (Chan et al.'s parallel update), kept as buffers
     so they are saved and loaded with the agent's ``state_dict``.
@@ -49,7 +56,9 @@ class RunningMeanStd(nn.Module):
     def update(self, batch: torch.Tensor, frozen: torch.Tensor | None = None) -> None:
         """Fold ``batch`` into the statistics; stacked statistics whose row is ``frozen`` (a bool
         ``(agents,)``: agents early stopping ended) keep their values."""
-        batch_mean, batch_var, batch_count = batch.mean(-2), batch.var(-2, unbiased=False), batch.shape[-2]
+        batch_mean, batch_count = batch.mean(-2), batch.shape[-2]
+        # the variance as a mean of squares: torch's var over the batch dimension is ten times slower
+        batch_var = (batch - batch_mean.unsqueeze(-2)).square().mean(-2)
         delta = batch_mean - self.mean
         total = self.count + batch_count
         mean = self.mean + delta * batch_count / total
@@ -81,12 +90,25 @@ class PolicyHead(nn.Module):
         return self.distribution_from(*self.outputs(features))
 
 
+class Categorical(torch.distributions.Categorical):
+    """torch's ``Categorical`` with its probabilities read as ``exp`` of its normalised logits.
+
+    torch's own ``probs`` is a softmax over the last dimension, which on a CPU runs ten times
+    slower for a few actions than the ``exp`` of the log-probabilities it has already computed;
+    the rollout samples from it and the update's entropy reads it, every step and minibatch.
+    """
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.logits.exp()
+
+
 class DiscreteHead(PolicyHead):
     """Categorical distribution over ``Discrete(n)`` actions.
 
     Heads skip torch's argument validation: it re-checks every batch on the rollout's hot path.
     They sample from an explicit generator (``Distribution.sample`` takes none, and would draw
-    from torch's global RNG); the draws are the ones ``sample`` makes.
+    from torch's global RNG), one uniform number a row.
     """
 
     def __init__(self, space: gym.spaces.Discrete, width: int, generator: torch.Generator | None = None):
@@ -99,7 +121,7 @@ class DiscreteHead(PolicyHead):
         return (self.logits(features),)
 
     def distribution_from(self, logits: torch.Tensor) -> torch.distributions.Distribution:
-        return torch.distributions.Categorical(logits=logits, validate_args=False)
+        return Categorical(logits=logits, validate_args=False)
 
     def rows(
         self, distribution: torch.distributions.Distribution, rows: slice
@@ -111,7 +133,12 @@ class DiscreteHead(PolicyHead):
     def sample(
         self, distribution: torch.distributions.Distribution, generator: torch.Generator | None
     ) -> torch.Tensor:
-        return torch.multinomial(distribution.probs, 1, replacement=True, generator=generator).squeeze(-1)
+        # inverse transform sampling, one uniform a row: a few vectorised operations, where
+        # torch.multinomial costs a hundred microseconds a batch on a CPU
+        cumulative = distribution.probs.cumsum(-1)
+        uniform = torch.rand(cumulative.shape[:-1], generator=generator, device=cumulative.device)
+        below = (cumulative < (uniform * cumulative[..., -1]).unsqueeze(-1)).sum(-1)
+        return below.clamp_max(cumulative.shape[-1] - 1)
 
     def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
         return distribution.probs.argmax(dim=-1)

@@ -41,7 +41,7 @@ from gaming_gym.agents.ppo.checkpoints import (
 )
 from gaming_gym.agents.ppo.config import PPOConfig, require_network_size, require_stackable
 from gaming_gym.agents.ppo.context import EVAL_COLUMNS, StackContext, evaluate_stack
-from gaming_gym.agents.ppo.networks import ActorCritic, training_generators
+from gaming_gym.agents.ppo.networks import ActorCritic, adam, training_generators
 from gaming_gym.agents.ppo.stack import Coefficients, StackedAgents, agent_rows, by_agent
 from gaming_gym.devices import resolve_device
 from gaming_gym.errors import ConfigError, UnevenStackError
@@ -190,7 +190,7 @@ def _new_stack(configs: list[PPOConfig], directories: list, device: torch.device
     for config, directory in zip(configs, directories, strict=True):
         init_generator, generator = training_generators(config.seed, device)
         agent = new_agent(env, config, init_generator).to(device)
-        optimizer = torch.optim.Adam(agent.parameters(), lr=config.learning_rate, eps=1e-5)
+        optimizer = adam(agent.parameters(), config.learning_rate, device)
         initial = copy.deepcopy(agent).requires_grad_(False)
         runs.append(AgentRun(config, agent, initial, optimizer, generator, directory))
     return Stack(runs, env, obs, StackContext(runs, env, device), Coefficients.of(configs, device))
