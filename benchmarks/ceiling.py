@@ -10,12 +10,14 @@ statistics, GAE and the optimiser are left out. For N stacked agents the same pa
 
 The trainer's throughput is :func:`gaming_gym.agents.ppo.train_stacked` (a stack of one for
 "solo") over the same settings without evaluations, its first iteration (one-off costs) left
-out; it is printed as a share of the ceiling.
+out; it is printed as a share of the ceiling. Last, the share of a solo run's wall time that its
+evaluations take at the env's tuned ``eval_every`` and ``eval_episodes``.
 
 Run (the CPU should be otherwise idle)::
 
     python benchmarks/ceiling.py                                  # BoatRace, solo and 16 stacked
     python benchmarks/ceiling.py --agents 1 4 16 --iterations 20
+    python benchmarks/ceiling.py --compile                        # the trainer with compile=True
     python benchmarks/ceiling.py --device cuda --threads 1        # on a GPU
 """
 
@@ -93,6 +95,23 @@ def trainer_throughput(config: PPOConfig, agents: int) -> float:
     return len(rates) / sum(1.0 / rate for rate in rates)  # steps over seconds, iteration by iteration
 
 
+def evaluation_share(config: PPOConfig) -> float:
+    """The share of a solo run's wall time its evaluations take at the env's tuned
+    ``eval_every``: a run of two evaluation periods (three evaluations: the start, the middle and
+    the end) less its iterations' time, per evaluation, against one period of iterations."""
+    every = default_config(config.env_id).eval_every
+    run = dataclasses.replace(config, total_timesteps=2 * every * config.batch_size, eval_every=every)
+    with tempfile.TemporaryDirectory() as root:
+        started = time.perf_counter()
+        train_stacked([run], [root], progress=False)
+        wall = time.perf_counter() - started
+        with open(Path(root) / "progress.csv", newline="") as file:
+            rows = [row for row in csv.DictReader(file) if int(row["iteration"]) >= 1]
+    iterations = sum(config.batch_size / float(row["charts/fps"]) for row in rows)
+    evaluation = (wall - iterations) / 3  # set-up and logging count as evaluation: an upper bound
+    return evaluation / (evaluation + iterations / 2)
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -108,6 +127,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed rollouts of the ceiling (median)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--compile", action="store_true", help="the trainer with compile=True (fused env steps)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -119,17 +141,24 @@ def main() -> None:
         checkpoint_every=0,
         device=str(device),
         cpu_threads=args.threads,
+        compile=args.compile,
     )
     print(
         f"{args.env} on {device}, torch {torch.__version__}, {args.threads} thread(s): "
         f"{config.num_envs} envs x {config.num_steps} steps, {config.update_epochs} epochs x "
         f"{config.num_minibatches} minibatches of {config.minibatch_size}, hidden {config.hidden_sizes}"
+        + (", env steps compiled" if args.compile else "")
     )
     print(f"{'agents':>6} {'ceiling steps/s':>16} {'trainer steps/s':>16} {'share':>7}")
     for agents in args.agents:
         ceiling = network_ceiling(config, agents, device, args.repeats)
         trainer = trainer_throughput(config, agents)
         print(f"{agents:>6} {ceiling:>16,.0f} {trainer:>16,.0f} {trainer / ceiling:>6.0%}")
+    every = tuned.eval_every
+    print(
+        f"evaluations ({tuned.eval_episodes} episodes every {every} iterations): "
+        f"{evaluation_share(config):.0%} of a solo run's wall time"
+    )
 
 
 if __name__ == "__main__":

@@ -43,14 +43,17 @@ def env_factory(
     knobs: dict[str, Any] | None = None,
     device: str | torch.device = "cpu",
     reward_model: str | None = None,
+    compile: bool = False,
 ) -> EnvFactory:
     """Batched envs of ``env_id`` with ``knobs`` on ``device``; with ``reward_model`` (a folder
     saved by :func:`gaming_gym.rlhf.save_reward_model`) their proxy is that model's score
-    (:class:`gaming_gym.rlhf.RewardModelVectorEnv`)."""
+    (:class:`gaming_gym.rlhf.RewardModelVectorEnv`); with ``compile``, their steps fused by
+    ``torch.compile`` (:class:`gaming_gym.fronts.GameableVectorEnv`)."""
     knobs = dict(knobs or {})
+    fused = {"compile": True} if compile else {}  # only asked of envs that need to know of it
 
     def make(num_envs: int) -> gym.vector.VectorEnv:
-        env = gym.make_vec(env_id, num_envs=num_envs, device=resolve_device(device), **knobs)
+        env = gym.make_vec(env_id, num_envs=num_envs, device=resolve_device(device), **knobs, **fused)
         if reward_model is None:
             return env
         from gaming_gym.rlhf import with_reward_model

@@ -10,12 +10,13 @@ from collections import Counter
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from test_ppo import tiny_config  # registers the 20-step Corridor env
 
 import gaming_gym
-from gaming_gym.agents.ppo import load_agent, train, training
+from gaming_gym.agents.ppo import default_config, load_agent, train, training
 from gaming_gym.errors import ConfigError
 
 SETTINGS = {
@@ -176,3 +177,34 @@ def test_the_training_env_checks_action_shapes_every_step_but_values_only_in_eva
     fresh.reset(seed=0)
     with pytest.raises(ValueError, match="outside the action space"):
         fresh.step(torch.tensor([1, 3]))
+
+
+@pytest.mark.slow  # soak: torch.compile of two env sizes, about 20 s on a CPU
+def test_compiled_env_steps_train_as_the_eager_ones():
+    """``compile=True`` fuses the training and evaluation envs' steps: a short BoatRace run
+    evaluates the same episodes and ends with the same weights, to float rounding."""
+    config = default_config(
+        "GamingGym/BoatRace-v1",
+        seed=3,
+        num_envs=16,
+        num_steps=16,
+        num_minibatches=2,
+        total_timesteps=3 * 256,
+        eval_every=0,
+        eval_episodes=4,
+    )
+    eager = train(config, progress=False)
+    fused = train(dataclasses.replace(config, compile=True), progress=False)
+    assert len(eager.checkpoints) == len(fused.checkpoints) == 2
+    for a, b in zip(eager.checkpoints, fused.checkpoints, strict=True):
+        np.testing.assert_allclose(a.proxy, b.proxy, atol=1e-3)
+        np.testing.assert_allclose(a.true, b.true, atol=1e-3)
+        assert a.kl == pytest.approx(b.kl, abs=1e-5)
+    weights = fused.agent.state_dict()
+    for name, value in eager.agent.state_dict().items():
+        torch.testing.assert_close(weights[name], value, atol=1e-4, rtol=1e-4)
+
+
+def test_compile_must_be_a_bool():
+    with pytest.raises(ConfigError, match="compile must be true or false"):
+        tiny_config(compile="yes")

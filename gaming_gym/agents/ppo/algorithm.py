@@ -210,12 +210,14 @@ class PackedBatch:
     fields: dict[str, tuple[int, tuple[int, ...], torch.dtype]]  # name: (first column, shape, dtype)
 
     def minibatch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The fields of rows ``index`` (``(rows, N)``), each shaped ``(rows, N, *shape)``."""
-        gathered = self.rows.index_select(0, index.flatten()).view(*index.shape, -1)
+        """The fields of rows ``index`` (``(rows, N)``), each shaped ``(rows, N, *shape)``: views
+        of one gather laid out agent by agent, so each agent's rows are contiguous."""
+        rows, agents = index.shape
+        gathered = self.rows.index_select(0, index.T.flatten()).view(agents, rows, -1)
         minibatch = {}
         for name, (start, shape, dtype) in self.fields.items():
             width = math.prod(shape)
-            values = gathered[..., start : start + width].reshape(*index.shape, *shape)
+            values = gathered[..., start : start + width].reshape(agents, rows, *shape).transpose(0, 1)
             minibatch[name] = values if dtype == values.dtype else values.to(dtype)
         return minibatch
 

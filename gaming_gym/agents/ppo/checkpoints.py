@@ -28,7 +28,14 @@ CHECKPOINT_FILE = "checkpoint.pt"
 """native PPO's latest checkpoint in a run directory (plain tensors and data)"""
 CHECKPOINT_FORMAT = "gaming_gym.ppo_checkpoint/2"
 """Checkpoints without a format were written before mitigations were plug-ins (format 1)."""
-RESUMABLE_CHANGES = ("total_timesteps", "eval_every", "checkpoint_every", "device", "cpu_threads")
+RESUMABLE_CHANGES = (
+    "total_timesteps",
+    "eval_every",
+    "checkpoint_every",
+    "device",
+    "cpu_threads",
+    "compile",
+)
 """Config fields a resumed run may change (to train longer, say); all others must match.
 
 The mitigations are part of the experiment: a penalty shapes every update, a stopping rule reads

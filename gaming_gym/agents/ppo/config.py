@@ -92,6 +92,11 @@ class PPOConfig:
     """evaluate the greedy policy (mode of the action distribution) instead of sampling"""
     checkpoint_every: int = 10
     """iterations between checkpoints in ``run_dir`` (the end of the run always writes one)"""
+    compile: bool = False
+    """fuse each env step (training's and evaluations') with ``torch.compile``: on a CPU some
+    twenty seconds to compile per env size, then two to three times faster steps (BoatRace: 0.25
+    against 0.76 ms a step of 256 envs); on a GPU it turns a step's hundred small kernels into a
+    few. Needs a C++ compiler on a CPU; results agree with the eager step's to float rounding"""
     cpu_threads: int | None = 1
     """torch CPU threads while training; one is fastest for these small networks and batches (more
     threads mostly wait on each other, badly so on a busy machine); ``None`` keeps torch's setting"""
@@ -125,6 +130,9 @@ class PPOConfig:
             raise ConfigError(f"PPOConfig.start must be one of {STARTS}, got {self.start!r}")
         for name in ("total_timesteps", "num_envs", "num_steps", "num_minibatches", "update_epochs"):
             _require(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 1, "a positive int")
+        for name in ("anneal_lr", "norm_adv", "clip_vloss", "norm_obs", "eval_deterministic", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"PPOConfig.{name} must be true or false, got {getattr(self, name)!r}")
         for name in ("eval_every", "checkpoint_every"):
             _require(name, getattr(self, name), lambda v: isinstance(v, int) and v >= 0, "an int >= 0")
         _require(

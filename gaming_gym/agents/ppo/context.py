@@ -81,7 +81,8 @@ class StackContext:
 
     def play(self, episodes: int, seed_offset: int) -> list[EpisodeReturns]:
         policy, seeds = self.seeded_policy(seed_offset)
-        return evaluate_blocks(policy, env_factory(self.env_id, self.knobs, self.device), episodes, seeds)
+        make = env_factory(self.env_id, self.knobs, self.device, compile=self.runs[0].config.compile)
+        return evaluate_blocks(policy, make, episodes, seeds)
 
     def seeded_policy(self, seed_offset: int) -> tuple[Policy, list[int]]:
         """The agents' evaluation policy, each agent acting from a generator freshly seeded with
@@ -110,7 +111,7 @@ def evaluate_stack(
     config = runs[0].config
     policy, seeds = context.seeded_policy(EVAL_SEED_OFFSET)
     kl = KLMeter(context)
-    make = env_factory(config.env_id, config.knobs, device, config.reward_model)
+    make = env_factory(config.env_id, config.knobs, device, config.reward_model, config.compile)
     returns = evaluate_blocks(kl.watching(policy), make, config.eval_episodes, seeds)
     extras: dict[str, list[np.ndarray]] = {}
     for mitigation in mitigations:

@@ -94,9 +94,22 @@ class StackedAgents:
 
     def _map(self, norm_obs: torch.Tensor, part: str) -> tuple[torch.Tensor, ...]:
         """``part`` of every agent's forward pass on its block of ``norm_obs`` (``(..., N * rows,
-        features)``, or a minibatch ``(rows, N, features)``), as tensors laid out like it."""
+        features)``, or a minibatch ``(rows, N, features)``), as tensors laid out like it.
+
+        On a CPU each agent's network runs on its own block, one after another: N matrix products
+        of an agent's size beat one batched product there (a 16-agent minibatch's forward and
+        backward pass took 65 ms so against 82 ms mapped). On an accelerator one mapped pass
+        beats N launches of small kernels.
+        """
         n = len(self)
         lead, rows, features = norm_obs.shape[:-2], norm_obs.shape[-2], norm_obs.shape[-1]
+        if norm_obs.device.type == "cpu":
+            blocks = norm_obs.reshape(*lead, n, rows // n, features)
+            outputs = [agent(blocks.select(-3, i), part) for i, agent in enumerate(self.agents)]
+            return tuple(
+                torch.stack(each, dim=len(lead)).reshape(*lead, rows, *each[0].shape[len(lead) + 1 :])
+                for each in zip(*outputs, strict=True)
+            )
         blocks = norm_obs.reshape(*lead, n, rows // n, features).movedim(-3, 0)  # (n, *lead, rows/n, f)
         parameters = {
             name: torch.stack(each) for name, each in zip(self._names, self._parameters, strict=True)

@@ -207,7 +207,8 @@ def make_training_env(
     own, still check every action) and reading ended episodes, which wait on the device until an
     iteration's end reads them.
     """
-    env = env_factory(config.env_id, config.knobs, device, config.reward_model)(num_envs or config.num_envs)
+    make = env_factory(config.env_id, config.knobs, device, config.reward_model, config.compile)
+    env = make(num_envs or config.num_envs)
     try:
         if not isinstance(env.unwrapped, GameableVectorEnv):
             raise ConfigError(

@@ -185,7 +185,10 @@ class RunSaver:
         _refuse_legacy_model(directory.path)
         record = run_record(config)
         directory.check_config(
-            "sb3", record, RESUMABLE_CHANGES, upgrade=lambda saved: {"mitigations": {}, **saved}
+            "sb3",
+            record,
+            RESUMABLE_CHANGES,
+            upgrade=lambda saved: {"mitigations": {}, **saved},
         )
         state = directory.load_checkpoint(AGENT_FILE, model.device)
         if state is not None:
