@@ -50,7 +50,9 @@ def collect_rollout(
 ) -> tuple[Rollout, torch.Tensor]:
     """Step the batched env ``shared.num_steps`` times with the agents' current policies; return
     the rollout and the observation to continue from. Agent ``i`` samples its block of actions
-    from ``generators[i]``; ``shared`` holds the settings the stack shares (a ``PPOConfig``).
+    with noise drawn from ``generators[i]``, the whole rollout's at the start, so that the step
+    of the agents (:meth:`StackedAgents.act`, compiled with ``compile``) takes tensors alone;
+    ``shared`` holds the settings the stack shares (a ``PPOConfig``).
 
     The env resets ended episodes within the same step, so where an episode was *truncated* its
     last observation comes from ``info["final_obs"]``; its value is kept to bootstrap from,
@@ -65,15 +67,14 @@ def collect_rollout(
     terminated_buffer = torch.zeros(steps, rows, dtype=torch.bool, device=device)
     truncated_buffer = torch.zeros_like(terminated_buffer)
     obs_buffer, action_buffer, final_obs_buffer = [], [], []
+    noise = agents.head.noise((steps, rows), generators, device)  # all of it at once: see act
     for step in range(steps):
-        norm_obs = agents.normalise(obs, update=True)
-        distribution = agents.distribution(norm_obs)
-        action = agents.head.sample(distribution, generators)
-        log_prob = distribution.log_prob(action)
+        norm_obs, action, log_prob, value, *outputs = agents.act(obs, noise[step])
         chosen_on = obs
         obs, proxy, terminated, truncated, info = env.step(agents.head.to_env(action))
         reward = proxy if shared.reward == "proxy" else info["true_reward"]
         if mitigations:
+            distribution = agents.head.distribution_from(*outputs)
             seen = Step(chosen_on, action, log_prob, distribution, info)
             for mitigation in mitigations:
                 reward = mitigation.reward(seen, reward)
@@ -81,7 +82,7 @@ def collect_rollout(
         obs_buffer.append(norm_obs)
         action_buffer.append(action)
         buffers["log_probs"][step] = log_prob
-        buffers["values"][step] = agents.value(norm_obs)
+        buffers["values"][step] = value
         buffers["rewards"][step] = reward * coefficients.reward_scale
         terminated_buffer[step], truncated_buffer[step] = terminated, truncated
         final_obs_buffer.append(agents.normalise(info["final_obs"]))  # with this step's statistics

@@ -108,7 +108,8 @@ class DiscreteHead(PolicyHead):
 
     Heads skip torch's argument validation: it re-checks every batch on the rollout's hot path.
     They sample from an explicit generator (``Distribution.sample`` takes none, and would draw
-    from torch's global RNG), one uniform number a row.
+    from torch's global RNG), or from noise drawn ahead (a rollout draws all its noise at once,
+    so that a compiled step needs no generator), one uniform number a row.
     """
 
     def __init__(self, space: gym.spaces.Discrete, width: int, generator: torch.Generator | None = None):
@@ -123,22 +124,23 @@ class DiscreteHead(PolicyHead):
     def distribution_from(self, logits: torch.Tensor) -> torch.distributions.Distribution:
         return Categorical(logits=logits, validate_args=False)
 
-    def rows(
-        self, distribution: torch.distributions.Distribution, rows: slice
-    ) -> torch.distributions.Distribution:
-        """The distribution of a block of a batch's rows (one stacked agent's)."""
-        return self.distribution_from(distribution.logits[rows])
+    def noise(self, shape: tuple[int, ...], generator: torch.Generator | None, device) -> torch.Tensor:
+        """What :meth:`draw` turns into actions of a batch of ``shape``: one uniform number each."""
+        return torch.rand(shape, generator=generator, device=device)
+
+    def draw(self, distribution: torch.distributions.Distribution, noise: torch.Tensor) -> torch.Tensor:
+        """Actions from ``noise`` (:meth:`noise`) by inverse transform sampling: a few vectorised
+        operations, where ``torch.multinomial`` costs a hundred microseconds a batch on a CPU."""
+        cumulative = distribution.probs.cumsum(-1)
+        below = (cumulative < (noise * cumulative[..., -1]).unsqueeze(-1)).sum(-1)
+        return below.clamp_max(cumulative.shape[-1] - 1)
 
     @torch.no_grad()
     def sample(
         self, distribution: torch.distributions.Distribution, generator: torch.Generator | None
     ) -> torch.Tensor:
-        # inverse transform sampling, one uniform a row: a few vectorised operations, where
-        # torch.multinomial costs a hundred microseconds a batch on a CPU
-        cumulative = distribution.probs.cumsum(-1)
-        uniform = torch.rand(cumulative.shape[:-1], generator=generator, device=cumulative.device)
-        below = (cumulative < (uniform * cumulative[..., -1]).unsqueeze(-1)).sum(-1)
-        return below.clamp_max(cumulative.shape[-1] - 1)
+        noise = self.noise(distribution.batch_shape, generator, distribution.logits.device)
+        return self.draw(distribution, noise)
 
     def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
         return distribution.probs.argmax(dim=-1)
@@ -177,20 +179,21 @@ class GaussianHead(PolicyHead):
         normal = torch.distributions.Normal(mean, log_std.exp(), validate_args=False)
         return torch.distributions.Independent(normal, 1, validate_args=False)
 
-    def rows(
-        self, distribution: torch.distributions.Distribution, rows: slice
-    ) -> torch.distributions.Distribution:
-        """The distribution of a block of a batch's rows (one stacked agent's)."""
+    def noise(self, shape: tuple[int, ...], generator: torch.Generator | None, device) -> torch.Tensor:
+        """What :meth:`draw` turns into actions of a batch of ``shape``: standard normal numbers."""
+        return torch.randn((*shape, self.log_std.shape[0]), generator=generator, device=device)
+
+    def draw(self, distribution: torch.distributions.Distribution, noise: torch.Tensor) -> torch.Tensor:
+        """Actions from standard normal ``noise`` (:meth:`noise`): mean + std * noise."""
         normal = distribution.base_dist
-        part = torch.distributions.Normal(normal.loc[rows], normal.scale[rows], validate_args=False)
-        return torch.distributions.Independent(part, 1, validate_args=False)
+        return normal.loc + normal.scale * noise
 
     @torch.no_grad()
     def sample(
         self, distribution: torch.distributions.Distribution, generator: torch.Generator | None
     ) -> torch.Tensor:
-        normal = distribution.base_dist
-        return torch.normal(normal.loc, normal.scale, generator=generator)
+        noise = self.noise(distribution.batch_shape, generator, distribution.base_dist.loc.device)
+        return self.draw(distribution, noise)
 
     def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
         return distribution.mean

@@ -43,7 +43,7 @@ class StackedAgents:
     the same arithmetic as an agent trained alone, without the mapping's overhead.
     """
 
-    def __init__(self, agents: Sequence[ActorCritic]):
+    def __init__(self, agents: Sequence[ActorCritic], compile: bool = False):
         self.agents = list(agents)
         self.norm_obs = self.agents[0].norm_obs
         self.head = StackedHead(self.agents[0].head, len(self.agents))
@@ -58,6 +58,8 @@ class StackedAgents:
                 [dict(agent.named_parameters())[name] for agent in self.agents] for name in self._names
             ]
             self.obs_rms = _stacked_statistics(self.agents)
+        self.act = torch.compile(self._act, dynamic=False) if compile else self._act
+        """:meth:`_act`, fused by ``torch.compile`` when the stack was made with ``compile``"""
 
     def __len__(self) -> int:
         return len(self.agents)
@@ -75,9 +77,7 @@ class StackedAgents:
         return self.obs_rms.normalise(blocks).view_as(obs)
 
     def distribution(self, norm_obs: torch.Tensor) -> torch.distributions.Distribution:
-        if len(self) == 1:
-            return self.agents[0].distribution(norm_obs)
-        return self.head.distribution_from(*self._map(norm_obs, "policy"))
+        return self.head.distribution_from(*self._policy_outputs(norm_obs))
 
     def value(self, norm_obs: torch.Tensor) -> torch.Tensor:
         if len(self) == 1:
@@ -86,6 +86,23 @@ class StackedAgents:
 
     def action_distribution(self, obs: torch.Tensor) -> torch.distributions.Distribution:
         return self.distribution(self.normalise(obs))
+
+    def _act(self, obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One rollout step of every agent on raw observations, with the step's ``noise``
+        (:meth:`StackedHead.noise`): the observations folded into the statistics and normalised,
+        the actions drawn, their log-probabilities, the values, and the policy head's outputs
+        (its distribution's parameters). Tensors in, tensors out: what ``torch.compile`` fuses."""
+        norm_obs = self.normalise(obs, update=True)
+        outputs = self._policy_outputs(norm_obs)
+        distribution = self.head.distribution_from(*outputs)
+        action = self.head.draw(distribution, noise)
+        return norm_obs, action, distribution.log_prob(action), self.value(norm_obs), *outputs
+
+    def _policy_outputs(self, norm_obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if len(self) == 1:
+            agent = self.agents[0]
+            return agent.head.outputs(agent.actor(norm_obs))
+        return self._map(norm_obs, "policy")
 
     def policy(self, deterministic: bool, generators: Sequence[torch.Generator]) -> Policy:
         """The agents' batched policy on raw observations, each sampling its block from its own
@@ -157,19 +174,22 @@ class StackedHead:
     def distribution_from(self, *outputs: torch.Tensor) -> torch.distributions.Distribution:
         return self._head.distribution_from(*outputs)
 
+    def noise(self, shape: tuple[int, ...], generators: Sequence[torch.Generator], device) -> torch.Tensor:
+        """Noise for a batch of ``shape`` (its last dimension the stack's rows), each agent's block
+        drawn from its own generator, as its head draws it in a run of its own."""
+        *lead, rows = shape
+        blocks = [self._head.noise((*lead, rows // self._agents), g, device) for g in generators]
+        return torch.cat(blocks, dim=len(lead))
+
+    def draw(self, distribution: torch.distributions.Distribution, noise: torch.Tensor) -> torch.Tensor:
+        return self._head.draw(distribution, noise)
+
     @torch.no_grad()
     def sample(
         self, distribution: torch.distributions.Distribution, generators: Sequence[torch.Generator]
     ) -> torch.Tensor:
-        if self._agents == 1:
-            return self._head.sample(distribution, generators[0])
-        rows = distribution.batch_shape[-1] // self._agents
-        return torch.cat(
-            [
-                self._head.sample(self._head.rows(distribution, slice(i * rows, (i + 1) * rows)), generator)
-                for i, generator in enumerate(generators)
-            ]
-        )
+        device = next(self._head.parameters()).device
+        return self.draw(distribution, self.noise(tuple(distribution.batch_shape), generators, device))
 
     def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
         return self._head.greedy(distribution)

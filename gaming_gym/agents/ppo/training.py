@@ -241,7 +241,9 @@ def _start(stack: Stack, saved: list[dict | None]) -> None:
         for run, clone in zip(stack.runs, stack.context.clone("sft").clones, strict=True):
             run.agent.load_state_dict(clone.clone.state_dict())
             run.initial.load_state_dict(clone.clone.state_dict())
-    stack.agents = stack.context.agents = StackedAgents([run.agent for run in stack.runs])
+    stack.agents = stack.context.agents = StackedAgents(
+        [run.agent for run in stack.runs], compile=stack.shared.compile
+    )
     stack.context.initial = StackedAgents([run.initial for run in stack.runs])
     stack.mitigations = build_mitigations([run.config.mitigations for run in stack.runs], stack.context)
     for mitigation in stack.mitigations:
