@@ -9,9 +9,10 @@ Layout: a stack's batch is a single agent's batch with agent ``i``'s rows the ``
 equal blocks (of the envs in a rollout step: ``(N * envs, ...)``); a minibatch is shaped ``(rows,
 N, ...)``, so a mean over its first dimension gives each agent's own value.
 
-* :class:`StackedAgents`: one forward pass for all N networks (``torch.func.vmap`` over the
-  agents' parameters, stacked anew at each call so gradients reach each agent's own), each
-  agent's observation statistics its own; a stack of one calls its network directly.
+* :class:`StackedAgents`: one forward pass for all N networks (on a CPU each network on its
+  block; on an accelerator ``torch.func.vmap`` over the agents' parameters, stacked anew at each
+  call so gradients reach each agent's own), each agent's observation statistics its own; a
+  stack of one calls its network directly.
 * :class:`Coefficients`: the per-agent settings, each decided once to live as a tensor with one
   value per agent (or per row) or as a per-agent tuple, never as a float in one place and a
   tensor in another.
@@ -36,8 +37,9 @@ from gaming_gym.kernel import Policy
 class StackedAgents:
     """``N`` :class:`ActorCritic` networks acting as one on a batch laid out agent by agent.
 
-    Each call stacks the agents' current parameters and maps one network's forward pass over
-    them with ``torch.func.vmap``; the agents' own parameters stay the leaves gradients reach.
+    On a CPU each agent's network runs on its block in turn; on an accelerator each call stacks
+    the agents' current parameters and maps one network's forward pass over them with
+    ``torch.func.vmap``. Either way the agents' own parameters stay the leaves gradients reach.
     Observation statistics are kept stacked, and each agent's buffers are views of its row, so
     its ``state_dict`` is current. A stack of one uses its network and statistics as they are:
     the same arithmetic as an agent trained alone, without the mapping's overhead.
