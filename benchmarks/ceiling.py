@@ -57,10 +57,10 @@ def network_ceiling(config: PPOConfig, agents: int, device: torch.device, repeat
     def one_rollout() -> None:
         with torch.no_grad():
             for _ in range(config.num_steps):
-                stacked.head.distribution_from(*_policy_outputs(stacked, acting))
+                stacked.head.distribution_from(*stacked.policy_outputs(acting))
                 stacked.value(acting)
         for _ in range(config.update_epochs * config.num_minibatches):
-            outputs = (*_policy_outputs(stacked, minibatch), stacked.value(minibatch))
+            outputs = (*stacked.policy_outputs(minibatch), stacked.value(minibatch))
             sum(output.sum() for output in outputs).backward()
 
     one_rollout()  # warm-up: allocations, lazy initialisation
@@ -72,14 +72,6 @@ def network_ceiling(config: PPOConfig, agents: int, device: torch.device, repeat
         _synchronize(device)
         seconds.append(time.perf_counter() - started)
     return agents * config.batch_size / statistics.median(seconds)
-
-
-def _policy_outputs(stacked: StackedAgents, norm_obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The policy head's parameters (logits, or mean and log std) for every agent's rows."""
-    if len(stacked) == 1:
-        agent = stacked.agents[0]
-        return agent.head.outputs(agent.actor(norm_obs))
-    return stacked._map(norm_obs, "policy")
 
 
 def trainer_throughput(config: PPOConfig, agents: int) -> float:

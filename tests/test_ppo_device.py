@@ -16,8 +16,10 @@ import torch
 from test_ppo import tiny_config  # registers the 20-step Corridor env
 
 import gaming_gym
+from gaming_gym import evaluation
 from gaming_gym.agents.ppo import default_config, load_agent, train, training
 from gaming_gym.errors import ConfigError
+from gaming_gym.policies import reference_policy
 
 SETTINGS = {
     "plain": {},
@@ -208,3 +210,33 @@ def test_compiled_env_steps_train_as_the_eager_ones():
 def test_compile_must_be_a_bool():
     with pytest.raises(ConfigError, match="compile must be true or false"):
         tiny_config(compile="yes")
+
+
+def test_an_evaluation_asks_whether_episodes_run_every_few_steps_only(monkeypatch):
+    """An evaluation reads from the device whether any episode still runs once every
+    ``CHECK_EVERY`` steps, not every step, and stops at the first check after the last episode
+    ended (BoatRace's intended policy finishes its races in a few hundred of 1000 steps)."""
+    intended = reference_policy("GamingGym/BoatRace-v1", "intended")
+    steps = 0
+
+    def counted_policy(obs):
+        nonlocal steps
+        steps += 1
+        return intended(obs)
+
+    reads = 0
+    real_bool = torch.Tensor.__bool__
+
+    def counted_bool(tensor):
+        nonlocal reads
+        if Path(sys._getframe(1).f_code.co_filename) == Path(evaluation.__file__):
+            reads += 1
+        return real_bool(tensor)
+
+    monkeypatch.setattr(torch.Tensor, "__bool__", counted_bool)
+    returns = evaluation.evaluate(counted_policy, "GamingGym/BoatRace-v1", episodes=4, seed=0)
+    longest = int(returns.length.max())
+    assert longest < 1000  # every race finished: the loop stopped at a check, not at the limit
+    assert steps % evaluation.CHECK_EVERY == 0
+    assert longest <= steps < longest + evaluation.CHECK_EVERY
+    assert reads == steps // evaluation.CHECK_EVERY

@@ -8,9 +8,8 @@ After CleanRL's ``ppo.py`` (a config dataclass with a docstring per field, ``cha
   configs can train as one stack;
 * :mod:`~gaming_gym.agents.ppo.networks`: the :class:`ActorCritic`, its policy heads and its
   running observation statistics;
-* :mod:`~gaming_gym.agents.ppo.stack`: N networks acting as one (each on its block on a CPU, ``vmap`` over their
-  parameters on an accelerator)
-  and their per-agent :class:`Coefficients`;
+* :mod:`~gaming_gym.agents.ppo.stack`: N networks acting as one (each on its block on a CPU,
+  ``vmap`` over their parameters on an accelerator) and their per-agent :class:`Coefficients`;
 * :mod:`~gaming_gym.agents.ppo.algorithm`: the algorithm itself, :func:`collect_rollout`,
   :func:`compute_gae` and :func:`ppo_update`, for N agents at once;
 * :mod:`~gaming_gym.agents.ppo.cloning`: behaviour clones of an env's intended policy (the SFT

@@ -93,10 +93,11 @@ class PPOConfig:
     checkpoint_every: int = 10
     """iterations between checkpoints in ``run_dir`` (the end of the run always writes one)"""
     compile: bool = False
-    """fuse each env step (training's and evaluations') with ``torch.compile``: on a CPU some
-    twenty seconds to compile per env size, then two to three times faster steps (BoatRace: 0.25
-    against 0.76 ms a step of 256 envs); on a GPU it turns a step's hundred small kernels into a
-    few. Needs a C++ compiler on a CPU; results agree with the eager step's to float rounding"""
+    """fuse each env step (training's and evaluations') and each rollout step of the agents with
+    ``torch.compile``: on a CPU about twenty seconds of compiling per shape, then faster steps
+    (BoatRace: 0.25 against 0.76 ms a step of 256 envs); meant for GPUs too, where every small
+    operation costs a kernel launch. Needs a C++ compiler on a CPU; results agree with eager
+    ones to float rounding"""
     cpu_threads: int | None = 1
     """torch CPU threads while training; one is fastest for these small networks and batches (more
     threads mostly wait on each other, badly so on a busy machine); ``None`` keeps torch's setting"""

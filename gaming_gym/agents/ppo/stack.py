@@ -79,7 +79,7 @@ class StackedAgents:
         return self.obs_rms.normalise(blocks).view_as(obs)
 
     def distribution(self, norm_obs: torch.Tensor) -> torch.distributions.Distribution:
-        return self.head.distribution_from(*self._policy_outputs(norm_obs))
+        return self.head.distribution_from(*self.policy_outputs(norm_obs))
 
     def value(self, norm_obs: torch.Tensor) -> torch.Tensor:
         if len(self) == 1:
@@ -95,12 +95,14 @@ class StackedAgents:
         the actions drawn, their log-probabilities, the values, and the policy head's outputs
         (its distribution's parameters). Tensors in, tensors out: what ``torch.compile`` fuses."""
         norm_obs = self.normalise(obs, update=True)
-        outputs = self._policy_outputs(norm_obs)
+        outputs = self.policy_outputs(norm_obs)
         distribution = self.head.distribution_from(*outputs)
         action = self.head.draw(distribution, noise)
         return norm_obs, action, distribution.log_prob(action), self.value(norm_obs), *outputs
 
-    def _policy_outputs(self, norm_obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def policy_outputs(self, norm_obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every agent's policy head outputs (its distribution's parameters) on normalised
+        observations laid out as :meth:`_map` takes them."""
         if len(self) == 1:
             agent = self.agents[0]
             return agent.head.outputs(agent.actor(norm_obs))
