@@ -260,9 +260,16 @@ def _hit_targets(params: BoatRaceParams, respawn_timer: torch.Tensor, x: torch.T
     constants = _constants(x.device)
     dx, dy = constants.targets[:, :1] - x, constants.targets[:, 1:] - y  # (targets, n)
     hit = (respawn_timer == 0) & (dx * dx + dy * dy < HIT_RADIUS**2)
-    lagoon_delay = NEVER if params.respawn_delay is None else params.respawn_delay
-    delays = torch.where(constants.is_buoy, NEVER, lagoon_delay)
+    delays = _respawn_delays(params.respawn_delay, x.device)
     return hit, ((respawn_timer - 1).clamp_min(0) + hit.int() * delays).contiguous()
+
+
+@device_constants
+def _respawn_delays(respawn_delay: int | None, device: torch.device) -> torch.Tensor:
+    """Each target's wait after a hit, ``(NUM_TARGETS, 1)``: ``NEVER`` for a buoy (it comes back
+    with the next lap), ``respawn_delay`` (``NEVER`` if None) for a lagoon target; made once."""
+    lagoon_delay = NEVER if respawn_delay is None else respawn_delay
+    return torch.where(_constants(device).is_buoy, NEVER, lagoon_delay)
 
 
 def _bring_back_for_a_new_lap(
