@@ -82,8 +82,7 @@ def trainer_throughput(config: PPOConfig, agents: int) -> float:
     with tempfile.TemporaryDirectory() as root:
         run_dirs = [Path(root) / f"seed{seed}" for seed in range(agents)]
         train_stacked(configs, run_dirs, progress=False)
-        with open(run_dirs[0] / "progress.csv", newline="") as file:
-            rates = [float(row["charts/fps"]) for row in csv.DictReader(file) if int(row["iteration"]) >= 2]
+        rates = _iteration_rates(run_dirs[0], first=2)
     return len(rates) / sum(1.0 / rate for rate in rates)  # steps over seconds, iteration by iteration
 
 
@@ -97,11 +96,15 @@ def evaluation_share(config: PPOConfig) -> float:
         started = time.perf_counter()
         train_stacked([run], [root], progress=False)
         wall = time.perf_counter() - started
-        with open(Path(root) / "progress.csv", newline="") as file:
-            rows = [row for row in csv.DictReader(file) if int(row["iteration"]) >= 1]
-    iterations = sum(config.batch_size / float(row["charts/fps"]) for row in rows)
+        iterations = sum(config.batch_size / rate for rate in _iteration_rates(Path(root), first=1))
     evaluation = (wall - iterations) / 3  # set-up and logging count as evaluation: an upper bound
     return evaluation / (evaluation + iterations / 2)
+
+
+def _iteration_rates(run_dir: Path, first: int) -> list[float]:
+    """Each iteration's ``charts/fps`` from ``first`` on, as a run's ``progress.csv`` logged it."""
+    with open(run_dir / "progress.csv", newline="") as file:
+        return [float(row["charts/fps"]) for row in csv.DictReader(file) if int(row["iteration"]) >= first]
 
 
 def _synchronize(device: torch.device) -> None:

@@ -89,6 +89,14 @@ class PolicyHead(nn.Module):
     def distribution(self, features: torch.Tensor) -> torch.distributions.Distribution:
         return self.distribution_from(*self.outputs(features))
 
+    @torch.no_grad()
+    def sample(
+        self, distribution: torch.distributions.Distribution, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """Actions drawn from ``distribution`` with noise from ``generator`` (on this head's device)."""
+        device = next(self.parameters()).device
+        return self.draw(distribution, self.noise(tuple(distribution.batch_shape), generator, device))
+
 
 class Categorical(torch.distributions.Categorical):
     """torch's ``Categorical`` with its probabilities read as ``exp`` of its normalised logits.
@@ -135,13 +143,6 @@ class DiscreteHead(PolicyHead):
         below = (cumulative < (noise * cumulative[..., -1]).unsqueeze(-1)).sum(-1)
         return below.clamp_max(cumulative.shape[-1] - 1)
 
-    @torch.no_grad()
-    def sample(
-        self, distribution: torch.distributions.Distribution, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        noise = self.noise(distribution.batch_shape, generator, distribution.logits.device)
-        return self.draw(distribution, noise)
-
     def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
         return distribution.probs.argmax(dim=-1)
 
@@ -187,13 +188,6 @@ class GaussianHead(PolicyHead):
         """Actions from standard normal ``noise`` (:meth:`noise`): mean + std * noise."""
         normal = distribution.base_dist
         return normal.loc + normal.scale * noise
-
-    @torch.no_grad()
-    def sample(
-        self, distribution: torch.distributions.Distribution, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        noise = self.noise(distribution.batch_shape, generator, distribution.base_dist.loc.device)
-        return self.draw(distribution, noise)
 
     def greedy(self, distribution: torch.distributions.Distribution) -> torch.Tensor:
         return distribution.mean

@@ -124,14 +124,14 @@ class StackedAgents:
         """
         n = len(self)
         lead, rows, features = norm_obs.shape[:-2], norm_obs.shape[-2], norm_obs.shape[-1]
+        blocks = norm_obs.reshape(*lead, n, rows // n, features)
         if norm_obs.device.type == "cpu":
-            blocks = norm_obs.reshape(*lead, n, rows // n, features)
             outputs = [agent(blocks.select(-3, i), part) for i, agent in enumerate(self.agents)]
             return tuple(
                 torch.stack(each, dim=len(lead)).reshape(*lead, rows, *each[0].shape[len(lead) + 1 :])
                 for each in zip(*outputs, strict=True)
             )
-        blocks = norm_obs.reshape(*lead, n, rows // n, features).movedim(-3, 0)  # (n, *lead, rows/n, f)
+        blocks = blocks.movedim(-3, 0)  # (n, *lead, rows/n, f)
         parameters = {
             name: torch.stack(each) for name, each in zip(self._names, self._parameters, strict=True)
         }
