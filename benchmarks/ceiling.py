@@ -19,6 +19,7 @@ Run (the CPU should be otherwise idle)::
     python benchmarks/ceiling.py --agents 1 4 16 --iterations 20
     python benchmarks/ceiling.py --compile                        # the trainer with compile=True
     python benchmarks/ceiling.py --device cuda --threads 1        # on a GPU
+    python benchmarks/ceiling.py --device cuda --num-envs 4096 --agents 1 64
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
+        "--num-envs", type=int, default=None, help="envs per agent (default: tuned; minibatches scale)"
+    )
+    parser.add_argument(
         "--compile", action="store_true", help="the trainer with compile=True (fused env steps)"
     )
     args = parser.parse_args()
@@ -131,7 +135,8 @@ def main() -> None:
     tuned = default_config(args.env)
     config = default_config(
         args.env,
-        total_timesteps=args.iterations * tuned.batch_size,
+        total_timesteps=args.iterations * tuned.num_steps * (args.num_envs or tuned.num_envs),
+        num_envs=args.num_envs or tuned.num_envs,
         eval_every=0,
         checkpoint_every=0,
         device=str(device),
