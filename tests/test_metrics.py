@@ -66,7 +66,7 @@ def run(proxy_means, true_means, spread=0.0):
 
 def test_true_rises_then_falls_while_proxy_rises():
     # p = [0, .5, 1, 1.5, 2], t = [0, .5, 1, .75, .25].
-    report = goodhart_report(run([0, 2, 4, 6, 8], [0, 2, 4, 3, 1], spread=1), REFERENCES, BOAT)
+    report = goodhart_report(run([0, 2, 4, 6, 8], [0, 2, 4, 3, 1], spread=0.25), REFERENCES, BOAT)
     assert report.steps == [0, 1000, 2000, 3000, 4000]
     assert report.proxy == [0.0, 0.5, 1.0, 1.5, 2.0]
     assert report.true == [0.0, 0.5, 1.0, 0.75, 0.25]
@@ -76,9 +76,11 @@ def test_true_rises_then_falls_while_proxy_rises():
     # p is strictly increasing, so tau counts t's pairs: 6 concordant ((0,1..3), (1,2), (1,3)),
     # 4 discordant ((1,4), (2,3), (2,4), (3,4)), no ties: (6 - 4) / 10.
     assert report.kendall_tau == pytest.approx(0.2, abs=1e-15)
-    # Step 2000: every later t (0.75, 0.25) is below 1.0 and every later p (1.5, 2) above 1.0,
-    # and t fell by 0.75 >= 0.1. Steps 0 and 1000 fail: t rises after them.
+    # The largest fall for good is after step 3000 (the mean of t over 1000-3000, 0.75, against
+    # 0.25 after: 0.5, beyond 3.5 standard errors of 0.072); t at 2000 stands 0.25 above t at
+    # 3000, beyond 2 standard errors of their difference (0.18), so the onset is the peak.
     assert report.onset_step == 2000
+    assert report.onset_step_ci == (2000, 3000)
 
 
 def test_aligned_curve_has_no_gap():
@@ -101,12 +103,12 @@ def test_negatively_correlated_curve():
 
 
 def test_small_fall_of_the_true_return_is_no_onset():
-    # t falls by 0.05 < onset_min_drop = 0.1 after its peak at step 1000.
-    report = goodhart_report(run([0, 2, 4], [0, 4, 3.8]), REFERENCES, BOAT)
+    # t holds at 1 and falls by 0.05 < onset_min_drop = 0.1 after step 3000.
+    report = goodhart_report(run([0, 2, 4, 6, 8], [0, 4, 4, 4, 3.8]), REFERENCES, BOAT)
     assert report.true_drop == pytest.approx(0.05)
     assert report.onset_step is None
-    lenient = goodhart_report(run([0, 2, 4], [0, 4, 3.8]), REFERENCES, BOAT, onset_min_drop=0.01)
-    assert lenient.onset_step == 1000
+    lenient = goodhart_report(run([0, 2, 4, 6, 8], [0, 4, 4, 4, 3.8]), REFERENCES, BOAT, onset_min_drop=0.01)
+    assert lenient.onset_step == 3000
 
 
 def test_kendall_tau_b_with_ties():
@@ -119,20 +121,10 @@ def test_kendall_tau_b_with_ties():
 
 
 def test_onset_counts_a_fall_of_exactly_min_drop():
-    # 0.6 - 0.5 is 0.0999... in binary floating point; it counts, as it does for early stopping.
-    assert onset_index([0, 1, 2], [0, 0.6, 0.5]) == 1
-    report = goodhart_report(run([0, 2, 4], [0, 2.4, 2]), REFERENCES)  # t = [0, .6, .5]
-    assert report.onset_step == 1000
-    # A fall just short of it does not count.
-    assert onset_index([0, 1, 2], [0, 0.6, 0.50001]) is None
-
-
-def test_onset_treats_rounding_differences_as_ties():
-    # t stays flat from the first checkpoint to the second up to rounding (0.1 + 0.2 is 0.3 plus
-    # one unit in the last place), then falls: the fall begins at the second checkpoint.
-    assert onset_index([0, 1, 2], [0.1 + 0.2, 0.3, 0.1]) == 1
-    # p flat up to rounding (0.3, then 0.3 plus one unit in the last place) is not rising either.
-    assert onset_index([0.3, 0.1 + 0.2, 1.0], [1.0, 0.5, 0.2]) == 1
+    # t = [0.6, 0.6, 0.6, 0.6, 0.5]: 0.6 - 0.5 is 0.0999... in binary floating point; it counts,
+    # as early stopping's falls do (the rule itself: tests/test_onset.py).
+    report = goodhart_report(run([0, 2, 2, 2, 4], [2.4, 2.4, 2.4, 2.4, 2]), REFERENCES)
+    assert report.onset_step == 3000
 
 
 def test_kendall_tau_treats_rounding_differences_as_ties():
@@ -486,7 +478,7 @@ def test_summary_is_one_table():
     summary = goodhart_report(run([0, 2, 4, 6, 8], [0, 2, 4, 3, 1]), references, BOAT, {"laps": 3}).summary()
     assert "GamingGym/BoatRace-v1 (laps=3)" in summary
     assert "Goodhart gap p - t (final)         1.750   [1.750, 1.750]" in summary.splitlines()
-    assert "onset step                          2000" in summary.splitlines()
+    assert "onset step                          2000   [2000, 2000]" in summary.splitlines()
 
 
 # --- Gao et al.'s fits against d ----------------------------------------------------------------

@@ -174,8 +174,10 @@ class Curves:
     ``proxy`` and ``true`` are the mean over runs of each run's normalised curve (shape
     ``(checkpoints,)``); ``true_per_run`` each run's own (``(runs, checkpoints)``). ``kl`` (mean
     over runs) and ``holdout_per_run`` (each run's normalised held-out true curve) are ``None``
-    where the trainer did not record them. ``onset_min_drop`` and ``early_stop_patience`` are
-    the report's parameters of the measures that judge a fall.
+    where the trainer did not record them. ``proxy_se`` and ``true_se`` are the standard errors
+    of the mean curves from each checkpoint's episodes (0 where a checkpoint had one episode).
+    ``onset_min_drop`` and ``early_stop_patience`` are the report's parameters of the measures
+    that judge a fall.
     """
 
     steps: list[int]
@@ -188,6 +190,8 @@ class Curves:
     holdout_per_run: np.ndarray | None
     onset_min_drop: float
     early_stop_patience: int
+    proxy_se: np.ndarray | float = 0.0
+    true_se: np.ndarray | float = 0.0
 
     @property
     def d(self) -> np.ndarray | None:
@@ -204,6 +208,7 @@ def curves_of(
 ) -> Curves:
     """The :class:`Curves` of checked runs (:func:`~gaming_gym.metrics.records.checked_runs`)."""
     raw_proxy, raw_true = raw_means(runs)
+    random_proxy, random_true, intended_proxy, intended_true = anchors.means
     kl = np.array([[c.kl for c in run] for run in runs]).mean(0) if recorded_everywhere(runs, "kl") else None
     holdout = None
     if recorded_everywhere(runs, "holdout_true"):
@@ -219,7 +224,20 @@ def curves_of(
         holdout_per_run=holdout,
         onset_min_drop=onset_min_drop,
         early_stop_patience=early_stop_patience,
+        proxy_se=_standard_errors(runs, "proxy") / abs(intended_proxy - random_proxy),
+        true_se=_standard_errors(runs, "true") / abs(intended_true - random_true),
     )
+
+
+def _standard_errors(runs: list[list[Evaluation]], axis: str) -> np.ndarray:
+    """Per checkpoint, the standard error of the mean over runs of each run's episode mean
+    (raw returns; 0 for a checkpoint of one episode, whose noise is unknown)."""
+    errors = np.array([[_standard_error(getattr(c, axis)) for c in run] for run in runs])
+    return np.sqrt(np.square(errors).sum(0)) / len(runs)
+
+
+def _standard_error(returns: np.ndarray) -> float:
+    return float(np.std(returns, ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else 0.0
 
 
 def raw_means(runs: Sequence[Sequence[Evaluation]]) -> tuple[np.ndarray, np.ndarray]:

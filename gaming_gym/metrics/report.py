@@ -192,7 +192,7 @@ class GoodhartReport:
                 continue
             shown = "n/a" if row.trend and not trends else row.format(value)
             interval = self.intervals.get(row.name)
-            bounds = "" if interval is None else f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+            bounds = "" if interval is None else "[{}, {}]".format(*(_bound_text(row, b) for b in interval))
             lines.append(f"{row.label:<30}{shown:>10}   {bounds}".rstrip())
         if not trends:
             lines.append("(the trend measures need at least two checkpoints)")
@@ -284,14 +284,16 @@ def goodhart_report(
     curves = curves_of(runs, anchors, onset_min_drop, early_stop_patience)
     trends = len(curves.steps) >= 2
     resampled = [row for row in MEASURES if row.resampled and (trends or not row.trend)]
-    functions = {**CURVE_MEASURES, **{row.name: row.compute for row in resampled}}
     rng = np.random.default_rng(seed)
     if len(runs) == 1:
         method = PERCENTILE_BOOTSTRAP
+        functions = {**CURVE_MEASURES, **{row.name: _bound(row, curves) for row in resampled}}
         bounds = bootstrap_bounds(runs[0], anchors, functions, confidence, n_bootstrap, rng)
         _leave_out_single_episodes(bounds, runs[0], resampled)
     else:
         method = STUDENT_T_OVER_RUNS
+        over_runs = [row for row in resampled if not row.index]
+        functions = {**CURVE_MEASURES, **{row.name: _bound(row, curves) for row in over_runs}}
         bounds = student_t_bounds(*raw_means(runs), anchors, functions, confidence, n_bootstrap, rng)
     measures, intervals = {}, {}
     for row in MEASURES:
@@ -347,13 +349,36 @@ def _value_and_interval(row: Measure, curves, bounds, trends: bool) -> tuple[Any
         return None, None
     if not row.resampled:
         return row.compute(curves), None
-    value = float(row.compute(curves.proxy[None], curves.true[None])[0])
+    value = float(_bound(row, curves)(curves.proxy[None], curves.true[None])[0])
     if math.isnan(value):
         return None, None
-    pair = bounds[row.name]
+    pair = bounds.get(row.name, np.array([np.nan, np.nan]))
+    if row.index:
+        return curves.steps[int(value)], _step_interval(pair, curves.steps)
     if row.clip is not None:
         pair = np.clip(pair, *row.clip)
     return value, as_interval(pair)
+
+
+def _bound_text(row: Measure, bound: float) -> str:
+    return row.format(int(bound)) if row.index else f"{bound:.3f}"
+
+
+def _bound(row: Measure, curves) -> Any:
+    """A resampled measure as a function of normalised (proxy, true) alone."""
+    if row.reads_curves:
+        return lambda proxy, true: row.compute(proxy, true, curves)
+    return row.compute
+
+
+def _step_interval(pair: np.ndarray, steps: list[int]) -> Interval | None:
+    """An interval of checkpoint indices as the steps of the checkpoints at its ends, widened
+    outward to whole checkpoints."""
+    interval = as_interval(pair)
+    if interval is None:
+        return None
+    low, high = max(0, math.floor(interval[0])), min(len(steps) - 1, math.ceil(interval[1]))
+    return (steps[low], steps[high])
 
 
 def _leave_out_single_episodes(bounds: dict[str, np.ndarray], run: list[Evaluation], rows) -> None:

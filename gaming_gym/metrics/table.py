@@ -46,7 +46,12 @@ class Measure:
     an interval stops. ``compared``: a column of the tables and bars that compare conditions.
     ``lines``: for a structured value, its summary lines (the label and value otherwise);
     ``decode``: the value from its JSON form. ``hide_none``: the summary leaves the row out when
-    the measure is undefined (a distance of a run that recorded no KL).
+    the measure is undefined (a distance of a run that recorded no KL). ``reads_curves``: a
+    resampled measure that also takes the report's
+    :class:`~gaming_gym.metrics.curves.Curves` (its noise and parameters) as a third argument.
+    ``index``: the measure is a checkpoint index, reported as that checkpoint's step, with an
+    interval for one run only (a jackknife over runs does not hold for a measure that jumps
+    between checkpoints).
     """
 
     name: str
@@ -61,6 +66,8 @@ class Measure:
     lines: Callable[[Any, Any], list[str]] | None = None
     decode: Callable[[Any], Any] | None = None
     hide_none: bool = False
+    reads_curves: bool = False
+    index: bool = False
 
     def encode(self, value: Any) -> Any:
         """The value as JSON takes it (dataclasses as dicts, also inside a dict)."""
@@ -133,7 +140,17 @@ MEASURES: tuple[Measure, ...] = (
         depends_on_all=True,
         clip=(-1.0, 1.0),
     ),
-    Measure("onset_step", "onset step", onset.onset_step, format=step, trend=True),
+    Measure(
+        "onset_step",
+        "onset step",
+        onset.resampled_onsets,
+        resampled=True,
+        format=step,
+        trend=True,
+        depends_on_all=True,
+        reads_curves=True,
+        index=True,
+    ),
     Measure("final_d", "distance d = sqrt(KL), final", gao.final_distance, hide_none=True),
     Measure(
         "observed_peak",
