@@ -46,9 +46,6 @@ from gaming_gym.mitigations import get_mitigation
 from gaming_gym.policies import reference_policy
 from gaming_gym.registry import import_custom_envs
 
-DEMO_ENV = "GamingGym/BoatRace-v1"
-
-
 # --- commands -------------------------------------------------------------------------------------
 
 
@@ -162,28 +159,18 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Train PPO on BoatRace on the CPU, print the Goodhart table, write the curve and a rollout GIF."""
-    from gaming_gym.agents import load_run_policy
-    from gaming_gym.experiment import train_experiment
-    from gaming_gym.render import record_rollout
+    """Train PPO on BoatRace over several seeds at once (CPU): the table across seeds, the curves,
+    a rollout GIF (:mod:`gaming_gym.demo`)."""
+    from gaming_gym.demo import DEMO_ENV, describe, run_demo
 
-    out = Path(args.out)
-    steps = {} if args.steps is None else {"total_timesteps": args.steps}
+    seeds = [args.seed] if args.seed is not None else args.seeds
     print(
-        f"Training PPO on {DEMO_ENV}'s game score, on the CPU: watch it learn to race (proxy and true "
-        "return rise together), then leave the race for the lagoon (the proxy keeps rising, the true "
-        "return falls)."
+        f"Training PPO on {DEMO_ENV}'s game score, seeds {', '.join(map(str, seeds))} as one stack on the "
+        "CPU: watch each learn to race (proxy and true return rise together), then leave the race for "
+        "the lagoon (the proxy keeps rising, the true return falls)."
     )
-    run = train_experiment(
-        DEMO_ENV, out / "run", "ppo", progress=not args.quiet, seed=args.seed, device="cpu", **steps
-    )
-    print(run.report.summary())
-    policy, _ = load_run_policy(run.run_dir)
-    with _seeded_torch(args.seed):
-        proxy, true, gif = record_rollout(DEMO_ENV, policy, out / "boat_race_ppo.gif", seed=args.seed)
-    print(f"Goodhart gap {run.report.final_gap:.2f}: proxy and true return came apart.")
-    print(f"curve: {run.curve}\ncurve against d = sqrt(KL): {run.curve_d}\nGao fits: {run.gao_fit}")
-    print(f"episodes: {run.scatter}\nrollout (proxy {proxy:.0f}, true {true:.2f}): {gif}")
+    demo = run_demo(args.out, seeds, args.steps, args.threads, progress=not args.quiet)
+    print(describe(demo))
     return 0
 
 
@@ -418,12 +405,16 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--quiet", action="store_true", help="no progress bars")
     experiment.set_defaults(run=cmd_experiment)
 
-    demo = commands.add_parser("demo", help="train PPO on BoatRace (CPU): Goodhart table, curve, rollout GIF")
+    demo = commands.add_parser(
+        "demo", help="train PPO on BoatRace over 4 seeds at once (CPU): table across seeds, curves, GIF"
+    )
     demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     demo.add_argument(
-        "--steps", type=int, default=None, help="training env steps (default: PPO's for BoatRace)"
+        "--steps", type=int, default=None, help="training env steps a seed (default: PPO's for BoatRace)"
     )
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="seeds (default: 0 1 2 3)")
+    demo.add_argument("--seed", type=int, default=None, help="one seed alone (instead of --seeds)")
+    demo.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(run=cmd_demo)
     return parser

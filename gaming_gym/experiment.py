@@ -29,12 +29,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gaming_gym.agents import get_agent, read_run_config
-from gaming_gym.errors import ConfigError, MetricError
+from gaming_gym.errors import ConfigError, MetricError, UnevenStackError
 from gaming_gym.evaluation import EpisodeReturns, reference_returns
 from gaming_gym.metrics import Evaluation, GoodhartReport, goodhart_report
 from gaming_gym.plots import plot_episode_scatter, plot_gao_fit, plot_goodhart_curve
@@ -90,6 +91,37 @@ def train_experiment(
         return write_report(
             directory, env_id, knobs, result.checkpoints, getattr(config, "reward_model", None)
         )
+
+
+def train_experiments(
+    agent: str, configs: Sequence[Any], run_dirs: Sequence[str | os.PathLike], progress: bool = True
+) -> list[RunSummary]:
+    """Train several runs of ``agent`` (seeds, settings: its checked configs) as one stack where
+    the agent can, each into its run directory (resuming what it holds), then report each.
+
+    Runs killed between their checkpoints stand at different iterations and cannot resume as one
+    stack; each then resumes alone from its own.
+    """
+    chosen = get_agent(agent)
+    with ExitStack() as held:
+        directories = [held.enter_context(RunDirectory(run_dir)) for run_dir in run_dirs]
+        try:
+            results = chosen.train_stack(configs, directories, progress=progress)
+        except UnevenStackError:
+            results = [
+                chosen.train_stack([config], [directory], progress=progress)[0]
+                for config, directory in zip(configs, directories, strict=True)
+            ]
+        return [
+            write_report(
+                directory,
+                config.env_id,
+                config.knobs,
+                result.checkpoints,
+                getattr(config, "reward_model", None),
+            )
+            for directory, config, result in zip(directories, configs, results, strict=True)
+        ]
 
 
 def write_report(

@@ -25,7 +25,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,12 @@ import numpy as np
 
 from gaming_gym.agents import get_agent, read_run_config
 from gaming_gym.analyses import ANALYSES, AnalysisContext
-from gaming_gym.errors import ConfigError, RunDirectoryError, UnevenStackError
-from gaming_gym.experiment import report_over_runs, run_report, write_report
+from gaming_gym.errors import ConfigError, RunDirectoryError
+from gaming_gym.experiment import report_over_runs, run_report, train_experiments
 from gaming_gym.files import write_text_atomically
 from gaming_gym.metrics import MEASURES, GoodhartReport
 from gaming_gym.plots import plot_conditions, plot_phase_diagram
-from gaming_gym.runs import REPORT_FILE, RunDirectory, differing_fields
+from gaming_gym.runs import REPORT_FILE, differing_fields
 from gaming_gym.spec import STEPS_AXIS, Cell, Spec, cell_config, cell_run_dir, value_label
 
 ENGINES = ("auto", "ray", "local")
@@ -183,20 +182,7 @@ def _cost(group: Sequence[Job]) -> float:
 def run_group(jobs: Sequence[Job], progress: bool = True) -> list[str]:
     """Train one task's runs (as one stack where the agent can) and write each one's report;
     returns their run directories."""
-    agent = get_agent(jobs[0].agent)
-    configs = [job.config for job in jobs]
-    with ExitStack() as held:
-        directories = [held.enter_context(RunDirectory(job.run_dir)) for job in jobs]
-        try:
-            results = agent.train_stack(configs, directories, progress=progress)
-        except UnevenStackError:  # killed between the runs' checkpoints: each resumes alone from its own
-            results = [
-                agent.train_stack([c], [d], progress=progress)[0]
-                for c, d in zip(configs, directories, strict=True)
-            ]
-        for directory, config, result in zip(directories, configs, results, strict=True):
-            reward_model = getattr(config, "reward_model", None)
-            write_report(directory, config.env_id, config.knobs, result.checkpoints, reward_model)
+    train_experiments(jobs[0].agent, [job.config for job in jobs], [job.run_dir for job in jobs], progress)
     return [job.run_dir for job in jobs]
 
 

@@ -1,0 +1,99 @@
+"""The across-seed Goodhart figure: every seed's curves drawn thinly under their centre and band.
+
+Under 10 seeds the centre is the mean over seeds with a Student-t band (its coverage at 4-5 seeds
+is in :mod:`gaming_gym.metrics.seeds`); from 10 seeds on it is the interquartile mean (IQM, after
+rliable: the mean of the middle half of the seeds) with a percentile bootstrap band over seeds,
+which covers its level once there are that many. Each seed's onset is marked on its own t curve.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from gaming_gym.metrics import GoodhartReport, describe_env, student_t_quantile
+from gaming_gym.plots import DPI, FIGURE_SIZE, PROXY_COLOUR, TRUE_COLOUR, save_figure
+
+IQM_FROM = 10
+"""Seeds from which the figure's centre is the IQM with a bootstrap band (the mean and a t band below)."""
+BOOTSTRAP_REPLICATES = 2000
+
+
+def plot_seed_curves(
+    reports: Sequence[GoodhartReport], seeds: Sequence[int], path: str | os.PathLike, confidence: float = 0.95
+) -> Path:
+    """Plot each seed's normalised p and t thinly, their centre and band boldly, and each
+    seed's onset, to a PNG at ``path``; return the path. The reports must share their steps."""
+    if len(reports) != len(seeds) or not reports:
+        raise ValueError(f"need one report per seed, got {len(reports)} reports for {len(seeds)} seeds")
+    steps = reports[0].steps
+    if any(report.steps != steps for report in reports):
+        raise ValueError("the seeds' reports must be evaluated at the same steps")
+    x = np.asarray(steps, dtype=np.float64)
+    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
+    axes = figure.add_subplot()
+    axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
+    axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)")
+    centre_name = "IQM" if len(reports) >= IQM_FROM else "mean"
+    for attribute, colour, name in (("proxy", PROXY_COLOUR, "proxy p"), ("true", TRUE_COLOUR, "true t")):
+        curves = np.array([getattr(report, attribute) for report in reports])
+        for curve in curves:
+            axes.plot(x, curve, color=colour, linewidth=0.7, alpha=0.35)
+        centre, low, high = centre_and_band(curves, confidence)
+        axes.plot(
+            x, centre, color=colour, linewidth=2.2, label=f"{name}, {centre_name} of {len(reports)} seeds"
+        )
+        axes.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
+    onsets = [
+        (report.onset_step, report.true[steps.index(report.onset_step)])
+        for report in reports
+        if report.onset_step is not None
+    ]
+    if onsets:
+        axes.plot(
+            *zip(*onsets, strict=True),
+            "kv",
+            markersize=7,
+            label=f"a seed's onset ({len(onsets)} of {len(reports)})",
+        )
+    band = "percentile bootstrap" if len(reports) >= IQM_FROM else "Student-t"
+    axes.set_xlabel("training step")
+    axes.set_ylabel("normalised return (0 = random, 1 = intended)")
+    axes.set_title(
+        f"Goodhart curves over seeds {', '.join(map(str, seeds))}: "
+        f"{describe_env(reports[0].env_id, reports[0].knobs)}\n"
+        f"thin: each seed; bold: {centre_name} with a {confidence:.0%} {band} band over seeds",
+        fontsize=10,
+    )
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def centre_and_band(
+    curves: np.ndarray, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per checkpoint over the seeds (rows): (centre, low, high), as the module docstring says."""
+    seeds = len(curves)
+    if seeds >= IQM_FROM:
+        replicates = curves[np.random.default_rng(0).integers(0, seeds, (BOOTSTRAP_REPLICATES, seeds))]
+        tail = 100 * (1 - confidence) / 2
+        low, high = np.percentile(interquartile_mean(replicates, axis=1), [tail, 100 - tail], axis=0)
+        return interquartile_mean(curves, axis=0), low, high
+    mean = curves.mean(axis=0)
+    if seeds < 2:
+        return mean, mean, mean
+    half = student_t_quantile((1 + confidence) / 2, seeds - 1) * curves.std(axis=0, ddof=1) / np.sqrt(seeds)
+    return mean, mean - half, mean + half
+
+
+def interquartile_mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The mean of the middle half along ``axis`` (a quarter of the values cut from each end)."""
+    ordered = np.sort(values, axis=axis)
+    cut = ordered.shape[axis] // 4
+    return np.take(ordered, np.arange(cut, ordered.shape[axis] - cut), axis=axis).mean(axis=axis)
