@@ -131,3 +131,27 @@ def test_one_runs_numbers_are_the_same_in_its_report_and_in_a_report_over_runs(t
         assert np.allclose(getattr(alone, field), getattr(together, field), rtol=0, atol=1e-12), field
     assert alone.final_gap == pytest.approx(together.final_gap, abs=1e-12)
     assert again.measures == alone.measures
+
+
+def test_report_of_a_run_directory_recomputes_the_onset_a_stale_goodhart_json_holds(tmp_path):
+    """gaming-gym report reads evaluations.json, not goodhart.json: a report written under an older
+    definition (here, an onset edited into the file) gives way to today's."""
+    from gaming_gym.agents.ppo import default_config
+    from gaming_gym.experiment import run_report, write_report
+    from gaming_gym.runs import RunDirectory
+
+    env = "GamingGym/BoatRace-v1"
+    rng = np.random.default_rng(0)
+    means = [(2.0, 0.0), (60.0, 1.5), (60.0, 1.5), (60.0, 1.5), (200.0, 0.5), (210.0, 0.5)]
+    evaluations = [
+        Evaluation(1000 * k, proxy=rng.normal(p, 1.0, 8), true=rng.normal(t, 0.05, 8))
+        for k, (p, t) in enumerate(means)
+    ]
+    with RunDirectory(tmp_path / "run") as run_dir:
+        run_dir.write_config("ppo", default_config(env).to_dict())
+        written = write_report(run_dir, env, {}, evaluations).report
+    assert written.onset_step == 3000
+    stale = json.loads((tmp_path / "run" / "goodhart.json").read_text())
+    stale["measures"]["onset_step"] = {"value": None, "interval": None}
+    (tmp_path / "run" / "goodhart.json").write_text(json.dumps(stale))
+    assert run_report(tmp_path / "run").onset_step == 3000

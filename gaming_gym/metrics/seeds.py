@@ -48,7 +48,8 @@ FALL = 0.2
 @dataclass(frozen=True)
 class SeedResult:
     """One seed's numbers, from its report: the peak of t (first highest checkpoint) and p
-    there, the first and final t, the final p, and the onset (None where the report found none)."""
+    there, the first and final t, the final p, the onset (None where the report found none) and
+    the last checkpoint's step."""
 
     seed: int
     peak_step: int
@@ -58,6 +59,7 @@ class SeedResult:
     final_true: float
     final_proxy: float
     onset_step: int | None
+    final_step: int
 
     @classmethod
     def of(cls, seed: int, report: GoodhartReport) -> SeedResult:
@@ -71,6 +73,7 @@ class SeedResult:
             final_true=report.true[-1],
             final_proxy=report.proxy[-1],
             onset_step=report.onset_step,
+            final_step=report.steps[-1],
         )
 
     @property
@@ -114,7 +117,7 @@ ACROSS_SEEDS: tuple[tuple[str, str], ...] = (
 @dataclass(frozen=True)
 class AcrossSeeds:
     """One number over seeds: the mean over the ``n`` seeds that have it, with its Student-t
-    interval (None with fewer than two)."""
+    interval (None with fewer than two; an onset's stops at the start and end of training)."""
 
     mean: float | None
     interval: Interval | None
@@ -127,6 +130,11 @@ def across_seeds(results: Sequence[SeedResult], confidence: float = 0.95) -> dic
     for name, _ in ACROSS_SEEDS:
         values = np.array([v for v in (getattr(r, name) for r in results) if v is not None], dtype=float)
         summary[name] = _mean_and_interval(values, confidence)
+    onset = summary["onset_step"]
+    if onset.interval is not None:
+        end = min(result.final_step for result in results)
+        low, high = onset.interval
+        summary["onset_step"] = AcrossSeeds(onset.mean, (max(low, 0.0), min(high, float(end))), onset.n)
     return summary
 
 
