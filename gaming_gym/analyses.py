@@ -8,7 +8,9 @@ parameters); :data:`ANALYSES` is the table they are looked up in.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +21,16 @@ import torch
 from gaming_gym.agents import load_run_policy
 from gaming_gym.errors import ConfigError
 from gaming_gym.experiment import run_report
+from gaming_gym.files import write_text_atomically
 from gaming_gym.metrics import GoodhartReport, fit_gao
+from gaming_gym.metrics.seeds import AcrossSeeds, SeedResult, across_seeds
 from gaming_gym.plots import plot_gap_by_capability, plot_true_against_d
 from gaming_gym.runs import read_evaluations
+from gaming_gym.seed_plots import plot_atlas
 from gaming_gym.spec import Spec, cell_run_dir
+
+ATLAS_TABLE = "atlas.csv"
+ATLAS_FIGURE = "atlas.png"
 
 
 @dataclass(frozen=True)
@@ -279,6 +287,53 @@ def _r(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(np.corrcoef(x.double().numpy(), y.double().numpy())[0, 1])
 
 
+def atlas(context: AnalysisContext) -> str:
+    """The Goodhart atlas: per cell (an env under a setting), over its seeds, how many rose and
+    fell and the mean peak t, drop, final gap and onset with Student-t intervals over seeds
+    (:mod:`gaming_gym.metrics.seeds`); written as ``atlas.csv``, and drawn as ``atlas.png``, a
+    panel per cell with every seed's curves under their mean."""
+    seeds = context.spec.seeds
+    header = ["cell", "env", "rose and fell", "peak t", "drop", "final gap", "onset step"]
+    rows, panels = [], {}
+    for cell in context.spec.cells:
+        reports = [run_report(context.run_dir(cell.label, seed)) for seed in seeds]
+        results = [SeedResult.of(seed, report) for seed, report in zip(seeds, reports, strict=True)]
+        over = across_seeds(results)
+        env = context.spec.env_of(cell).removeprefix("GamingGym/")
+        rose = sum(result.rises_and_falls for result in results)
+        rows.append(
+            [cell.label, env, f"{rose}/{len(seeds)}"]
+            + [_with_interval(over[name]) for name in ("peak_true", "drop", "final_gap")]
+            + [_with_interval(over["onset_step"], steps=True)]
+        )
+        panels[f"{cell.label} ({rose}/{len(seeds)} rose and fell)"] = reports
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    table = write_text_atomically(context.out / ATLAS_TABLE, buffer.getvalue())
+    figure = plot_atlas(panels, context.out / ATLAS_FIGURE, context.title)
+    widths = [max(len(str(row[i])) for row in [header, *rows]) + 2 for i in range(len(header))]
+    lines = [
+        "".join(f"{str(value):<{width}}" for value, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    lines.append(
+        f"means over seeds {', '.join(map(str, seeds))} with 95% Student-t intervals (onsets over the "
+        f"seeds that have one); {table}, {figure}"
+    )
+    return "\n".join(lines)
+
+
+def _with_interval(value: AcrossSeeds, steps: bool = False) -> str:
+    """``mean [low, high]`` (steps in millions), ``none`` where no seed has the number."""
+    if value.mean is None:
+        return "none"
+    shown = (lambda x: f"{x / 1e6:.2f}M") if steps else (lambda x: f"{x:.2f}")
+    text = shown(value.mean)
+    if value.interval is not None:
+        text += f" [{shown(value.interval[0])}, {shown(value.interval[1])}]"
+    return text + (f" (n={value.n})" if steps else "")
+
+
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -293,6 +348,7 @@ ANALYSES: dict[str, Callable[..., str]] = {
         capability,
         behaviour_by_supervision,
         reward_models,
+        atlas,
     )
 }
 """Every analysis an experiment file can name."""

@@ -30,23 +30,65 @@ def plot_seed_curves(
     seed's onset, to a PNG at ``path``; return the path. The reports must share their steps."""
     if len(reports) != len(seeds) or not reports:
         raise ValueError(f"need one report per seed, got {len(reports)} reports for {len(seeds)} seeds")
-    steps = reports[0].steps
-    if any(report.steps != steps for report in reports):
-        raise ValueError("the seeds' reports must be evaluated at the same steps")
-    x = np.asarray(steps, dtype=np.float64)
     figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
     axes = figure.add_subplot()
     axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
     axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)")
+    centre, band = draw_seed_curves(axes, reports, confidence)
+    axes.set_xlabel("training step")
+    axes.set_ylabel("normalised return (0 = random, 1 = intended)")
+    axes.set_title(
+        f"Goodhart curves over seeds {', '.join(map(str, seeds))}: "
+        f"{describe_env(reports[0].env_id, reports[0].knobs)}\n"
+        f"thin: each seed; bold: {centre} with a {confidence:.0%} {band} band over seeds",
+        fontsize=10,
+    )
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_atlas(panels: dict[str, Sequence[GoodhartReport]], path: str | os.PathLike, title: str) -> Path:
+    """One panel per entry of ``panels`` (a title: its seeds' reports), each drawn as
+    :func:`plot_seed_curves` draws its one, to a PNG at ``path``; return the path."""
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    figure = Figure(figsize=(4.0 * columns, 3.3 * rows + 0.6), dpi=DPI)
+    for index, (name, reports) in enumerate(panels.items()):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1)
+        axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1)
+        centre, band = draw_seed_curves(axes, reports)
+        axes.set_title(name, fontsize=9)
+        axes.grid(alpha=0.3)
+        axes.tick_params(labelsize=7)
+        if index == 0:
+            axes.legend(fontsize=6, loc="upper left")
+    figure.suptitle(
+        f"{title}\nnormalised p (orange) and t (blue) against training steps; thin: each seed; bold: "
+        f"{centre} with a 95% {band} band; triangles: each seed's onset",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def draw_seed_curves(axes, reports: Sequence[GoodhartReport], confidence: float = 0.95) -> tuple[str, str]:
+    """Each seed's p and t thinly, their centre and band, each seed's onset, on ``axes``; returns
+    the names of the centre and of the band."""
+    steps = reports[0].steps
+    if any(report.steps != steps for report in reports):
+        raise ValueError("the seeds' reports must be evaluated at the same steps")
+    x = np.asarray(steps, dtype=np.float64)
     centre_name = "IQM" if len(reports) >= IQM_FROM else "mean"
     for attribute, colour, name in (("proxy", PROXY_COLOUR, "proxy p"), ("true", TRUE_COLOUR, "true t")):
         curves = np.array([getattr(report, attribute) for report in reports])
         for curve in curves:
             axes.plot(x, curve, color=colour, linewidth=0.7, alpha=0.35)
         centre, low, high = centre_and_band(curves, confidence)
-        axes.plot(
-            x, centre, color=colour, linewidth=2.2, label=f"{name}, {centre_name} of {len(reports)} seeds"
-        )
+        label = f"{name}, {centre_name} of {len(reports)} seeds"
+        axes.plot(x, centre, color=colour, linewidth=2.2, label=label)
         axes.fill_between(x, low, high, color=colour, alpha=0.2, linewidth=0)
     onsets = [
         (report.onset_step, report.true[steps.index(report.onset_step)])
@@ -54,25 +96,9 @@ def plot_seed_curves(
         if report.onset_step is not None
     ]
     if onsets:
-        axes.plot(
-            *zip(*onsets, strict=True),
-            "kv",
-            markersize=7,
-            label=f"a seed's onset ({len(onsets)} of {len(reports)})",
-        )
-    band = "percentile bootstrap" if len(reports) >= IQM_FROM else "Student-t"
-    axes.set_xlabel("training step")
-    axes.set_ylabel("normalised return (0 = random, 1 = intended)")
-    axes.set_title(
-        f"Goodhart curves over seeds {', '.join(map(str, seeds))}: "
-        f"{describe_env(reports[0].env_id, reports[0].knobs)}\n"
-        f"thin: each seed; bold: {centre_name} with a {confidence:.0%} {band} band over seeds",
-        fontsize=10,
-    )
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    return save_figure(figure, path)
+        label = f"a seed's onset ({len(onsets)} of {len(reports)})"
+        axes.plot(*zip(*onsets, strict=True), "kv", markersize=6, label=label)
+    return centre_name, "percentile bootstrap" if len(reports) >= IQM_FROM else "Student-t"
 
 
 def centre_and_band(

@@ -30,6 +30,9 @@ or, instead of ``[grid]`` and ``[plot]``::
     [[conditions]]
     label = "lagoon empty"
     knobs = { lagoon_opens = "None" }
+    [[conditions]]                   # a condition may train on an env of its own
+    label = "TallFall"
+    env = "GamingGym/TallFall-v0"
     [[conditions]]
     label = "true reward"
     settings = { reward = "true" }
@@ -75,7 +78,7 @@ SPEC_KEYS = {
     "analyses",
 }
 PLOT_KEYS = {"x", "y", "panels"}
-CONDITION_KEYS = {"label", "knobs", "settings"}
+CONDITION_KEYS = {"label", "env", "knobs", "settings"}
 STEPS_AXIS = "steps"
 """The plot axis of training steps: the evaluations along each run, not a grid axis."""
 NULL = "None"
@@ -102,6 +105,7 @@ class Cell:
     values: dict[str, Any]
     knobs: dict[str, Any]
     settings: dict[str, Any]
+    env_id: str | None = None  # a condition's own env (the experiment's when None)
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,10 @@ class Spec:
     max_stack: int = 16
     reward_models: dict[str, dict[str, Any]] = field(default_factory=dict)
     analyses: list[Analysis] = field(default_factory=list)
+
+    def env_of(self, cell: Cell) -> str:
+        """A cell's env: its own, else the experiment's."""
+        return cell.env_id or self.env_id
 
     def knobs_of(self, cell: Cell) -> dict[str, Any]:
         """A cell's knobs: the experiment's, then the cell's own."""
@@ -265,7 +273,11 @@ def _condition_cells(conditions: Any) -> list[Cell]:
         own_knobs, own_settings = condition.get("knobs", {}), condition.get("settings", {})
         if not isinstance(own_knobs, dict) or not isinstance(own_settings, dict):
             raise ConfigError(f"condition {condition['label']!r}: knobs and settings must be tables")
-        cells.append(Cell(_checked_label(str(condition["label"])), {}, dict(own_knobs), dict(own_settings)))
+        env = condition.get("env")
+        if env is not None and not isinstance(env, str):
+            raise ConfigError(f"condition {condition['label']!r}: env must be an env id, got {env!r}")
+        label = _checked_label(str(condition["label"]))
+        cells.append(Cell(label, {}, dict(own_knobs), dict(own_settings), env))
     return cells
 
 
@@ -382,7 +394,8 @@ def cell_config(spec: Spec, cell: Cell, seed: int, reward_models: dict[str, str]
     if isinstance(name, str) and name in spec.reward_models:
         settings["reward_model"] = (reward_models or {}).get(name, name)
     try:
-        return get_agent(spec.agent).config(spec.env_id, knobs=spec.knobs_of(cell), **settings, seed=seed)
+        agent = get_agent(spec.agent)
+        return agent.config(spec.env_of(cell), knobs=spec.knobs_of(cell), **settings, seed=seed)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"cell {cell.label!r}: {error}") from error
 

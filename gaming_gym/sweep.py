@@ -141,7 +141,7 @@ def train_reward_models(spec: Spec, out: Path, say: Callable[[str], None]) -> di
             model, report = train_reward_model(config, device="cpu" if device == "auto" else device)
             save_reward_model(model, config, report, folder)
             say(f"reward model {name!r}: {report.summary()}")
-        load_reward_model(folder, spec.env_id)  # there, whole, and for this env
+        load_reward_model(folder, fields.get("env_id", spec.env_id))  # there, whole, and for its env
         folders[name] = str(folder)
     return folders
 

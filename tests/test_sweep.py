@@ -19,7 +19,8 @@ from PIL import Image
 
 from gaming_gym.agents import get_agent
 from gaming_gym.cli import main
-from gaming_gym.spec import load_spec
+from gaming_gym.errors import ConfigError
+from gaming_gym.spec import load_spec, spec_from
 from gaming_gym.sweep import Job, phase_values, plan_groups, run_sweep
 
 TINY_SETTINGS = """
@@ -232,3 +233,41 @@ def test_a_bad_experiment_file_is_one_line_before_anything_trains(tmp_path, caps
     assert message in error and error.count("\n") == 1, error
     assert not (tmp_path / "out").exists()
     assert not any(tmp_path.parent.glob("escape*"))
+
+
+def test_an_atlas_of_two_envs_trains_each_condition_on_its_own_env(tmp_path):
+    """A condition may name its own env; the atlas analysis tabulates every cell over its seeds
+    (who rose and fell, peak t, drop, gap, onset with intervals) and draws a panel per cell."""
+    path = tmp_path / "atlas.toml"
+    path.write_text(
+        'env = "GamingGym/AbsentSupervisor-v0"\nseeds = [0, 1]\ntitle = "tiny atlas"\nanalyses = ["atlas"]\n'
+        f"{TINY_SETTINGS}\n"
+        '[[conditions]]\nlabel = "supervisor"\n\n'
+        '[[conditions]]\nlabel = "feed"\nenv = "GamingGym/EngagementFeed-v0"\n'
+    )
+    spec = load_spec(path)
+    messages: list[str] = []
+    result = run_sweep(spec, tmp_path / "out", engine="local", progress=False, say=messages.append)
+    assert result.trained == 4
+    configs = [
+        json.loads((tmp_path / "out" / cell / "seed-0" / "config.json").read_text())
+        for cell in ("supervisor", "feed")
+    ]
+    assert [config["env_id"] for config in configs] == [
+        "GamingGym/AbsentSupervisor-v0",
+        "GamingGym/EngagementFeed-v0",
+    ]
+    with open(tmp_path / "out" / "atlas.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["cell"], row["env"]) for row in rows] == [
+        ("supervisor", "AbsentSupervisor-v0"),
+        ("feed", "EngagementFeed-v0"),
+    ]
+    for row in rows:
+        risen, seeds = row["rose and fell"].split("/")
+        assert seeds == "2" and 0 <= int(risen) <= 2
+        assert row["final gap"].count("[") == 1  # a mean with its interval over the two seeds
+    assert Image.open(tmp_path / "out" / "atlas.png").size[0] > 600
+    assert any("rose and fell" in message for message in messages)
+    with pytest.raises(ConfigError, match="env must be an env id"):
+        spec_from({"env": "GamingGym/TallFall-v0", "seeds": [0], "conditions": [{"label": "a", "env": 3}]})
