@@ -9,6 +9,7 @@ which covers its level once there are that many. Each seed's onset is marked on 
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,11 +66,11 @@ def plot_atlas(panels: dict[str, Sequence[GoodhartReport]], path: str | os.PathL
         axes.tick_params(labelsize=7)
         if index == 0:
             axes.legend(fontsize=6, loc="upper left")
-    figure.suptitle(
-        f"{title}\nnormalised p (orange) and t (blue) against training steps; thin: each seed; bold: "
-        f"{centre} with a 95% {band} band; triangles: each seed's onset",
-        fontsize=10,
+    caption = (
+        f"normalised p (orange) and t (blue) against training steps; thin: each seed; bold: "
+        f"{centre} with a 95% {band} band; triangles: each seed's onset"
     )
+    figure.suptitle("\n".join([title, *textwrap.wrap(caption, 50 * columns)]), fontsize=10)
     figure.tight_layout()
     return save_figure(figure, path)
 
