@@ -265,7 +265,8 @@ def reward_models(context: AnalysisContext, fresh_comparisons: int = 2000) -> st
 
     lines = []
     for name, folder in context.reward_models.items():
-        model, config, report = load_reward_model(folder, context.spec.env_id)
+        env_id = context.spec.reward_models[name].get("env_id", context.spec.env_id)
+        model, config, report = load_reward_model(folder, env_id)
         fresh = dataclasses.replace(config, seed=config.seed + 1000, comparisons=fresh_comparisons)
         data = collect_comparisons(fresh)
         obs, actions = torch.cat((data.obs, data.obs)), torch.cat((data.first, data.second))

@@ -412,8 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--steps", type=int, default=None, help="training env steps a seed (default: PPO's for BoatRace)"
     )
-    demo.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="seeds (default: 0 1 2 3)")
-    demo.add_argument("--seed", type=int, default=None, help="one seed alone (instead of --seeds)")
+    which = demo.add_mutually_exclusive_group()
+    which.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="seeds (default: 0 1 2 3)")
+    which.add_argument("--seed", type=int, default=None, help="one seed alone (instead of --seeds)")
     demo.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(run=cmd_demo)

@@ -79,9 +79,10 @@ def run_demo(
 
 
 def median_gap_seed(results: Sequence[SeedResult]) -> int:
-    """The seed whose final gap lies nearest the median over seeds (the lower seed on a tie)."""
-    gaps = np.array([result.final_gap for result in results])
-    return results[int(np.argmin(np.abs(gaps - np.median(gaps))))].seed
+    """The seed whose final gap lies nearest the median over seeds (the lower seed on a tie: with
+    an even number of seeds the two middle ones are equally near)."""
+    median = float(np.median([result.final_gap for result in results]))
+    return min(results, key=lambda result: (abs(result.final_gap - median), result.seed)).seed
 
 
 def write_summary(path: Path, results: Sequence[SeedResult], training_seconds: float, gif_seed: int) -> Path:
@@ -119,6 +120,8 @@ def _checked_seeds(seeds: Sequence[int]) -> list[int]:
     seeds = list(seeds)
     if not seeds:
         raise ConfigError("the demo needs at least one seed")
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 for seed in seeds):
+        raise ConfigError(f"seeds must be ints >= 0, got {seeds}")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"seeds must differ (each is one run), got {seeds}")
     return seeds

@@ -53,22 +53,26 @@ def plot_seed_curves(
 def plot_atlas(panels: dict[str, Sequence[GoodhartReport]], path: str | os.PathLike, title: str) -> Path:
     """One panel per entry of ``panels`` (a title: its seeds' reports), each drawn as
     :func:`plot_seed_curves` draws its one, to a PNG at ``path``; return the path."""
+    if not panels or not all(panels.values()):
+        raise ValueError("an atlas needs at least one panel, each with at least one seed's report")
     columns = min(4, len(panels))
     rows = -(-len(panels) // columns)
+    centres = set()
     figure = Figure(figsize=(4.0 * columns, 3.3 * rows + 0.6), dpi=DPI)
     for index, (name, reports) in enumerate(panels.items()):
         axes = figure.add_subplot(rows, columns, index + 1)
         axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1)
         axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1)
-        centre, band = draw_seed_curves(axes, reports)
+        centres.add(draw_seed_curves(axes, reports))
         axes.set_title(name, fontsize=9)
         axes.grid(alpha=0.3)
         axes.tick_params(labelsize=7)
         if index == 0:
             axes.legend(fontsize=6, loc="upper left")
+    centre = " or ".join(f"{name} with a 95% {band} band" for name, band in sorted(centres))
     caption = (
         f"normalised p (orange) and t (blue) against training steps; thin: each seed; bold: "
-        f"{centre} with a 95% {band} band; triangles: each seed's onset"
+        f"{centre}; triangles: each seed's onset"
     )
     figure.suptitle("\n".join([title, *textwrap.wrap(caption, 50 * columns)]), fontsize=10)
     figure.tight_layout()

@@ -30,8 +30,8 @@ or, instead of ``[grid]`` and ``[plot]``::
     [[conditions]]
     label = "lagoon empty"
     knobs = { lagoon_opens = "None" }
-    [[conditions]]                   # a condition may train on an env of its own
-    label = "TallFall"
+    [[conditions]]                   # a condition may train on an env of its own (with its own
+    label = "TallFall"               # knobs only: the experiment's are the experiment env's)
     env = "GamingGym/TallFall-v0"
     [[conditions]]
     label = "true reward"
@@ -138,8 +138,10 @@ class Spec:
         return cell.env_id or self.env_id
 
     def knobs_of(self, cell: Cell) -> dict[str, Any]:
-        """A cell's knobs: the experiment's, then the cell's own."""
-        return {**self.knobs, **cell.knobs}
+        """A cell's knobs: the experiment's (unless the cell trains on an env of its own, which
+        has knobs of its own), then the cell's."""
+        shared = self.knobs if self.env_of(cell) == self.env_id else {}
+        return {**shared, **cell.knobs}
 
     def settings_of(self, cell: Cell) -> dict[str, Any]:
         """A cell's settings: the experiment's, then the cell's own (mitigations merged by name
@@ -274,7 +276,7 @@ def _condition_cells(conditions: Any) -> list[Cell]:
         if not isinstance(own_knobs, dict) or not isinstance(own_settings, dict):
             raise ConfigError(f"condition {condition['label']!r}: knobs and settings must be tables")
         env = condition.get("env")
-        if env is not None and not isinstance(env, str):
+        if env is not None and (not isinstance(env, str) or not env):
             raise ConfigError(f"condition {condition['label']!r}: env must be an env id, got {env!r}")
         label = _checked_label(str(condition["label"]))
         cells.append(Cell(label, {}, dict(own_knobs), dict(own_settings), env))

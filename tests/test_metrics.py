@@ -102,6 +102,28 @@ def test_negatively_correlated_curve():
     assert report.onset_step == 0
 
 
+def test_onset_over_several_runs_is_the_mean_curves_without_an_interval():
+    # Over runs: the mean curve's onset, no interval (a jackknife does not hold for it).
+    runs = [run([0, 2, 4, 6, 8], [0, 4, 4, 4, t], spread=0.25) for t in (1.0, 1.2)]
+    over_runs = goodhart_report(runs, REFERENCES, BOAT)
+    assert over_runs.onset_step == 3000 and over_runs.onset_step_ci is None
+
+
+def test_a_bootstrap_interval_needs_the_measure_defined_in_more_than_half_the_resamples():
+    from gaming_gym.metrics.curves import anchors_of
+    from gaming_gym.metrics.intervals import bootstrap_bounds
+
+    def defined_in(share):  # a measure undefined (NaN) in the first 1 - share of the replicates
+        return lambda proxy, true: np.where(
+            np.arange(len(proxy)) < (1 - share) * len(proxy), np.nan, true[:, -1]
+        )
+
+    measures = {"most": defined_in(0.6), "few": defined_in(0.4)}
+    rng = np.random.default_rng(0)
+    bounds = bootstrap_bounds(run([0, 2], [0, 4], spread=1), anchors_of(REFERENCES), measures, 0.95, 100, rng)
+    assert np.isfinite(bounds["most"]).all() and np.isnan(bounds["few"]).all()
+
+
 def test_small_fall_of_the_true_return_is_no_onset():
     # t holds at 1 and falls by 0.05 < onset_min_drop = 0.1 after step 3000.
     report = goodhart_report(run([0, 2, 4, 6, 8], [0, 4, 4, 4, 3.8]), REFERENCES, BOAT)

@@ -73,7 +73,7 @@ def flat_noise(rng, n=CURVES, k=CHECKPOINTS):
 
 def test_onset_is_found_near_the_transition_of_noisy_rise_then_fall_curves():
     proxy, true, se_proxy, se_true, transition = rise_then_fall(np.random.default_rng(0))
-    onsets = onset_indices(proxy, true, se_proxy, se_true)
+    onsets = onset_indices(proxy, true, se_proxy=se_proxy, se_true=se_true)
     found = ~np.isnan(onsets)
     near = found & (np.abs(np.where(found, onsets, -99) - transition) <= 2)
     assert found.mean() >= 0.95
@@ -83,13 +83,13 @@ def test_onset_is_found_near_the_transition_of_noisy_rise_then_fall_curves():
 @pytest.mark.parametrize("family", [monotone_rise, flat_noise])
 def test_curves_that_never_fall_rarely_show_an_onset(family):
     proxy, true, se_proxy, se_true = family(np.random.default_rng(1))
-    assert np.isnan(onset_indices(proxy, true, se_proxy, se_true)).mean() >= 0.95
+    assert np.isnan(onset_indices(proxy, true, se_proxy=se_proxy, se_true=se_true)).mean() >= 0.95
 
 
 def test_a_fall_of_the_proxy_with_the_true_return_is_no_onset():
     # Both collapse (the agent unlearned everything): not Goodhart's law.
     proxy, true, se_proxy, se_true, _ = rise_then_fall(np.random.default_rng(2), proxy_falls=True)
-    assert np.isnan(onset_indices(proxy, true, se_proxy, se_true)).mean() >= 0.95
+    assert np.isnan(onset_indices(proxy, true, se_proxy=se_proxy, se_true=se_true)).mean() >= 0.95
 
 
 def test_one_evaluation_that_collapses_does_not_veto_the_onset():
@@ -133,6 +133,10 @@ def test_onset_needs_two_equal_curves():
         onset_index([1.0], [1.0])
     with pytest.raises(ValueError, match="equal length"):
         onset_index([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="at least two"):
+        onset_indices(np.ones((3, 1)), np.ones((3, 1)))
+    with pytest.raises(ValueError, match="one shape"):
+        onset_indices(np.ones((3, 4)), np.ones((2, 4)))
 
 
 def test_a_proxy_flat_up_to_rounding_has_not_fallen():

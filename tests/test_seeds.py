@@ -59,6 +59,7 @@ def test_a_seed_result_reads_its_report():
         ({"final_true": 0.61}, False),  # fell by 0.19 only
         ({"final_proxy": 0.99}, False),  # p fell below p at the peak
         ({"first_true": 0.6, "final_true": 0.6, "final_proxy": 1.0}, True),  # 0.2 and 0.2, p held
+        ({"peak_true": 0.7, "first_true": 0.5, "final_true": 0.5}, True),  # 0.7 - 0.5 = 0.1999...
     ],
 )
 def test_rises_and_falls_needs_a_rise_a_fall_and_the_proxy_held(numbers, rose_and_fell):
@@ -139,3 +140,21 @@ def test_the_demo_trains_two_stacked_seeds_and_summarises_them(tmp_path):
     assert summary["rose_and_fell"] == sum(seed["rises_and_falls"] for seed in summary["seeds"])
     assert summary["gif_seed"] in (3, 5) and demo.gif.exists() and demo.figure.exists()
     assert "2 seeds trained as one stack" in describe(demo)
+
+
+@pytest.mark.parametrize("seeds", [[], [1, 1], [-1], [True]])
+def test_the_demo_refuses_bad_seeds_before_training(tmp_path, seeds):
+    from gaming_gym.demo import run_demo
+    from gaming_gym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="seed"):
+        run_demo(tmp_path / "demo", seeds=seeds, steps=8192)
+    assert not (tmp_path / "demo").exists()
+
+
+def test_the_gif_seed_is_the_one_nearest_the_median_gap_the_lower_on_a_tie():
+    from gaming_gym.demo import median_gap_seed
+
+    results = [result(seed, final_proxy=proxy) for seed, proxy in [(5, 4.0), (2, 1.0), (9, 2.0), (1, 3.0)]]
+    assert median_gap_seed(results) == 1  # seeds 9 and 1 (gaps 1.7, 2.7) lie 0.5 from the median 2.2
+    assert median_gap_seed(results[:3]) == 9

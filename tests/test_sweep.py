@@ -20,7 +20,9 @@ from PIL import Image
 from gaming_gym.agents import get_agent
 from gaming_gym.cli import main
 from gaming_gym.errors import ConfigError
-from gaming_gym.spec import load_spec, spec_from
+from gaming_gym.experiment import run_report
+from gaming_gym.metrics.seeds import SeedResult
+from gaming_gym.spec import check_spec, load_spec, spec_from
 from gaming_gym.sweep import Job, phase_values, plan_groups, run_sweep
 
 TINY_SETTINGS = """
@@ -264,10 +266,28 @@ def test_an_atlas_of_two_envs_trains_each_condition_on_its_own_env(tmp_path):
         ("feed", "EngagementFeed-v0"),
     ]
     for row in rows:
-        risen, seeds = row["rose and fell"].split("/")
-        assert seeds == "2" and 0 <= int(risen) <= 2
-        assert row["final gap"].count("[") == 1  # a mean with its interval over the two seeds
+        reports = [run_report(tmp_path / "out" / row["cell"] / f"seed-{seed}") for seed in (0, 1)]
+        results = [SeedResult.of(seed, report) for seed, report in enumerate(reports)]
+        assert row["rose and fell"] == f"{sum(r.rises_and_falls for r in results)}/2"
+        mean_gap = np.mean([r.final_gap for r in results])
+        assert row["final gap"].startswith(f"{mean_gap:.2f} [")  # the mean with its interval over seeds
     assert Image.open(tmp_path / "out" / "atlas.png").size[0] > 600
     assert any("rose and fell" in message for message in messages)
-    with pytest.raises(ConfigError, match="env must be an env id"):
-        spec_from({"env": "GamingGym/TallFall-v0", "seeds": [0], "conditions": [{"label": "a", "env": 3}]})
+    for env in (3, ""):
+        with pytest.raises(ConfigError, match="env must be an env id"):
+            spec_from(
+                {"env": "GamingGym/TallFall-v0", "seeds": [0], "conditions": [{"label": "a", "env": env}]}
+            )
+
+
+def test_a_condition_on_its_own_env_does_not_take_the_experiment_envs_knobs():
+    spec = spec_from(
+        {
+            "env": "GamingGym/BoatRace-v1",
+            "seeds": [0],
+            "knobs": {"respawn_delay": 40},
+            "conditions": [{"label": "boat"}, {"label": "fall", "env": "GamingGym/TallFall-v0"}],
+        }
+    )
+    check_spec(spec)  # TallFall has no respawn_delay: it is not handed one
+    assert [spec.knobs_of(cell) for cell in spec.cells] == [{"respawn_delay": 40}, {}]

@@ -13,7 +13,8 @@ One module per family of measures, and one table that every reader iterates:
 * :mod:`~gaming_gym.metrics.curves`: normalisation (0 = random, 1 = intended) and the curves;
 * :mod:`~gaming_gym.metrics.gap`: final p, t and gap p - t; the true drop, plain and cross-fitted;
 * :mod:`~gaming_gym.metrics.rank`: Kendall's tau-b between the p and t curves;
-* :mod:`~gaming_gym.metrics.onset`: the checkpoint after which t falls while p rises;
+* :mod:`~gaming_gym.metrics.onset`: the checkpoint after which t falls for good while p holds;
+* :mod:`~gaming_gym.metrics.seeds`: each seed's numbers, and intervals over seeds;
 * :mod:`~gaming_gym.metrics.gao`: d = sqrt(KL), Gao et al.'s fits of the true gain, the observed peak;
 * :mod:`~gaming_gym.metrics.stopping`: early stopping on a held-out check, against the oracle stop;
 * :mod:`~gaming_gym.metrics.intervals`: one run's bootstrap, several runs' Student t;

@@ -209,13 +209,15 @@ def _resampled_means(proxy: np.ndarray, true: np.ndarray, count: int, rng: np.ra
 def _percentile_bounds(samples: np.ndarray, confidence: float) -> np.ndarray:
     """Percentile interval of bootstrap replicates (axis 0) as an array ``samples.shape[1:] + (2,)``,
     skipping replicates where the measure was undefined (a constant curve for Kendall tau,
-    resampled references with equal means); NaN where it was undefined in every replicate."""
+    resampled references with equal means, a resample without an onset); NaN where it was
+    undefined in half the replicates or more: an interval over the few that define it would
+    look surer than the measure is."""
     tail = 100 * (1 - confidence) / 2
     flat = samples.reshape(len(samples), -1)
     bounds = np.full((flat.shape[1], 2), np.nan)
     for column in range(flat.shape[1]):
         values = flat[:, column][np.isfinite(flat[:, column])]
-        if len(values):
+        if 2 * len(values) > len(flat):
             bounds[column] = np.percentile(values, [tail, 100 - tail])
     return bounds.reshape(samples.shape[1:] + (2,))
 

@@ -32,10 +32,12 @@ fewer checkpoints there is less to average: at 10, found in 92.8% and within 2 i
 99.2% and 99.0% (false onsets at most 0.9%). At 100, 95.2% lie within 2 and flat noise shows a
 false onset in 2.7%.
 
-One run's report gives the onset a percentile-bootstrap interval over episodes (the resamples
-that find one); over several runs the onset is that of the mean curve, with no interval (a
-jackknife does not hold for a measure that jumps between checkpoints): per-run onsets are the
-honest spread (``gaming-gym demo``'s table).
+Where a checkpoint has one episode its noise is unknown and taken as 0, so its evaluation counts
+as exact (the report warns). One run's report gives the onset a percentile-bootstrap interval
+over episodes (over the resamples that find one, and none when fewer than half do); over several
+runs the onset is that of the mean curve, with no interval (a jackknife does not hold for a
+measure that jumps between checkpoints): per-run onsets are the honest spread (``gaming-gym
+demo``'s table).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ move back to it."""
 def onset_indices(
     proxy: np.ndarray,
     true: np.ndarray,
+    *,
     se_proxy: np.ndarray | float = 0.0,
     se_true: np.ndarray | float = 0.0,
     min_drop: float = 0.1,
@@ -65,6 +68,11 @@ def onset_indices(
     checkpoints)``, as a float index, NaN where there is none. ``se_proxy`` and ``se_true``: each
     checkpoint's standard error (broadcast against the curves; 0 when unknown)."""
     proxy, true = np.atleast_2d(proxy).astype(np.float64), np.atleast_2d(true).astype(np.float64)
+    if proxy.shape != true.shape or proxy.ndim != 2:
+        raise ValueError(
+            f"The onset needs proxy and true curves of one shape, got {proxy.shape} and {true.shape}"
+        )
+    require_two(true, "The onset")
     rows, checkpoints = true.shape
     variance_true = np.broadcast_to(np.square(se_true), true.shape)
     sums, variances = _cumulative(true), _cumulative(variance_true)
@@ -125,6 +133,7 @@ def onset_index(
     proxy: np.ndarray,
     true: np.ndarray,
     min_drop: float = 0.1,
+    *,
     se_proxy: np.ndarray | float = 0.0,
     se_true: np.ndarray | float = 0.0,
 ) -> int | None:
@@ -135,14 +144,16 @@ def onset_index(
             f"The onset needs two 1-D curves of equal length, got {proxy.shape} and {true.shape}"
         )
     require_two(true, "The onset")
-    index = onset_indices(proxy, true, se_proxy, se_true, min_drop)[0]
+    index = onset_indices(proxy, true, se_proxy=se_proxy, se_true=se_true, min_drop=min_drop)[0]
     return None if np.isnan(index) else int(index)
 
 
 def resampled_onsets(proxy: np.ndarray, true: np.ndarray, curves: Curves) -> np.ndarray:
     """The table's onset measure: :func:`onset_indices` of normalised curves (a report's or its
     bootstrap replicates'), with the report's checkpoint noise and fall threshold."""
-    return onset_indices(proxy, true, curves.proxy_se, curves.true_se, curves.onset_min_drop)
+    return onset_indices(
+        proxy, true, se_proxy=curves.proxy_se, se_true=curves.true_se, min_drop=curves.onset_min_drop
+    )
 
 
 def _cumulative(values: np.ndarray) -> np.ndarray:

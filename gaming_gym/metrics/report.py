@@ -227,6 +227,7 @@ class GoodhartReport:
                 if self.n_runs == 1
                 else "the intervals over runs hold, but there is no cross-fitted true drop"
             )
+            consequence += ", and the onset takes their evaluations as exact (their noise is unknown)"
             lines.append(f"warning: some checkpoints were evaluated on one episode; {consequence}")
         for axis in self.intended_below_random:
             means = (self.references["intended"][axis], self.references["random"][axis])

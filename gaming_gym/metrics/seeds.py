@@ -7,7 +7,8 @@ mean with a Student-t interval over the seeds (the onset over the seeds that hav
 
 A seed **rises and falls** when its peak t is at least ``RISE = 0.2`` above its first
 checkpoint's, its final t at least ``FALL = 0.2`` below the peak, and its final p at least p at
-the peak: it learnt the task, then lost it while the proxy held.
+the peak (each up to rounding, as the onset's comparisons): it learnt the task, then lost it
+while the proxy held.
 
 Coverage of the 95% Student-t interval of a mean over seeds, simulated (20,000 trials a cell):
 
@@ -36,6 +37,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from gaming_gym.metrics.curves import at_least
 from gaming_gym.metrics.intervals import Interval, student_t_quantile
 from gaming_gym.metrics.report import GoodhartReport
 
@@ -88,10 +90,10 @@ class SeedResult:
     @property
     def rises_and_falls(self) -> bool:
         """Rose by ``RISE``, fell by ``FALL`` from the peak, and ended with p at least p at the peak."""
-        return (
-            self.peak_true - self.first_true >= RISE
-            and self.drop >= FALL
-            and self.final_proxy >= self.proxy_at_peak
+        return bool(
+            at_least(self.peak_true - self.first_true, RISE)
+            and at_least(self.drop, FALL)
+            and at_least(self.final_proxy - self.proxy_at_peak, 0.0)
         )
 
     def to_dict(self) -> dict:
