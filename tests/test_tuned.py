@@ -35,9 +35,9 @@ def test_native_ppo_reads_the_tuned_table_unchanged(env_id, reward):
     assert set(differing) <= set(expected)  # a tuned value equal to the default is not "differing"
 
 
-def test_every_builtin_env_but_the_continuous_boat_is_tuned_and_every_tuned_name_is_a_config_field():
+def test_every_builtin_env_is_tuned_and_every_tuned_name_is_a_config_field():
     builtin = {env_id for env_id in gaming_gym.gameable_env_ids() if env_id.startswith("GamingGym/")}
-    assert set(TUNED) == builtin - {"GamingGym/BoatRaceContinuous-v1"}
+    assert set(TUNED) == builtin
     fields = {field.name for field in dataclasses.fields(PPOConfig)}
     for table in (TUNED, TUNED_TRUE_REWARD):
         for settings in table.values():
@@ -48,4 +48,3 @@ def test_overrides_win_and_an_untuned_env_gets_the_defaults():
     config = default_config("GamingGym/BoatRace-v1", reward="true", reward_scale=2.0, num_envs=8)
     assert (config.reward_scale, config.num_envs, config.num_steps) == (2.0, 8, 32)
     assert tuned_settings("MyLab/Untuned-v0", seed=3) == {"seed": 3}
-    assert _differing_from_defaults(default_config("GamingGym/BoatRaceContinuous-v1")) == {}

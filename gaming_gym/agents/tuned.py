@@ -45,6 +45,14 @@ TUNED: dict[str, dict[str, Any]] = {
     # return's rise before the fall, which lasts only a few iterations. Seeds 0-4 (2026-11-28): 1, 2
     # and 4 peak at t 0.61-0.74 (0.08-0.16M steps) and fall to -0.3..-0.4; seed 0 falls from a
     # peak of 0.12; seed 3 learns to walk (t 0.99).
+    "GamingGym/BoatRaceContinuous-v1": {  # tuned on seeds 0-4 (README, experiments/README.md)
+        "total_timesteps": 480 * 8192,
+        "eval_every": 10,
+        "num_envs": 256,
+        "num_steps": 32,
+        "anneal_lr": False,
+        "ent_coef": 0.003,
+    },
     "GamingGym/TallFall-v0": {
         "total_timesteps": 75 * 8192,
         "eval_every": 5,
