@@ -106,7 +106,8 @@ def describe(demo: DemoResult) -> str:
     return "\n".join(
         [
             seed_table(demo.results),
-            f"{seeds} seeds trained as one stack in {demo.training_seconds / 60:.1f} min",
+            (f"{seeds} seeds trained as one stack" if seeds > 1 else "1 seed trained")
+            + f" in {demo.training_seconds / 60:.1f} min",
             f"curves over seeds: {demo.figure}",
             f"each seed's report and curves: {', '.join(str(run.run_dir) for run in demo.runs)}",
             f"table: {demo.summary}",
