@@ -15,6 +15,7 @@ One module per family of measures, and one table that every reader iterates:
 * :mod:`~gaming_gym.metrics.rank`: Kendall's tau-b between the p and t curves;
 * :mod:`~gaming_gym.metrics.onset`: the checkpoint after which t falls for good while p holds;
 * :mod:`~gaming_gym.metrics.seeds`: each seed's numbers, and intervals over seeds;
+* :mod:`~gaming_gym.metrics.leaderboard`: gaming rate, probability of improvement, a detector's AUROC;
 * :mod:`~gaming_gym.metrics.gao`: d = sqrt(KL), Gao et al.'s fits of the true gain, the observed peak;
 * :mod:`~gaming_gym.metrics.stopping`: early stopping on a held-out check, against the oracle stop;
 * :mod:`~gaming_gym.metrics.intervals`: one run's bootstrap, several runs' Student t;
