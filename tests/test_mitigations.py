@@ -368,3 +368,48 @@ def test_stacked_agents_may_differ_in_a_mitigations_per_agent_settings_only():
 
 def test_the_default_config_has_no_mitigation():
     assert default_config("GamingGym/BoatRace-v1").mitigations == {}
+
+
+# --- occupancy-measure regularisation -----------------------------------------------------------
+
+
+def _progress(run_dir) -> list[dict]:
+    with open(run_dir / "progress.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_the_occupancy_penalty_trains_stacked_measures_its_kl_and_charges_lam(tmp_path, one_torch_thread):
+    """Two stacked agents, lam 0 and 0.5: both discriminators learn to tell the near-random
+    policies' state-action pairs from the intended clone's (the KL estimate grows positive), and
+    only the agent with lam > 0 pays a penalty."""
+    configs = [
+        tiny_config(seed=seed, mitigations={"occupancy": {"lam": lam, "reference_steps": 16}})
+        for seed, lam in ((3, 0.0), (4, 0.5))
+    ]
+    train_stacked(configs, [tmp_path / "free", tmp_path / "charged"], progress=False)
+    free, charged = _progress(tmp_path / "free"), _progress(tmp_path / "charged")
+    assert all(float(row["mitigation/occupancy/penalty"]) == 0.0 for row in free[1:])
+    assert any(float(row["mitigation/occupancy/penalty"]) != 0.0 for row in charged[1:])
+    for rows in (free, charged):
+        kls = [float(row["mitigation/occupancy/kl"]) for row in rows[1:]]
+        assert min(kls) > 0 and np.mean(kls) > 0.1, kls
+
+
+def test_an_occupancy_run_resumes_as_if_never_stopped(tmp_path, monkeypatch, one_torch_thread):
+    config = tiny_config(mitigations={"occupancy": {"lam": 0.5, "reference_steps": 16}}, checkpoint_every=1)
+    whole = train(config, run_dir=tmp_path / "whole", progress=False)
+    crash_in_iteration(4, config, tmp_path / "split", monkeypatch)
+    resumed = train(config, run_dir=tmp_path / "split", progress=False)
+    torch.testing.assert_close(resumed.agent.state_dict(), whole.agent.state_dict())
+    assert [row["mitigation/occupancy/kl"] for row in _progress(tmp_path / "split")] == [
+        row["mitigation/occupancy/kl"] for row in _progress(tmp_path / "whole")
+    ]
+
+
+def test_occupancy_settings_are_checked():
+    from gaming_gym.mitigations import checked_mitigations
+
+    assert checked_mitigations(["occupancy"])["occupancy"]["lam"] == 0.05
+    for bad in ({"lam": -1.0}, {"lam": float("nan")}, {"updates": 1.5}, {"batch": 0}):
+        with pytest.raises(ConfigError, match="occupancy"):
+            checked_mitigations({"occupancy": bad})

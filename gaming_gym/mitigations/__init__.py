@@ -7,6 +7,8 @@ name                    what it does                                            
 ``kl_initial``          KL penalty toward the policy training started from         ``beta``
 ``kl_reference``        KL penalty toward a behaviour clone of the intended        ``beta``,
                         policy (``"intended"``) or the SFT model (``"sft"``)       ``reference``
+``occupancy``           penalty on the state-action occupancy KL from the          ``lam``
+                        intended clone, by a discriminator (Laidlaw et al.)
 ``early_stopping``      stop at the Goodhart onset seen on a trusted held-out      ``episodes``,
                         true check, keep the best agent (Karwowski et al.)         ``patience``,
                                                                                    ``min_drop``,
@@ -18,7 +20,7 @@ the order given. A mitigation of your own is a class with the hooks it needs, re
 :func:`register_mitigation`.
 """
 
-from gaming_gym.mitigations import early_stopping, kl_initial, kl_reference  # noqa: F401  (registers them)
+from gaming_gym.mitigations import early_stopping, kl_initial, kl_reference, occupancy  # noqa: F401  (registers them)
 from gaming_gym.mitigations.base import (
     MITIGATIONS,
     ActingPolicy,
