@@ -22,13 +22,11 @@ import argparse
 import ast
 import sys
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import torch
 
 import gaming_gym
 from gaming_gym.agents import AGENTS
@@ -40,7 +38,7 @@ from gaming_gym.errors import (
     RunExistsError,
 )
 from gaming_gym.evaluation import evaluate, reference_returns
-from gaming_gym.kernel import REFERENCE_POLICY_NAMES, Policy
+from gaming_gym.kernel import REFERENCE_POLICY_NAMES, Policy, seeded_torch
 from gaming_gym.metrics import describe_env, normalise
 from gaming_gym.mitigations import get_mitigation
 from gaming_gym.policies import reference_policy
@@ -118,7 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     The policy samples from torch's RNG seeded with ``--seed`` (forked, so nothing else is
     disturbed): the same command prints the same numbers."""
     env_id, knobs, policy, label = _resolve_policy(args.target, _knobs(args.knob), args.deterministic)
-    with _seeded_torch(args.seed):
+    with seeded_torch(args.seed):
         returns = evaluate(policy, env_id, episodes=args.episodes, seed=args.seed, knobs=knobs)
     references = reference_returns(env_id, knobs)
     proxy = _normalised(returns.proxy, references["random"].proxy, references["intended"].proxy)
@@ -150,7 +148,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from gaming_gym.render import record_rollout
 
     env_id, knobs, policy, label = _resolve_policy(args.target, _knobs(args.knob), args.deterministic)
-    with _seeded_torch(args.seed):
+    with seeded_torch(args.seed):
         proxy, true, path = record_rollout(
             env_id, policy, args.out, seed=args.seed, max_frames=args.max_frames, knobs=knobs
         )
@@ -175,14 +173,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _seeded_torch(seed: int) -> Iterator[None]:
-    """Seed torch's CPU RNG (which policies sample from) for the block, restoring it after."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def _normalised(returns, random, intended) -> float:

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from gaming_gym.agents import get_agent, load_run_policy
 from gaming_gym.errors import ConfigError
 from gaming_gym.experiment import RunSummary, checked_config, train_experiments
 from gaming_gym.files import write_text_atomically
+from gaming_gym.kernel import seeded_torch
 from gaming_gym.metrics.seeds import SeedResult, across_seeds, seed_table
 from gaming_gym.render import record_rollout
 from gaming_gym.seed_plots import plot_seed_curves
@@ -71,8 +71,7 @@ def run_demo(
     figure = plot_seed_curves([run.report for run in runs], seeds, out / FIGURE_FILE)
     typical = median_gap_seed(results)
     policy, _ = load_run_policy(runs[seeds.index(typical)].run_dir)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(typical)
+    with seeded_torch(typical):
         proxy, true, gif = record_rollout(DEMO_ENV, policy, out / GIF_FILE, seed=typical)
     summary = write_summary(out / SUMMARY_FILE, results, training_seconds, typical)
     return DemoResult(runs, results, training_seconds, figure, summary, gif, typical, (proxy, true))
