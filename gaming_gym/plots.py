@@ -62,8 +62,7 @@ def plot_goodhart_curve(
     axes = figure.add_subplot()
     proxy, true = np.asarray(report.proxy), np.asarray(report.true)
 
-    axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
-    axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)")
+    draw_reference_levels(axes)
     axes.fill_between(xs, true, proxy, color="tab:red", alpha=0.12, label="Goodhart gap (p - t)")
     for curve, intervals, colour, name in (
         (proxy, report.proxy_ci, PROXY_COLOUR, "proxy p"),
@@ -97,10 +96,7 @@ def plot_goodhart_curve(
         f"final gap {report.final_gap:.2f}{runs}; {level}{_kept_fraction_text(report)}",
         fontsize=10,
     )
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    return save_figure(figure, path)
+    return saved_with_grid_and_legend(figure, axes, path)
 
 
 def _x_values(report: GoodhartReport, x: str) -> np.ndarray:
@@ -220,10 +216,7 @@ def plot_gao_fit(report: GoodhartReport, path: str | os.PathLike, title: str | N
         f"{len(d)} checkpoints{runs}; dashed lines: fitted peaks d*",
         fontsize=10,
     )
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    return save_figure(figure, path)
+    return saved_with_grid_and_legend(figure, axes, path)
 
 
 def _band(intervals: list, curve: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,8 +256,24 @@ def plot_episode_scatter(
     axes.set_xlabel("proxy return per episode (env reward units)")
     axes.set_ylabel("true return per episode (true-objective units)")
     axes.set_title(f"Episodes: {describe_env(env_id, knobs)}\nlarge markers: means", fontsize=10)
+    return saved_with_grid_and_legend(figure, axes, path)
+
+
+def draw_reference_levels(axes, labelled: bool = True) -> None:
+    """The random policy's normalised level (0) and the intended policy's (1), dotted."""
+    axes.axhline(
+        0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)" if labelled else None
+    )
+    axes.axhline(
+        1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)" if labelled else None
+    )
+
+
+def saved_with_grid_and_legend(figure: Figure, axes, path: str | os.PathLike, legend: str = "best") -> Path:
+    """How a one-axes plot ends: a light grid, the legend at ``legend``, a tight layout, then
+    :func:`save_figure`."""
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="best")
+    axes.legend(fontsize=8, loc=legend)
     figure.tight_layout()
     return save_figure(figure, path)
 
@@ -314,8 +323,7 @@ def plot_conditions(
             capsize=3,
             linestyle="",
         )
-    axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
-    axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)")
+    draw_reference_levels(axes)
     crowded = len(labels) > 4  # long labels side by side overlap: slant them
     axes.set_xticks(
         positions, labels, fontsize=8, rotation=20 if crowded else 0, ha="right" if crowded else "center"
@@ -366,10 +374,7 @@ def plot_true_against_d(reports: Mapping[str, GoodhartReport], path: str | os.Pa
     proxy_axes.set_ylabel("normalised proxy return p (dashed)")
     runs = sorted({report.n_runs for report in reports.values()})
     axes.set_title(f"{title}\nmean of {'/'.join(map(str, runs))} seed(s) per condition", fontsize=10)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="upper left")
-    figure.tight_layout()
-    return save_figure(figure, path)
+    return saved_with_grid_and_legend(figure, axes, path, legend="upper left")
 
 
 def plot_gap_by_capability(
@@ -392,10 +397,7 @@ def plot_gap_by_capability(
     axes.set_xlabel("training steps (environment steps)")
     axes.set_ylabel("Goodhart gap p - t (lines: mean; dots: seeds)")
     axes.set_title(title, fontsize=10)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    return save_figure(figure, path)
+    return saved_with_grid_and_legend(figure, axes, path)
 
 
 def plot_phase_diagram(

@@ -17,7 +17,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gaming_gym.metrics import GoodhartReport, describe_env, student_t_quantile
-from gaming_gym.plots import DPI, FIGURE_SIZE, PROXY_COLOUR, TRUE_COLOUR, save_figure
+from gaming_gym.plots import (
+    DPI,
+    FIGURE_SIZE,
+    PROXY_COLOUR,
+    TRUE_COLOUR,
+    draw_reference_levels,
+    save_figure,
+    saved_with_grid_and_legend,
+)
 
 IQM_FROM = 10
 """Seeds from which the figure's centre is the IQM with a bootstrap band (the mean and a t band below)."""
@@ -33,8 +41,7 @@ def plot_seed_curves(
         raise ValueError(f"need one report per seed, got {len(reports)} reports for {len(seeds)} seeds")
     figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
     axes = figure.add_subplot()
-    axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1, label="random policy (0)")
-    axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1, label="intended policy (1)")
+    draw_reference_levels(axes)
     centre, band = draw_seed_curves(axes, reports, confidence)
     axes.set_xlabel("training step")
     axes.set_ylabel("normalised return (0 = random, 1 = intended)")
@@ -44,10 +51,7 @@ def plot_seed_curves(
         f"thin: each seed; bold: {centre} with a {confidence:.0%} {band} band over seeds",
         fontsize=10,
     )
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="best")
-    figure.tight_layout()
-    return save_figure(figure, path)
+    return saved_with_grid_and_legend(figure, axes, path)
 
 
 def plot_atlas(panels: dict[str, Sequence[GoodhartReport]], path: str | os.PathLike, title: str) -> Path:
@@ -61,8 +65,7 @@ def plot_atlas(panels: dict[str, Sequence[GoodhartReport]], path: str | os.PathL
     figure = Figure(figsize=(4.0 * columns, 3.3 * rows + 0.6), dpi=DPI)
     for index, (name, reports) in enumerate(panels.items()):
         axes = figure.add_subplot(rows, columns, index + 1)
-        axes.axhline(0.0, color="tab:gray", linestyle=":", linewidth=1)
-        axes.axhline(1.0, color="tab:green", linestyle=":", linewidth=1)
+        draw_reference_levels(axes, labelled=False)
         centres.add(draw_seed_curves(axes, reports))
         axes.set_title(name, fontsize=9)
         axes.grid(alpha=0.3)
