@@ -23,7 +23,7 @@ from gaming_gym.errors import ConfigError
 from gaming_gym.experiment import run_report
 from gaming_gym.files import write_text_atomically
 from gaming_gym.metrics import GoodhartReport, fit_gao
-from gaming_gym.metrics.seeds import AcrossSeeds, SeedResult, across_seeds
+from gaming_gym.metrics.seeds import AcrossSeeds, SeedResult, across_seeds, shown_across_seeds
 from gaming_gym.plots import plot_gap_by_capability, plot_true_against_d
 from gaming_gym.runs import read_evaluations
 from gaming_gym.seed_plots import plot_atlas
@@ -304,8 +304,8 @@ def atlas(context: AnalysisContext) -> str:
         rose = sum(result.rises_and_falls for result in results)
         rows.append(
             [cell.label, env, f"{rose}/{len(seeds)}"]
-            + [_with_interval(over[name]) for name in ("peak_true", "drop", "final_gap")]
-            + [_with_interval(over["onset_step"], steps=True)]
+            + [shown_across_seeds(name, over[name]) for name in ("peak_true", "drop", "final_gap")]
+            + [_onsets_across_seeds(over["onset_step"])]
         )
         panels[f"{cell.label} ({rose}/{len(seeds)} rose and fell)"] = reports
     buffer = io.StringIO()
@@ -324,15 +324,10 @@ def atlas(context: AnalysisContext) -> str:
     return "\n".join(lines)
 
 
-def _with_interval(value: AcrossSeeds, steps: bool = False) -> str:
-    """``mean [low, high]`` (steps in millions), ``none`` where no seed has the number."""
-    if value.mean is None:
-        return "none"
-    shown = (lambda x: f"{x / 1e6:.2f}M") if steps else (lambda x: f"{x:.2f}")
-    text = shown(value.mean)
-    if value.interval is not None:
-        text += f" [{shown(value.interval[0])}, {shown(value.interval[1])}]"
-    return text + (f" (n={value.n})" if steps else "")
+def _onsets_across_seeds(onsets: AcrossSeeds) -> str:
+    """The onset's mean and interval over the seeds that have one, and how many do."""
+    text = shown_across_seeds("onset_step", onsets)
+    return text if onsets.mean is None else f"{text} (n={onsets.n})"
 
 
 def _number(value: float | None) -> str:

@@ -157,9 +157,7 @@ def seed_table(results: Sequence[SeedResult], confidence: float = 0.95) -> str:
     ]
     for name, label in ACROSS_SEEDS:
         over = summary[name]
-        mean = _shown(name, over.mean)
-        if over.interval is not None:
-            mean += f" [{_shown(name, over.interval[0])}, {_shown(name, over.interval[1])}]"
+        mean = shown_across_seeds(name, over)
         if over.n < len(results):
             mean += f" ({over.n} seeds)"
         lines.append(
@@ -189,6 +187,15 @@ def _mean_and_interval(values: np.ndarray, confidence: float) -> AcrossSeeds:
         student_t_quantile((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
     )
     return AcrossSeeds(mean, (mean - half, mean + half), len(values))
+
+
+def shown_across_seeds(name: str, value: AcrossSeeds) -> str:
+    """``mean [low, high]`` of the number ``name`` of :data:`ACROSS_SEEDS` (an onset in millions
+    of steps), ``none`` where no seed has it."""
+    text = _shown(name, value.mean)
+    if value.mean is not None and value.interval is not None:
+        text += f" [{_shown(name, value.interval[0])}, {_shown(name, value.interval[1])}]"
+    return text
 
 
 def _shown(name: str, value: float | None) -> str:
