@@ -160,3 +160,75 @@ def test_bad_reward_models_are_refused_in_one_line(saved_model, tmp_path):
         RewardModelConfig(comparisons=float("nan"))
     with pytest.raises(ConfigError, match="check_prob"):
         collect_comparisons(RewardModelConfig(knobs={"check_prob": float("nan")}, comparisons=10))
+
+
+def _ensemble_config(folder, aggregator, **overrides):
+    ensemble = {"aggregator": aggregator, "lam": 2.0, "members": 3}
+    return rlhf_config(folder, mitigations={"reward_ensemble": ensemble}, **overrides)
+
+
+def test_a_reward_ensemble_trains_on_the_aggregate_of_members_fitted_on_bootstrap_resamples(
+    saved_model, tmp_path
+):
+    """The members differ (their own resamples and weights); the reward the agents train on is
+    the members' min, mean or mean - lam * std, recomputed here from the members themselves."""
+    from gaming_gym.mitigations import Step, build_mitigations
+
+    folder, _, _ = saved_model
+    context = SimpleContext(folder)
+
+    def ensemble_of(aggregator):
+        settings = {"aggregator": aggregator, "lam": 2.0, "members": 3}
+        return build_mitigations([{"reward_ensemble": settings}], context)[0]
+
+    ensemble = ensemble_of("min")
+    ensemble.prepare()
+    data = collect_comparisons(RewardModelConfig(env_id=ENV_ID, comparisons=50, num_envs=8, seed=9))
+    scores = torch.stack([member(data.obs, data.first) for member in ensemble.members])
+    assert scores.shape == (3, 50) and scores.std(0).mean() > 0.01  # the members disagree
+    step = Step(data.obs, data.first, torch.zeros(50), None, {})
+    torch.testing.assert_close(ensemble.reward(step, torch.zeros(50)), scores.min(0).values)
+    uncertain = scores.mean(0) - 2 * scores.std(0)
+    for aggregator, expected in (("mean", scores.mean(0)), ("mean_minus_std", uncertain)):
+        other = ensemble_of(aggregator)
+        other.members = ensemble.members
+        torch.testing.assert_close(other.reward(step, torch.zeros(50)), expected)
+
+
+class SimpleContext:
+    """Just what the ensemble asks of a trainer: the reward model, env and device."""
+
+    def __init__(self, folder):
+        self.reward_model, self.env_id, self.knobs = str(folder), ENV_ID, {}
+        self.num_agents, self.envs_per_agent, self.device = 1, 50, torch.device("cpu")
+
+
+def test_a_reward_ensemble_run_resumes_as_if_never_stopped(saved_model, tmp_path, monkeypatch):
+    from test_ppo import crash_in_iteration
+
+    folder, _, _ = saved_model
+    config = _ensemble_config(folder, "mean_minus_std", total_timesteps=3 * 512, checkpoint_every=1)
+    whole = train(config, run_dir=tmp_path / "whole", progress=False)
+    crash_in_iteration(2, config, tmp_path / "split", monkeypatch)
+    resumed = train(config, run_dir=tmp_path / "split", progress=False)
+    torch.testing.assert_close(resumed.agent.state_dict(), whole.agent.state_dict())
+
+
+def test_a_reward_ensemble_needs_a_reward_model_and_checks_its_settings():
+    with pytest.raises(ConfigError, match="reward_ensemble.*reward model"):
+        train(
+            default_config(
+                ENV_ID, mitigations={"reward_ensemble": {}}, total_timesteps=512, num_envs=16, num_steps=32
+            ),
+            progress=False,
+        )
+    from gaming_gym.mitigations import checked_mitigations
+
+    assert checked_mitigations(["reward_ensemble"])["reward_ensemble"] == {
+        "aggregator": "min",
+        "lam": 1.0,
+        "members": 5,
+    }
+    for bad in ({"aggregator": "max"}, {"lam": float("nan")}, {"members": 1}):
+        with pytest.raises(ConfigError, match="reward_ensemble"):
+            checked_mitigations({"reward_ensemble": bad})

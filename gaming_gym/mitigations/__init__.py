@@ -13,6 +13,8 @@ name                    what it does                                            
                         true check, keep the best agent (Karwowski et al.)         ``patience``,
                                                                                    ``min_drop``,
                                                                                    ``stop``
+``reward_ensemble``     train on the min, mean or mean - lam * std of 5 reward     ``aggregator``,
+                        models on bootstrap resamples (Coste et al.)               ``lam``
 ======================  ========================================================  ==============
 
 Several compose in one run (``{"kl_reference": {...}, "early_stopping": {...}}``), applied in
@@ -20,7 +22,13 @@ the order given. A mitigation of your own is a class with the hooks it needs, re
 :func:`register_mitigation`.
 """
 
-from gaming_gym.mitigations import early_stopping, kl_initial, kl_reference, occupancy  # noqa: F401  (registers them)
+from gaming_gym.mitigations import (  # noqa: F401  (registers them)
+    early_stopping,
+    kl_initial,
+    kl_reference,
+    occupancy,
+    reward_ensemble,
+)
 from gaming_gym.mitigations.base import (
     MITIGATIONS,
     ActingPolicy,

@@ -63,6 +63,8 @@ class Context(Protocol):
     device: torch.device
     env_id: str
     knobs: dict[str, Any]
+    reward_model: str | None
+    """the folder of the reward model the agents train against (:mod:`gaming_gym.rlhf`), if any"""
 
     def initial_policy(self) -> ActingPolicy:
         """Every agent's policy as training started (the stack's rows, agent by agent)."""

@@ -50,6 +50,7 @@ class StackContext:
         self.envs_per_agent = config.num_envs
         self.device = device
         self.env_id, self.knobs = config.env_id, dict(config.knobs)
+        self.reward_model = config.reward_model
         self.agents: StackedAgents | None = None  # set by the trainer once the agents are whole
         self.initial: StackedAgents | None = None
         self.clones: dict[str, list[SmoothedPolicy]] = {}
