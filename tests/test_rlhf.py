@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from gaming_gym.agents.dpo import DPOConfig, dpo_loss, load_dpo_agent, train_dpo
 from gaming_gym.agents.ppo import default_config, train, train_stacked
+from gaming_gym.agents.ppo.cloning import build_clone
 from gaming_gym.envs import confident_rater as cr
 from gaming_gym.errors import ConfigError, RunDirectoryError, RunNotFoundError
 from gaming_gym.evaluation import env_factory, evaluate, reference_policy
@@ -232,3 +234,49 @@ def test_a_reward_ensemble_needs_a_reward_model_and_checks_its_settings():
     for bad in ({"aggregator": "max"}, {"lam": float("nan")}, {"members": 1}):
         with pytest.raises(ConfigError, match="reward_ensemble"):
             checked_mitigations({"reward_ensemble": bad})
+
+
+def dpo_config(folder, **overrides):
+    settings = dict(reward_model=str(folder), epochs=4, eval_every=2, eval_episodes=8, beta=0.1)
+    return DPOConfig(**{**settings, **overrides})
+
+
+def test_dpo_starts_at_the_sft_clone_and_learns_the_raters_preferences(saved_model):
+    """KL 0 and the SFT clone's returns at step 0; after training, the policy prefers what the
+    raters preferred more often than the clone did, and has moved from it."""
+    folder, _, _ = saved_model
+    result = train_dpo(dpo_config(folder, learning_rate=1e-3), progress=False)
+    assert [e.step for e in result.checkpoints] == [0, 800, 1600]
+    assert result.checkpoints[0].kl == 0.0 and result.checkpoints[-1].kl > 0.01
+    data = collect_comparisons(RewardModelConfig(env_id=ENV_ID, comparisons=400, epochs=10, num_envs=64))
+    sft = build_clone("sft", ENV_ID, {}, (64, 64), 0, torch.device("cpu")).clone
+
+    def agreement(agent):
+        with torch.no_grad():
+            dist = agent.action_distribution(data.obs)
+            margin = dist.log_prob(data.first) - dist.log_prob(data.second)
+        return float(((margin > 0).float() == data.label).float().mean())
+
+    assert agreement(result.agent) > agreement(sft) + 0.05
+    with torch.no_grad():
+        loss_before = dpo_loss(sft, sft, data.obs, data.first, data.second, 0.1)
+    assert loss_before == pytest.approx(np.log(2), abs=1e-6)  # the policy is its reference: margin 0
+
+
+def test_a_dpo_run_resumes_as_if_never_stopped_and_reports_like_any_run(saved_model, tmp_path):
+    from gaming_gym.experiment import run_report, train_experiments
+
+    folder, _, _ = saved_model
+    whole = train_dpo(dpo_config(folder), tmp_path / "whole", progress=False)
+    train_dpo(dpo_config(folder, epochs=2), tmp_path / "split", progress=False)
+    resumed = train_dpo(dpo_config(folder), tmp_path / "split", progress=False)
+    torch.testing.assert_close(resumed.agent.state_dict(), whole.agent.state_dict())
+    assert [e.step for e in resumed.checkpoints] == [e.step for e in whole.checkpoints]
+    summary = train_experiments("dpo", [dpo_config(folder)], [tmp_path / "whole"], progress=False)[0]
+    assert summary.report.d is not None and run_report(tmp_path / "whole").n_runs == 1
+    agent, config = load_dpo_agent(tmp_path / "whole")
+    torch.testing.assert_close(agent.state_dict(), whole.agent.state_dict())
+    with pytest.raises(ConfigError, match="reward_model"):
+        DPOConfig(beta=0.1)
+    with pytest.raises(ConfigError, match="beta"):
+        dpo_config(folder, beta=0.0)

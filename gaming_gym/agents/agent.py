@@ -1,12 +1,14 @@
 """The :class:`Agent` protocol and the table of agents the experiment runner and the CLI choose from.
 
 An agent turns settings into a checked config, trains configs into run directories (several at
-once, as one stack, where it can), and loads a trained run's policy back. Two implement it:
+once, as one stack, where it can), and loads a trained run's policy back. Three implement it:
 native PPO (``"ppo"``, :mod:`gaming_gym.agents.ppo`) and stable-baselines3 PPO (``"sb3"``,
 :mod:`gaming_gym.agents.sb3`, the optional extra), both configured from the same tuned settings
-(:mod:`gaming_gym.agents.tuned`). A run directory's ``config.json`` names its agent;
-:func:`get_agent` looks it up here and :func:`read_run_config` reads it through that agent. A new
-agent is one more entry in :data:`AGENTS`.
+(:mod:`gaming_gym.agents.tuned`), and DPO (``"dpo"``, :mod:`gaming_gym.agents.dpo`), which learns
+offline from a reward model's preference data instead of from the env's reward. A run
+directory's ``config.json`` names its agent; :func:`get_agent` looks it up here and
+:func:`read_run_config` reads it through that agent. A new agent is one more entry in
+:data:`AGENTS`.
 """
 
 from __future__ import annotations
@@ -159,7 +161,13 @@ class StableBaselines3PPO:
         return load_sb3_policy(Path(run_dir), deterministic)
 
 
-AGENTS: dict[str, Agent] = {agent.name: agent for agent in (NativePPO(), StableBaselines3PPO())}
+def _agents() -> tuple[Agent, ...]:
+    from gaming_gym.agents.dpo import DirectPreferenceOptimisation
+
+    return NativePPO(), StableBaselines3PPO(), DirectPreferenceOptimisation()
+
+
+AGENTS: dict[str, Agent] = {agent.name: agent for agent in _agents()}
 """The agents by name: what ``--agent`` and a run directory's ``config.json`` may name."""
 
 
