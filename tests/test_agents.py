@@ -28,8 +28,8 @@ TINY = dict(  # 8 envs x 40 steps = 320 steps a rollout
 )
 
 
-def test_the_table_holds_both_agents_under_their_names():
-    assert list(AGENTS) == ["ppo", "sb3"]
+def test_the_table_holds_every_agent_under_its_name():
+    assert list(AGENTS) == ["ppo", "sb3", "dpo"]
     assert isinstance(AGENTS["ppo"], NativePPO) and isinstance(AGENTS["sb3"], StableBaselines3PPO)
     assert all(isinstance(agent, Agent) and agent.name == name for name, agent in AGENTS.items())
     assert get_agent("sb3") is AGENTS["sb3"]
@@ -66,7 +66,7 @@ def test_an_agent_loads_only_its_own_run_directories(tmp_path):
 
 
 def test_an_unknown_agent_is_one_config_error_naming_the_choices(tmp_path):
-    with pytest.raises(ConfigError, match=r"^unknown agent 'sb4'; choose one of: ppo, sb3$"):
+    with pytest.raises(ConfigError, match=r"^unknown agent 'sb4'; choose one of: ppo, sb3, dpo$"):
         get_agent("sb4")
     with pytest.raises(ConfigError, match="unknown agent 'a2c'; choose one of: ppo, sb3"):
         train_experiment(CORRIDOR_ID, tmp_path / "run", "a2c", progress=False, **TINY)
@@ -77,7 +77,7 @@ def test_an_unknown_agent_is_one_config_error_naming_the_choices(tmp_path):
 
 def test_a_run_directory_naming_an_agent_not_in_the_table_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"agent": "a2c", "env_id": CORRIDOR_ID, "knobs": {}}))
-    with pytest.raises(RunDirectoryError, match=r"names no known agent \('a2c'; one of ppo, sb3\)"):
+    with pytest.raises(RunDirectoryError, match=r"names no known agent \('a2c'; one of ppo, sb3, dpo\)"):
         load_run_policy(tmp_path)
 
 
