@@ -6,6 +6,7 @@
     gaming-gym report runs/boat-s0 runs/boat-s1   # one Goodhart table over seeds
     gaming-gym render runs/boat --out boat.gif
     gaming-gym experiment experiments/optimisation_pressure.toml   # cells x seeds, on Ray
+    gaming-gym bench --quick                      # every mitigation on every env: a leaderboard
     gaming-gym demo
 
 Custom envs: ``--import my_envs`` (a module, or a .py file) before the command registers them,
@@ -53,6 +54,19 @@ def cmd_list(args: argparse.Namespace) -> int:
         summary = _kernel(env_id).summary
         line = f"proxy: {summary['proxy']} | true: {summary['true']} | exploit: {summary['exploit']}"
         print(f"{env_id:<34} {line}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """The mitigation benchmark (gaming_gym.bench): its leaderboard, detector table and figures."""
+    import time
+
+    from gaming_gym.bench import run_bench
+
+    started, profile = time.perf_counter(), "quick" if args.quick else args.profile or "full"
+    out = args.out or f"bench_out/{profile}"
+    files = run_bench(profile, out, args.engine, not args.quiet, address=args.address)
+    print(f"done in {time.perf_counter() - started:.0f} s: " + ", ".join(str(p) for p in files.values()))
     return 0
 
 
@@ -382,18 +396,24 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument(
         "--out", default=None, help="output folder (default: runs/FILE_STEM); re-running resumes"
     )
-    experiment.add_argument(
-        "--engine",
-        choices=("auto", "ray", "local"),
-        default="auto",
-        help="ray: tasks in parallel on Ray (a local instance unless --address); local: one after "
-        "another in this process; auto (default): ray when installed",
-    )
-    experiment.add_argument(
-        "--address", default=None, help="a Ray cluster's address (default: start Ray here)"
-    )
+    _add_engine(experiment)
     experiment.add_argument("--quiet", action="store_true", help="no progress bars")
     experiment.set_defaults(run=cmd_experiment)
+
+    bench = commands.add_parser(
+        "bench", help="the mitigation benchmark: tune on seeds 0-2, report on 5-9, leaderboard; resumable"
+    )
+    profile = bench.add_mutually_exclusive_group()
+    profile.add_argument("--quick", action="store_true", help="3 envs, none + 2 mitigations, small budgets")
+    profile.add_argument(
+        "--profile", choices=("full", "quick", "smoke"), default=None, help="(default: full)"
+    )
+    bench.add_argument(
+        "--out", default=None, help="output folder (default: bench_out/PROFILE); re-run resumes"
+    )
+    _add_engine(bench)
+    bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    bench.set_defaults(run=cmd_bench)
 
     demo = commands.add_parser(
         "demo", help="train PPO on BoatRace over 4 seeds at once (CPU): table across seeds, curves, GIF"
@@ -409,6 +429,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(run=cmd_demo)
     return parser
+
+
+def _add_engine(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--engine",
+        choices=("auto", "ray", "local"),
+        default="auto",
+        help="ray: tasks in parallel on Ray (a local instance unless --address); local: one after "
+        "another in this process; auto (default): ray when installed",
+    )
+    command.add_argument("--address", default=None, help="a Ray cluster's address (default: start Ray here)")
 
 
 USER_ERRORS = (GamingGymError, gym.error.Error)

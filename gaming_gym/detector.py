@@ -10,7 +10,7 @@ clone of the intended policy (:func:`gaming_gym.agents.ppo.cloning.build_clone`,
 two act alike, 1 where they never choose alike. A policy that games has learnt to do something
 else than the task where the task's states are, so it should score high; how well the score
 ranks gaming runs above honest ones is its AUROC (:func:`gaming_gym.metrics.leaderboard.auroc`).
-Native PPO runs only (their checkpoints hold the policy's distribution).
+Native PPO and DPO runs (their checkpoints hold the policy's distribution).
 """
 
 from __future__ import annotations
@@ -48,14 +48,24 @@ def hellinger(p: torch.distributions.Distribution, q: torch.distributions.Distri
 
 
 def divergence_from_reference(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> float:
-    """The detector's score of a native PPO run directory (module docstring)."""
-    agent, config = load_agent(run_dir, device)
+    """The detector's score of a native PPO or DPO run directory (module docstring)."""
+    agent, config = _trained_agent(run_dir, device)
     device = resolve_device(device)
     states, reference = _reference(config.env_id, json.dumps(config.knobs, sort_keys=True), str(device))
     with torch.no_grad():
         return float(
             hellinger(agent.action_distribution(states), reference.action_distribution(states)).mean()
         )
+
+
+def _trained_agent(run_dir: str | os.PathLike, device: str | torch.device):
+    """The trained policy network and config of a native PPO or DPO run directory."""
+    from gaming_gym.agents import read_run_config
+    from gaming_gym.agents.dpo import load_dpo_agent
+
+    if read_run_config(run_dir)["agent"] == "dpo":
+        return load_dpo_agent(run_dir, device)
+    return load_agent(run_dir, device)
 
 
 @functools.lru_cache(maxsize=8)

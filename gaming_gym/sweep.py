@@ -99,7 +99,7 @@ def run_sweep(
         for seed in spec.seeds:
             config = cell_config(spec, cell, seed, models)
             run_dir = cell_run_dir(out, cell.label, seed)
-            if _finished(run_dir, spec.agent, config):
+            if finished_run(run_dir, spec.agent, config):
                 skipped += 1
                 continue
             jobs.append(Job(cell.label, spec.agent, config, str(run_dir)))
@@ -109,7 +109,7 @@ def run_sweep(
         f"{len(spec.cells)} cells x {len(spec.seeds)} seeds = {runs} runs; "
         f"{skipped} finished, {len(jobs)} to train in {len(groups)} task(s)"
     )
-    _execute(groups, engine, address, progress, say)
+    execute_groups(groups, engine, address, progress, say)
     reports = {
         cell.label: report_over_runs(
             [cell_run_dir(out, cell.label, s) for s in spec.seeds], out / cell.label
@@ -146,7 +146,7 @@ def train_reward_models(spec: Spec, out: Path, say: Callable[[str], None]) -> di
     return folders
 
 
-def _finished(run_dir: Path, agent: str, config: Any) -> bool:
+def finished_run(run_dir: Path, agent: str, config: Any) -> bool:
     """The run in ``run_dir`` is this very run (every setting, the budget too) and has reported."""
     if not (run_dir / REPORT_FILE).is_file():
         return False
@@ -179,6 +179,42 @@ def _cost(group: Sequence[Job]) -> float:
     return len(group) * config.total_timesteps * sum(config.hidden_sizes)
 
 
+class Progress:
+    """Says each finished task with its time and an estimate of the time left (the work left,
+    as :func:`_cost` sizes it, at the pace so far); ``on_done(group, seconds)`` hears of each."""
+
+    def __init__(
+        self,
+        groups: Sequence[Sequence[Job]],
+        say: Callable[[str], None],
+        on_done: Callable[[Sequence[Job], float], None] | None = None,
+    ):
+        self.total, self.left = len(groups), sum(_cost(g) for g in groups)
+        self.done, self.spent = 0, 0.0
+        self.started = time.perf_counter()
+        self.say, self.on_done = say, on_done
+
+    def finished(self, group: Sequence[Job], seconds: float | None, failure: str | None = None) -> None:
+        self.done += 1
+        self.left -= _cost(group)
+        self.spent += _cost(group)
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed * self.left / self.spent if self.spent and self.left > 0 else 0.0
+        what = f"FAILED: {failure}" if failure else f"in {seconds:.0f} s"
+        left = f"; about {_duration(eta)} left" if self.done < self.total else ""
+        self.say(f"[{self.done}/{self.total}] {_describe(group)} {what}{left}")
+        if failure is None and self.on_done is not None:
+            self.on_done(group, seconds)
+
+
+def _duration(seconds: float) -> str:
+    """``"40 s"``, ``"12 min"`` or ``"2 h 05 min"``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def run_group(jobs: Sequence[Job], progress: bool = True) -> list[str]:
     """Train one task's runs (as one stack where the agent can) and write each one's report;
     returns their run directories."""
@@ -186,21 +222,28 @@ def run_group(jobs: Sequence[Job], progress: bool = True) -> list[str]:
     return [job.run_dir for job in jobs]
 
 
-def _execute(
-    groups: list[list[Job]], engine: str, address: str | None, progress: bool, say: Callable[[str], None]
+def execute_groups(
+    groups: list[list[Job]],
+    engine: str,
+    address: str | None,
+    progress: bool,
+    say: Callable[[str], None],
+    on_done: Callable[[Sequence[Job], float], None] | None = None,
 ) -> None:
-    """Run the tasks on Ray (in parallel) or here (one after another)."""
+    """Run the tasks on Ray (in parallel) or here (one after another), saying each finished one
+    with the time left; ``on_done(group, seconds)`` hears of each that finished."""
     if engine == "auto":
         engine = "ray" if _ray_installed() else "local"
+    tracker = Progress(groups, say, on_done)
     if engine == "local" or not groups:
-        for done, group in enumerate(groups, 1):
+        for group in groups:
             started = time.perf_counter()
             run_group(group, progress)
-            say(f"[{done}/{len(groups)}] {_describe(group)} in {time.perf_counter() - started:.0f} s")
+            tracker.finished(group, time.perf_counter() - started)
         return
     if not _ray_installed():
         raise ConfigError("engine 'ray' needs Ray: pip install 'gaming_gym[sweep]' (or use --engine local)")
-    _execute_on_ray(groups, address, say)
+    _execute_on_ray(groups, address, tracker)
 
 
 def _ray_installed() -> bool:
@@ -209,7 +252,7 @@ def _ray_installed() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def _execute_on_ray(groups: list[list[Job]], address: str | None, say: Callable[[str], None]) -> None:
+def _execute_on_ray(groups: list[list[Job]], address: str | None, tracker: Progress) -> None:
     """One Ray task per group, one CPU each; a local Ray instance unless ``address`` names a
     cluster. Tasks print no progress bars (their output would interleave); each finished one is
     said here. A failed task fails the experiment after the others finish (their runs are kept)."""
@@ -222,17 +265,14 @@ def _execute_on_ray(groups: list[list[Job]], address: str | None, say: Callable[
         task = ray.remote(num_cpus=1, max_retries=0)(_timed_group)
         pending = {task.remote(group): group for group in groups}
         failures = []
-        done = 0
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             group = pending.pop(ready[0])
-            done += 1
             try:
-                seconds = ray.get(ready[0])
-                say(f"[{done}/{len(groups)}] {_describe(group)} in {seconds:.0f} s")
+                tracker.finished(group, ray.get(ready[0]))
             except ray.exceptions.RayTaskError as error:
                 failures.append((group, error))
-                say(f"[{done}/{len(groups)}] {_describe(group)} FAILED: {_cause(error)}")
+                tracker.finished(group, None, _cause(error))
         if failures:
             group, error = failures[0]
             cause = error.cause if isinstance(getattr(error, "cause", None), Exception) else None
@@ -376,6 +416,8 @@ __all__ = [
     "Job",
     "SweepResult",
     "conditions_table",
+    "execute_groups",
+    "finished_run",
     "phase_values",
     "plan_groups",
     "run_group",

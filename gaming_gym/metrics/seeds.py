@@ -137,7 +137,7 @@ def across_seeds(results: Sequence[SeedResult], confidence: float = 0.95) -> dic
     summary = {}
     for name, _ in ACROSS_SEEDS:
         values = np.array([v for v in (getattr(r, name) for r in results) if v is not None], dtype=float)
-        summary[name] = _mean_and_interval(values, confidence)
+        summary[name] = mean_and_interval(values, confidence)
     onset = summary["onset_step"]
     if onset.interval is not None:
         end = min(result.final_step for result in results)
@@ -177,7 +177,7 @@ def seed_table(results: Sequence[SeedResult], confidence: float = 0.95) -> str:
     return "\n".join(lines + textwrap.wrap(note, 100))
 
 
-def _mean_and_interval(values: np.ndarray, confidence: float) -> AcrossSeeds:
+def mean_and_interval(values: np.ndarray, confidence: float) -> AcrossSeeds:
     if len(values) == 0:
         return AcrossSeeds(None, None, 0)
     mean = float(values.mean())
