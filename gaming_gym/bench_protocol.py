@@ -282,8 +282,7 @@ def _deployed_index(report) -> int:
     stopping = report.measures.get("early_stopping")
     if not stopping:
         return len(report.steps) - 1
-    kept = stopping["kept_steps"][0] if isinstance(stopping, dict) else stopping.kept_steps[0]
-    return report.steps.index(kept)
+    return report.steps.index(stopping.kept_steps[0])
 
 
 __all__ = [

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gaming_gym.bench_outputs import LEADERBOARD_COLUMNS, detector_rows, leaderboard_rows
-from gaming_gym.bench_protocol import FULL, QUICK, SMOKE, deployed
+from gaming_gym.bench_protocol import FULL, QUICK, EnvBudget, Profile, deployed
 from gaming_gym.cli import main
 from gaming_gym.metrics import GoodhartReport
 
@@ -87,7 +87,7 @@ def test_an_early_stopped_run_deploys_the_agent_it_kept_and_counts_its_trusted_e
     assert all(int(r["trusted_episodes"]) == 0 for r in runs if r["mitigation"] != "early_stopping")
     folder = smoke / "runs" / "ConfidentRater-v0" / "early_stopping" / "2" / "seed-0"
     report = GoodhartReport.load(folder / "goodhart.json")
-    kept = report.measures["early_stopping"]["kept_steps"][0]
+    kept = report.measures["early_stopping"].kept_steps[0]
     assert deployed(folder).true == pytest.approx(report.true[report.steps.index(kept)])
     evaluations = json.loads((folder / "evaluations.json").read_text())
     assert deployed(folder).trusted_episodes == 2 * len(evaluations)  # 2 held-out episodes each
@@ -121,7 +121,8 @@ def test_the_leaderboard_and_detector_rows_from_known_records():
     records += [
         record(env, "early_stopping", "2", t, g, 0.5) for t, g in ((0.0, True), (0.2, False), (0.4, False))
     ]
-    rows = leaderboard_rows(SMOKE, [], {("GamingGym/AbsentSupervisor-v0", "early_stopping"): 2}, records)
+    profile = Profile("test", (EnvBudget("GamingGym/" + env),), mitigations=("none", "early_stopping"))
+    rows = leaderboard_rows(profile, [], {("GamingGym/AbsentSupervisor-v0", "early_stopping"): 2}, records)
     none, tuned, default = rows[:3]
     assert (
         none["true_iqm"] == pytest.approx(0.2) and none["gaming_rate"] == 1.0 and none["p_improvement"] == 0.5
