@@ -92,7 +92,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _require_env(args.env)
     out = args.out or f"runs/{_short_name(args.env)}-{args.reward}-s{args.seed}"
-    settings = {"seed": args.seed, "device": args.device, "reward": args.reward}
+    settings = {"seed": args.seed, "device": args.device}
+    if args.reward != "proxy":  # every agent's default; DPO learns from preferences, not a reward
+        settings["reward"] = args.reward
     if args.steps is not None:
         settings["total_timesteps"] = args.steps
     if args.num_envs is not None:
@@ -303,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--agent",
         default="ppo",
-        help=f"one of {', '.join(AGENTS)} (default: ppo); both start from the env's tuned settings",
+        help=f"one of {', '.join(AGENTS)} (default: ppo); ppo and sb3 start from the env's tuned "
+        "settings; dpo learns offline from --reward-model's comparisons",
     )
     train.add_argument(
         "--steps",

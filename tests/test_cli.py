@@ -597,3 +597,23 @@ def test_rendering_a_trained_run_is_reproducible_and_can_be_greedy(capsys, tmp_p
     assert np.array_equal(frames("a.gif", "--seed", "4"), frames("b.gif", "--seed", "4"))
     greedy = [frames(f"greedy-{n}.gif", "--deterministic") for n in range(2)]
     assert greedy[0].shape[0] == 8 and np.array_equal(*greedy)
+
+
+def test_train_with_the_dpo_agent_learns_from_a_reward_models_comparisons(capsys, tmp_path):
+    rm, run_dir = tmp_path / "rm", tmp_path / "dpo"
+    code, _, _ = run(
+        capsys, "reward-model", "GamingGym/ConfidentRater-v0", "--comparisons", "200", "--out", str(rm)
+    )
+    assert code == 0
+    code, out, _ = run(
+        capsys, "train", "GamingGym/ConfidentRater-v0", "--agent", "dpo", "--reward-model", str(rm),
+        "--set", "epochs=2", "--set", "eval_every=1", "--set", "eval_episodes=4",
+        "--out", str(run_dir), "--quiet",
+    )  # fmt: skip
+    assert code == 0 and "distance d = sqrt(KL), final" in out
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert (saved["agent"], saved["epochs"], saved["reward_model"]) == ("dpo", 2, str(rm))
+    code, _, err = run(
+        capsys, "train", "GamingGym/ConfidentRater-v0", "--agent", "dpo", "--out", str(tmp_path / "x")
+    )
+    assert code == 2 and "reward_model" in err and len(err.strip().splitlines()) == 1
