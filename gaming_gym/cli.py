@@ -23,7 +23,6 @@ import argparse
 import ast
 import sys
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +30,14 @@ import gymnasium as gym
 
 import gaming_gym
 from gaming_gym.agents import AGENTS
+from gaming_gym.agents.ppo.config import MAX_SEED
 from gaming_gym.errors import (
     ConfigError,
     GamingGymError,
-    GamingGymWarning,
     MetricError,
     RunExistsError,
+    one_line,
+    one_line_warnings,
 )
 from gaming_gym.evaluation import evaluate, reference_returns
 from gaming_gym.kernel import REFERENCE_POLICY_NAMES, Policy, seeded_torch
@@ -315,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="total env steps, rounded down to whole rollouts (num_envs x steps per rollout); "
         "default: per-env default",
     )
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=seed, default=0)
     train.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     train.add_argument(
         "--reward", choices=("proxy", "true"), default="proxy", help="what the agent maximises"
@@ -352,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reward_model.add_argument("env", help="env id, e.g. GamingGym/ConfidentRater-v0")
     reward_model.add_argument("--comparisons", type=int, default=3000, help="preference pairs (default 3000)")
-    reward_model.add_argument("--seed", type=int, default=0)
+    reward_model.add_argument("--seed", type=seed, default=0)
     reward_model.add_argument("--knob", action="append", metavar="NAME=VALUE", help="env knob (repeatable)")
     reward_model.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     reward_model.add_argument("--out", default=None, help="folder (default: runs/ENV-reward-model-N)")
@@ -361,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_ = commands.add_parser("evaluate", help="proxy and true returns of a run or a scripted policy")
     evaluate_.add_argument("target", help="RUN_DIR, or ENV_ID:intended|exploit|random")
     evaluate_.add_argument("--episodes", type=int, default=32)
-    evaluate_.add_argument("--seed", type=int, default=0)
+    evaluate_.add_argument("--seed", type=seed, default=0)
     evaluate_.add_argument("--knob", action="append", metavar="NAME=VALUE")
     evaluate_.add_argument(
         "--deterministic", action="store_true", help="a trained agent acts greedily instead of sampling"
@@ -376,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="write a rollout video with proxy and hidden true score")
     render.add_argument("target", help="RUN_DIR, or ENV_ID:intended|exploit|random")
     render.add_argument("--out", required=True, help="rollout.gif or rollout.mp4")
-    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--seed", type=seed, default=0)
     render.add_argument("--max-frames", type=int, default=600)
     render.add_argument("--knob", action="append", metavar="NAME=VALUE")
     render.add_argument(
@@ -391,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         "analyses; resumable",
     )
     experiment.add_argument("file", help="experiment file (TOML; see gaming_gym/spec.py or experiments/)")
-    experiment.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the file's)")
+    experiment.add_argument("--seeds", type=seed, nargs="+", default=None, help="seeds (default: the file's)")
     experiment.add_argument("--steps", type=int, default=None, help="env steps per run (default: the file's)")
     experiment.add_argument(
         "--device", default=None, help="auto, cpu, cuda or mps (default: the file's, or auto)"
@@ -426,12 +427,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=int, default=None, help="training env steps a seed (default: PPO's for BoatRace)"
     )
     which = demo.add_mutually_exclusive_group()
-    which.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="seeds (default: 0 1 2 3)")
-    which.add_argument("--seed", type=int, default=None, help="one seed alone (instead of --seeds)")
+    which.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2, 3], help="seeds (default: 0 1 2 3)")
+    which.add_argument("--seed", type=seed, default=None, help="one seed alone (instead of --seeds)")
     demo.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(run=cmd_demo)
     return parser
+
+
+def seed(text: str) -> int:
+    """A ``--seed``: an int from 0 to 2**62 (argparse refuses anything else in one line)."""
+    value = int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is an int from 0 to 2**62, got {text}")
+    return value
 
 
 def _add_engine(command: argparse.ArgumentParser) -> None:
@@ -452,41 +461,20 @@ USER_ERRORS = (GamingGymError, gym.error.Error)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings():
-        warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
+        warnings.showwarning = one_line_warnings(args.command, warnings.showwarning)
         try:
             import_custom_envs(args.imports)
             return args.run(args)
         except (*USER_ERRORS, OSError) as error:
             if args.traceback:
                 raise
-            print(f"gaming-gym {args.command}: error: {_one_line(error)}", file=sys.stderr)
+            print(f"gaming-gym {args.command}: error: {one_line(error)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:  # training saved a checkpoint of its last whole iteration
             print(
                 f"gaming-gym {args.command}: interrupted; re-run the same command to resume", file=sys.stderr
             )
             return 130
-
-
-def _one_line_warnings(command: str, show: Callable[..., None]) -> Callable[..., None]:
-    """``warnings.showwarning`` that prints gaming_gym's warnings (a repaired run directory) as
-    one line, like its errors, and leaves every other warning to ``show``."""
-
-    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-        if issubclass(category, GamingGymWarning):
-            print(f"gaming-gym {command}: warning: {message}", file=sys.stderr)
-        else:
-            show(message, category, filename, lineno, file, line)
-
-    return show_warning
-
-
-def _one_line(error: BaseException) -> str:
-    """The error's message on one line; a system error names the file and says what went wrong."""
-    if isinstance(error, OSError) and not isinstance(error, GamingGymError) and error.strerror:
-        where = f"{error.filename}: " if error.filename is not None else ""
-        return f"{where}{error.strerror}"
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

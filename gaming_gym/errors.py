@@ -8,6 +8,9 @@ error that Python code raised here before, so existing ``except ValueError`` (or
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class GamingGymError(Exception):
     """Base of every error gaming_gym raises on purpose: the input, not the code, is wrong."""
@@ -97,3 +100,33 @@ class GamingGymWarning(UserWarning):
 
 class RunDirectoryWarning(GamingGymWarning):
     """A run directory needed repair to resume, e.g. a progress log's last line cut short by a kill."""
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` on one line, cut at the last whole word within ``limit`` characters (then "...")."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 3].rsplit(" ", 1)[0] if " " in text[: limit - 3] else text[: limit - 3]
+    return cut.rstrip(" ,;:") + "..."
+
+
+def one_line_warnings(command: str, show: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints gaming_gym's warnings (a repaired run directory) as
+    one line, like its errors, and leaves every other warning to ``show``."""
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, GamingGymWarning):
+            print(f"gaming-gym {command}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line; a system error names the file and says what went wrong."""
+    if isinstance(error, OSError) and not isinstance(error, GamingGymError) and error.strerror:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return f"{where}{error.strerror}"
+    return " ".join(str(error).split()) or type(error).__name__

@@ -19,7 +19,8 @@ An SB3 run keeps its agent in ``sb3_agent.pt`` instead of ``checkpoint.pt``, and
 Reports are derived from the raw records (``config.json`` and ``evaluations.json``): a run made
 by an older version gets today's definition of every measure (:func:`run_report`). Re-running the
 same training on an interrupted run directory continues it from the checkpoint; on a finished one
-it only rewrites the report and plots. The file names, the lock held while a run trains and
+it only rewrites the report and plots (other settings on a finished run are refused: its
+``config.json`` stays what it trained with). The file names, the lock held while a run trains and
 reports, and the checks that keep a run from writing into a directory that is not its own live in
 :mod:`gaming_gym.runs`.
 """

@@ -8,12 +8,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gaming_gym.errors import RunInUseError
+from gaming_gym.errors import RunDirectoryError, RunInUseError
 
 try:
     import fcntl
 except ImportError:  # not POSIX: an O_EXCL lock file instead
     fcntl = None
+
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+"""Open flag that refuses a symbolic link at the last component (0 where the system has none)."""
+PARTIAL_MARK = "gaming_gym-partial"
+"""What every temporary :func:`atomic_write` makes carries in its name (``.STEM.PID.MARK.EXT``), so
+a cleanup removes only files this writer made, never a user's ``.notes.partial.md``."""
 
 
 @contextmanager
@@ -26,9 +32,10 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.{PARTIAL_MARK}{path.suffix}")
     try:
         with naming(path):
+            claim_new_file(partial)
             yield partial
             os.replace(partial, path)
     except BaseException:
@@ -48,6 +55,31 @@ def naming(path: str | os.PathLike) -> Iterator[None]:
         raise
 
 
+def claim_new_file(path: Path) -> None:
+    """Create ``path`` afresh as an empty regular file of this process: whatever sits there (a
+    temporary a killed writer of the same PID left, or a planted link, which is removed, never
+    followed) is replaced, so the writer that opens it next writes here and nowhere else."""
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NO_FOLLOW, 0o644))
+
+
+def open_no_follow(path: Path, mode: str, **kwargs):
+    """``open(path, mode)`` that refuses a symbolic link at ``path`` (a :class:`RunDirectoryError`)."""
+    refuse_link(path)
+    flags = {"a": os.O_WRONLY | os.O_CREAT | os.O_APPEND, "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC}[mode]
+    return os.fdopen(os.open(path, flags | NO_FOLLOW, 0o644), mode, **kwargs)
+
+
+def refuse_link(path: Path) -> None:
+    """A :class:`RunDirectoryError` if ``path`` is a symbolic link: gaming_gym follows no link it
+    did not make."""
+    if path.is_symlink():
+        raise RunDirectoryError(
+            f"{path} is a symbolic link; gaming_gym writes through no link it did not make: remove it"
+        )
+
+
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path) as partial:
         partial.write_text(text)
@@ -65,13 +97,14 @@ class Lock:
 
     def __init__(self, path: Path):
         self.path = path
+        refuse_link(path)
         self.fd = self._flock() if fcntl is not None else self._create()
         os.ftruncate(self.fd, 0)
         os.write(self.fd, f"{os.getpid()}\n".encode())
 
     def _flock(self) -> int:
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NO_FOLLOW, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -90,9 +123,9 @@ class Lock:
 
     def _create(self) -> int:
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | NO_FOLLOW, 0o644)
         except FileExistsError:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY | NO_FOLLOW)
             holder = _read_pid(fd)
             os.close(fd)
             raise self._in_use(holder, stale_hint=True) from None

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from gaming_gym.devices import resolve_device
-from gaming_gym.errors import ConfigError, RunDirectoryError, RunNotFoundError
+from gaming_gym.errors import ConfigError, RunDirectoryError, RunNotFoundError, shortened
 from gaming_gym.files import atomic_write, write_text_atomically
 from gaming_gym.fronts import GameableVectorEnv
 from gaming_gym.kernel import seeded_generator
@@ -114,8 +114,8 @@ class RewardModelConfig:
             raise ConfigError(
                 f"RewardModelConfig.hidden_sizes must be ints from 1 to 4096, got {self.hidden_sizes!r}"
             )
-        if not is_int(self.seed):
-            raise ConfigError(f"RewardModelConfig.seed must be an int, got {self.seed!r}")
+        if not is_int(self.seed) or not 0 <= self.seed <= 2**62:
+            raise ConfigError(f"RewardModelConfig.seed must be an int from 0 to 2**62, got {self.seed!r}")
 
 
 class RewardModel(nn.Module):
@@ -421,7 +421,7 @@ def load_reward_model(
         state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as error:  # a corrupt file or one of another shape: one line, no traceback
-        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        reason = shortened(str(error).splitlines()[0], 160) if str(error) else type(error).__name__
         raise RunDirectoryError(f"cannot load {folder / WEIGHTS_FILE}: {reason}") from error
     return model.to(resolve_device(device)).requires_grad_(False), config, report
 

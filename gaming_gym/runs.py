@@ -62,8 +62,9 @@ from gaming_gym.errors import (
     RunDirectoryError,
     RunDirectoryWarning,
     RunNotFoundError,
+    shortened,
 )
-from gaming_gym.files import Lock, atomic_write, naming, write_text_atomically
+from gaming_gym.files import PARTIAL_MARK, Lock, atomic_write, naming, open_no_follow, write_text_atomically
 from gaming_gym.metrics.records import Evaluation, load_evaluations, save_evaluations
 
 RUN_FORMAT = "gaming_gym.run/1"
@@ -83,8 +84,14 @@ GAO_FILE = "gao_fit.png"
 LOCK_FILE = ".gaming_gym.lock"
 """held while a process writes the run; removed when it lets go"""
 
-_PARTIAL = re.compile(r"^\..+\.\d+\.partial(\.[^.]*)?$")
-"""Names :func:`gaming_gym.files.atomic_write` gives its temporaries: ``.STEM.PID.partial.EXT``."""
+_PARTIAL = re.compile(rf"^\..+\.\d+\.{re.escape(PARTIAL_MARK)}(\.[^.]*)?$")
+"""Names :func:`gaming_gym.files.atomic_write` gives its temporaries: ``.STEM.PID.MARK.EXT``."""
+
+
+def _own_partial(name: str) -> bool:
+    """A temporary a run's own writer left (its name carries the writer's mark), never a user's
+    ``.notes.2024.partial.md``."""
+    return _PARTIAL.match(name) is not None
 
 
 @contextmanager
@@ -177,7 +184,7 @@ class RunDirectory:
             foreign = sorted(
                 entry.name
                 for entry in self.path.iterdir()
-                if entry.name != LOCK_FILE and not _PARTIAL.match(entry.name)
+                if entry.name != LOCK_FILE and not _own_partial(entry.name)
             )
             if foreign:
                 shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
@@ -197,9 +204,29 @@ class RunDirectory:
                     f"new directory, or the same settings to resume it"
                 )
         for entry in self.path.iterdir():
-            if _PARTIAL.match(entry.name) and entry.is_file():
+            if _own_partial(entry.name) and entry.is_file() and not entry.is_symlink():
                 entry.unlink(missing_ok=True)
         return saved
+
+    def require_unchanged_when_finished(
+        self, finished: bool, config: Mapping[str, Any], harmless: Collection[str] = ("device", "cpu_threads")
+    ) -> None:
+        """A finished run (nothing left to train) keeps its ``config.json``: re-running it only
+        rewrites the report, so a config that differs (but for the ``harmless`` fields) is refused
+        instead of recorded as if the run had trained with it."""
+        path = self.file(CONFIG_FILE)
+        if not finished or not path.exists():
+            return
+        saved = _read_config_file(path)
+        changed = differing_fields(saved, config, harmless)
+        if changed:
+            shown = ", ".join(
+                f"{name} {saved.get(name)!r} -> {_plain(config.get(name))!r}" for name in changed
+            )
+            raise RunDirectoryError(
+                f"{self.path} holds a finished run; its config cannot change ({shown}); "
+                "give --out a new directory to train with these settings"
+            )
 
     def write_config(self, agent: str, config: Mapping[str, Any]) -> Path:
         """Write ``config.json`` (atomically): the format marker, the agent, then ``config``.
@@ -305,7 +332,7 @@ def read_run_file(path: Path, read: Callable[[Path], Any]) -> Any:
     except Exception as error:  # json, torch and the record classes each raise their own kinds
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise RunDirectoryError(
-            f"cannot read {path}: it is corrupt or not written by gaming_gym ({reason[:120]})"
+            f"cannot read {path}: it is corrupt or not written by gaming_gym ({shortened(reason, 120)})"
         ) from error
 
 
@@ -416,7 +443,7 @@ class ProgressLog:
         self._open()
 
     def _open(self) -> None:
-        self.file = open(self.path, "a", newline="")
+        self.file = open_no_follow(self.path, "a", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=self.fields, extrasaction="ignore")
 
     def write(self, row: Mapping[str, Any]) -> None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from gaming_gym.agents import get_agent, read_run_config
 from gaming_gym.analyses import ANALYSES, AnalysisContext
-from gaming_gym.errors import ConfigError, RunDirectoryError
+from gaming_gym.errors import ConfigError, RunDirectoryError, shortened
 from gaming_gym.experiment import report_over_runs, run_report, train_experiments
 from gaming_gym.files import write_text_atomically
 from gaming_gym.metrics import MEASURES, GoodhartReport
@@ -294,7 +294,7 @@ def _timed_group(jobs: Sequence[Job]) -> float:
 
 def _cause(error: Exception) -> str:
     cause = getattr(error, "cause", None)
-    return " ".join(str(cause or error).split())[:300]
+    return shortened(str(cause or error), 300)
 
 
 def _describe(group: Sequence[Job]) -> str:

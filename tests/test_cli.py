@@ -487,6 +487,8 @@ def test_a_second_train_into_the_same_out_is_one_line_naming_the_holder(capsys, 
         ),
         (("--agent", "sb4"), "unknown agent 'sb4'; choose one of: ppo, sb3"),
         (("--set", "hidden_sizes=(10000000,)"), "hidden_sizes must be a non-empty tuple of ints from 1 to"),
+        (("--set", "cpu_threads=100000"), "cpu_threads must be None or an int from 1 to"),  # was a segfault
+        (("--set", "seed=18446744073709551616"), "seed must be an int from 0 to 2**62"),
         (
             ("--set", "hidden_sizes=(4096,4096,4096,4096)"),
             "parameters on MyLab/Dispenser-v0; at most 50,000,000",
@@ -617,3 +619,39 @@ def test_train_with_the_dpo_agent_learns_from_a_reward_models_comparisons(capsys
         capsys, "train", "GamingGym/ConfidentRater-v0", "--agent", "dpo", "--out", str(tmp_path / "x")
     )
     assert code == 2 and "reward_model" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "render", "demo"])
+def test_a_seed_out_of_range_is_one_line_not_a_traceback(capsys, tmp_path, command):
+    target = "GamingGym/AbsentSupervisor-v0" + ("" if command == "train" else ":intended")
+    argv = {
+        "train": ["train", target, "--out", str(tmp_path / "r")],
+        "evaluate": ["evaluate", target],
+        "render": ["render", target, "--out", str(tmp_path / "x.gif")],
+        "demo": ["demo", "--out", str(tmp_path / "d")],
+    }[command]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--seed", str(2**64)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "a seed is an int from 0 to 2**62" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_finished_run_keeps_its_config_and_says_how_to_train_anew(capsys, tmp_path):
+    out = tmp_path / "run"
+    assert train(capsys, out, "--steps", str(ROLLOUT))[0] == 0
+    before = (out / "config.json").read_text()
+    code, _, err = train(capsys, out, "--steps", str(ROLLOUT), "--set", "eval_every=7")
+    assert code == 2 and "holds a finished run; its config cannot change (eval_every 1 -> 7)" in err
+    assert "--out" in err and _one_line(err) and (out / "config.json").read_text() == before
+    assert train(capsys, out, "--steps", str(ROLLOUT))[0] == 0  # the same settings: the report again
+
+
+def test_a_long_error_is_cut_at_a_word_not_mid_word():
+    from gaming_gym.errors import shortened
+
+    text = "cannot load the file because " + "something went wrong " * 20
+    cut = shortened(text, 60)
+    assert len(cut) <= 60 and cut.endswith("...") and text.startswith(cut[:-3])
+    assert cut[:-3].split()[-1] in text.split()  # a whole word
+    assert shortened("short one", 60) == "short one"

@@ -29,7 +29,7 @@ from gaming_gym.agents.ppo import (
 from gaming_gym.agents.ppo import context as stack_context
 from gaming_gym.agents.ppo.cloning import MIN_STD, SmoothedPolicy, build_clone
 from gaming_gym.agents.ppo.config import require_stackable
-from gaming_gym.errors import ConfigError
+from gaming_gym.errors import ConfigError, RunDirectoryError
 from gaming_gym.evaluation import reference_returns
 from gaming_gym.metrics import early_stop
 from gaming_gym.mitigations import (
@@ -226,7 +226,7 @@ def test_early_stopping_ends_training_with_the_kept_agent_even_across_a_resume(t
     and has fallen 0.1 below it for two evaluations at iteration 3: training stops there and
     hands back the agent of iteration 1, which a one-iteration run reproduces. A run killed in
     iteration 3 gets that agent back from its checkpoint (written at iteration 2), and running
-    the finished run again, even for longer, returns the same result."""
+    the finished run again returns the same result; asking it for longer is refused."""
     falling_holdout(monkeypatch, {3: [0.0, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2]})
     config = tiny_config(eval_every=1, mitigations={"early_stopping": {"episodes": 4}})
     whole = train(config, run_dir=tmp_path / "whole", progress=False)
@@ -246,7 +246,9 @@ def test_early_stopping_ends_training_with_the_kept_agent_even_across_a_resume(t
     torch.testing.assert_close(resumed.agent.state_dict(), whole.agent.state_dict())
 
     longer = PPOConfig(**{**config.to_dict(), "total_timesteps": 2 * config.total_timesteps})
-    again = train(longer, run_dir=tmp_path / "whole", progress=False)
+    with pytest.raises(RunDirectoryError, match="holds a finished run; its config cannot change"):
+        train(longer, run_dir=tmp_path / "whole", progress=False)  # an early stop ended it for good
+    again = train(config, run_dir=tmp_path / "whole", progress=False)
     assert (again.stopped_step, again.kept_step, again.iteration) == (2400, 800, 3)
     torch.testing.assert_close(again.agent.state_dict(), whole.agent.state_dict())
     with open(tmp_path / "whole" / "progress.csv", newline="") as file:

@@ -82,7 +82,7 @@ def test_without_fcntl_the_lock_is_a_file_created_exclusively(tmp_path, monkeypa
 
 def test_a_directory_with_files_of_its_own_is_refused_and_left_alone(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    (tmp_path / ".checkpoint.4242.partial.pt").write_bytes(b"half")  # would be ours, if the rest were
+    (tmp_path / ".checkpoint.4242.gaming_gym-partial.pt").write_bytes(b"half")  # ours, were the rest
     before = _listing(tmp_path)
     with RunDirectory(tmp_path) as directory:
         with pytest.raises(RunDirectoryError, match=r"is not empty \(notes.txt\) and holds no config.json"):
@@ -129,19 +129,54 @@ def test_fields_are_compared_as_json_stores_them_and_the_agent_upgrades_older_co
 
 
 def test_stale_temporaries_of_a_killed_writer_are_removed_when_the_run_is_claimed(tmp_path):
-    """atomic_write's .NAME.PID.partial.EXT files are left behind by a kill mid-write."""
+    """atomic_write's .NAME.PID.gaming_gym-partial.EXT files are left behind by a kill mid-write;
+    a user's file that merely looks like a temporary (``.notes.2024.partial.md``) stays."""
     train = tiny_config(total_timesteps=800)
     ppo.train(train, run_dir=tmp_path, progress=False)
-    stale = [".checkpoint.99999.partial.pt", ".config.12345.partial.json", ".progress.7.partial.csv"]
+    mark = "gaming_gym-partial"
+    stale = [f".checkpoint.99999.{mark}.pt", f".config.12345.{mark}.json", f".progress.7.{mark}.csv"]
     for name in stale:
         (tmp_path / name).write_bytes(b"half a file")
+    (tmp_path / ".notes.2024.partial.md").write_text("my notes")
     ppo.train(train, run_dir=tmp_path, progress=False)
     assert not [name for name in stale if (tmp_path / name).exists()]
     assert sorted(path.name for path in tmp_path.iterdir()) == [
+        ".notes.2024.partial.md",
         "checkpoint.pt",
         "config.json",
         "progress.csv",
     ]
+    assert (tmp_path / ".notes.2024.partial.md").read_text() == "my notes"
+
+
+def test_a_link_planted_as_the_lock_or_a_run_file_is_refused_and_its_target_untouched(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".gaming_gym.lock").symlink_to(outside)
+    with pytest.raises(RunDirectoryError, match=r"\.gaming_gym\.lock is a symbolic link"):
+        ppo.train(tiny_config(total_timesteps=800), run_dir=run_dir, progress=False)
+    assert outside.read_text() == "secret"
+    (run_dir / ".gaming_gym.lock").unlink()
+    ppo.train(tiny_config(total_timesteps=800), run_dir=run_dir, progress=False)
+    (run_dir / "progress.csv").unlink()
+    (run_dir / "progress.csv").symlink_to(outside)  # appended to when the run goes on
+    try:
+        ppo.train(tiny_config(total_timesteps=1600), run_dir=run_dir, progress=False)
+    except RunDirectoryError as error:
+        assert "symbolic link" in str(error)
+    assert outside.read_text() == "secret"
+
+
+def test_an_atomic_write_replaces_a_link_planted_at_its_temporary_instead_of_following_it(tmp_path):
+    from gaming_gym.files import write_text_atomically
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    (tmp_path / f".report.{os.getpid()}.gaming_gym-partial.json").symlink_to(outside)
+    write_text_atomically(tmp_path / "report.json", "{}")
+    assert outside.read_text() == "secret" and (tmp_path / "report.json").read_text() == "{}"
 
 
 # --- the progress log ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import torch
 
 import gaming_gym  # noqa: F401  (registers the envs)
 from gaming_gym.agents.ppo import PPOConfig
-from gaming_gym.errors import ConfigError
+from gaming_gym.errors import ConfigError, RunDirectoryError
 from gaming_gym.evaluation import evaluate
 from gaming_gym.metrics import Evaluation
 
@@ -267,7 +267,7 @@ def test_train_sb3_writes_a_run_directory_and_resumes_it(tmp_path):
 def test_sb3_stops_early_with_the_same_plug_in_and_stays_stopped(tmp_path, monkeypatch):
     """The early-stopping mitigation under SB3: its held-out check is in every evaluation, and
     when the check has fallen for two evaluations after its best, training ends and the model
-    gets back the weights of the best; resumed for longer, the run stays where it stopped."""
+    gets back the weights of the best; run again it stays where it stopped (asked for longer, refused)."""
     from gaming_gym.mitigations.early_stopping import EarlyStopping
 
     curve = [0.0, 0.8, 0.7, 0.5, 0.4, 0.3, 0.2, 0.1]
@@ -289,7 +289,9 @@ def test_sb3_stops_early_with_the_same_plug_in_and_stays_stopped(tmp_path, monke
     expected = evaluate(one_rollout.policy(deterministic=True), CORRIDOR_ID, episodes=4, seed=5)
     np.testing.assert_array_equal(kept.proxy, expected.proxy)  # the agent of step 320
     longer = dataclasses.replace(config, total_timesteps=320 * 8)
-    again = train_sb3(longer, tmp_path, progress=False)
+    with pytest.raises(RunDirectoryError, match="holds a finished run; its config cannot change"):
+        train_sb3(longer, tmp_path, progress=False)
+    again = train_sb3(config, tmp_path, progress=False)
     assert (again.stopped_step, again.kept_step, len(again.checkpoints)) == (960, 320, 4)
 
 
@@ -386,7 +388,6 @@ def test_an_sb3_agent_of_format_1_still_loads(tmp_path):
 def test_train_sb3_refuses_to_resume_a_run_with_other_settings(tmp_path, change, differs):
     """It used to load the old agent into a model of the new settings and go on, while config.json
     recorded the new ones."""
-    from gaming_gym.errors import RunDirectoryError
 
     train_sb3(tiny(eval_every=1, total_timesteps=320), tmp_path, progress=False)
     before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
@@ -396,7 +397,6 @@ def test_train_sb3_refuses_to_resume_a_run_with_other_settings(tmp_path, change,
 
 
 def test_train_sb3_refuses_fewer_steps_than_it_has_trained(tmp_path):
-    from gaming_gym.errors import RunDirectoryError
 
     train_sb3(tiny(total_timesteps=640, eval_every=1), tmp_path, progress=False)
     with pytest.raises(RunDirectoryError, match="already trained 640 steps, more than the 320 asked for"):

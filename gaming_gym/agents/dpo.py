@@ -91,7 +91,7 @@ class DPOConfig:
         require_number("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         for name, low in (("epochs", 1), ("batch_size", 1), ("eval_every", 1), ("eval_episodes", 1)):
             require_int(name, getattr(self, name), low, 10_000_000)
-        require_int("seed", self.seed, 0, 2**63 - 1)
+        require_int("seed", self.seed, 0, 2**62)
         if not self.hidden_sizes or not all(isinstance(w, int) and 1 <= w <= 4096 for w in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be ints from 1 to 4096, got {self.hidden_sizes!r}")
 

@@ -40,8 +40,8 @@ RESUMABLE_CHANGES = (
 
 The mitigations are part of the experiment: a penalty shapes every update, a stopping rule reads
 a held-out curve that must be measured the same way throughout, and whether and where a run
-stops decides its result. A run early stopping ended stays ended even if resumed with a larger
-``total_timesteps``.
+stops decides its result. A finished run (trained to its end, or ended by early stopping) takes no
+change at all but ``device`` and ``cpu_threads``: re-running it only rewrites its report.
 """
 
 
@@ -136,7 +136,10 @@ def claim(directory: RunDirectory, config: PPOConfig, device: torch.device, resu
                 f"{directory.file(CHECKPOINT_FILE)} exists; pass resume=True to continue that run"
             )
         saved = upgraded_checkpoint(saved)
-        directory.require_within(saved["global_step"], config.num_iterations * config.batch_size)
+        steps = config.num_iterations * config.batch_size
+        directory.require_within(saved["global_step"], steps)
+        finished = saved.get("stopped_step") is not None or saved["global_step"] >= steps
+        directory.require_unchanged_when_finished(finished, config.to_dict())
     directory.write_config("ppo", config.to_dict())
     return saved
 

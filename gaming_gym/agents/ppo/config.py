@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,12 @@ REWARDS = ("proxy", "true")
 STARTS = ("scratch", "sft")
 MAX_WIDTH = 16_384
 """Widest hidden layer ``PPOConfig.hidden_sizes`` accepts."""
+MAX_THREADS = max(256, os.cpu_count() or 1)
+"""Most torch CPU threads a run may ask for (torch crashes on far more than a machine can run)."""
+MAX_SEED = 2**62
+"""Largest seed: the offsets added for evaluation, held-out and clone episodes stay within the
+64-bit seeds torch and the envs take."""
+SEED_RANGE = f"an int from 0 to 2**62 ({MAX_SEED:,})"
 MAX_PARAMETERS = 50_000_000
 """Most parameters (actor and critic) a PPO network may have: checked before it is built, since
 training holds several copies (Adam's moments, the initial agent, checkpoints)."""
@@ -153,9 +160,10 @@ class PPOConfig:
         _require(
             "cpu_threads",
             self.cpu_threads,
-            lambda v: v is None or isinstance(v, int) and v >= 1,
-            "None or a positive int",
+            lambda v: v is None or isinstance(v, int) and 1 <= v <= MAX_THREADS,
+            f"None or an int from 1 to {MAX_THREADS}",
         )
+        _require("seed", self.seed, lambda v: isinstance(v, int) and 0 <= v <= MAX_SEED, SEED_RANGE)
         _require(
             "target_kl",
             self.target_kl,

@@ -194,6 +194,10 @@ class RunSaver:
         if state is not None:
             state = _checked_agent_state(state, directory.file(AGENT_FILE))
             directory.require_within(state["num_timesteps"], settings.total_timesteps)
+            finished = (
+                state.get("stopped_step") is not None or state["num_timesteps"] >= settings.total_timesteps
+            )
+            directory.require_unchanged_when_finished(finished, record)
         directory.write_config("sb3", record)
         self.fresh = state is None
         if state is not None:
