@@ -73,10 +73,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     """Run an experiment file (every cell on every seed), then its tables, figures and analyses."""
-    from gaming_gym.spec import check_spec, load_spec
+    from gaming_gym.spec import check_run_count, check_spec, load_spec
     from gaming_gym.sweep import run_sweep
 
-    spec = load_spec(args.file).with_overrides(args.seeds, total_timesteps=args.steps, device=args.device)
+    spec = load_spec(args.file, args.max_runs)
+    spec = spec.with_overrides(args.seeds, total_timesteps=args.steps, device=args.device)
+    check_run_count(len(spec.cells), len(spec.seeds), args.max_runs)
     check_spec(spec)  # again, with the overrides
     out = args.out or f"runs/{Path(args.file).stem}"
     result = run_sweep(spec, out, engine=args.engine, address=args.address, progress=not args.quiet)
@@ -401,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="output folder (default: runs/FILE_STEM); re-running resumes"
     )
     _add_engine(experiment)
+    experiment.add_argument(
+        "--max-runs", type=int, default=10_000, help="refuse more runs (cells x seeds) than this (10,000)"
+    )
     experiment.add_argument("--quiet", action="store_true", help="no progress bars")
     experiment.set_defaults(run=cmd_experiment)
 

@@ -162,8 +162,15 @@ class Spec:
         return dataclasses.replace(self, seeds=tuple(seeds or self.seeds), settings=shared)
 
 
-def load_spec(path: str | os.PathLike) -> Spec:
-    """Read and check an experiment file; any problem is a :class:`ConfigError` naming the file."""
+MAX_RUNS = 10_000
+"""Most runs (cells x seeds) an experiment may ask for unless ``max_runs`` (``--max-runs``) allows
+more: a grid of 1,000 x 1,000 values is a typo more often than a plan, and checking a million
+cells alone takes minutes."""
+
+
+def load_spec(path: str | os.PathLike, max_runs: int = MAX_RUNS) -> Spec:
+    """Read and check an experiment file; any problem is a :class:`ConfigError` naming the file.
+    More than ``max_runs`` runs is refused before any cell is built."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -172,14 +179,14 @@ def load_spec(path: str | os.PathLike) -> Spec:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path} is not a valid TOML experiment file: {error}") from error
     try:
-        spec = spec_from(data)
+        spec = spec_from(data, max_runs)
         check_spec(spec)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from error
     return spec
 
 
-def spec_from(data: dict[str, Any]) -> Spec:
+def spec_from(data: dict[str, Any], max_runs: int = MAX_RUNS) -> Spec:
     """A checked :class:`Spec` from a parsed experiment file (see the module docstring)."""
     unknown = sorted(set(data) - SPEC_KEYS)
     if unknown:
@@ -208,6 +215,11 @@ def spec_from(data: dict[str, Any]) -> Spec:
     if ("grid" in data) == ("conditions" in data):
         raise ConfigError("an experiment has either a [grid] or [[conditions]], not both or neither")
     grid = _checked_grid(data["grid"]) if "grid" in data else {}
+    conditions = data.get("conditions")
+    count = (
+        math.prod(map(len, grid.values())) if grid else len(conditions) if isinstance(conditions, list) else 0
+    )
+    check_run_count(count, len(seeds), max_runs)
     cells = _grid_cells(grid) if grid else _condition_cells(data["conditions"])
     labels = [cell.label for cell in cells]
     if len(set(labels)) < len(labels):
@@ -246,6 +258,16 @@ def _checked_grid(grid: Any) -> dict[str, list[Any]]:
         if len(set(labels)) < len(labels):
             raise ConfigError(f"grid axis {axis!r} lists a value twice: {values!r}")
     return {axis: list(values) for axis, values in grid.items()}
+
+
+def check_run_count(cells: int, seeds: int, max_runs: int = MAX_RUNS) -> None:
+    """Refuse more than ``max_runs`` runs, saying how many were asked for and how to allow them."""
+    runs = cells * seeds
+    if runs > max_runs:
+        raise ConfigError(
+            f"the experiment asks for {runs:,} runs ({cells:,} cells x {seeds} seeds), more than "
+            f"{max_runs:,}; pass --max-runs {runs} to run them all"
+        )
 
 
 def _grid_cells(grid: dict[str, list[Any]]) -> list[Cell]:

@@ -291,3 +291,26 @@ def test_a_condition_on_its_own_env_does_not_take_the_experiment_envs_knobs():
     )
     check_spec(spec)  # TallFall has no respawn_delay: it is not handed one
     assert [spec.knobs_of(cell) for cell in spec.cells] == [{"respawn_delay": 40}, {}]
+
+
+def test_a_grid_of_too_many_runs_is_refused_at_once_unless_max_runs_allows_it(tmp_path, capsys):
+    values = ", ".join(str(i / 1000) for i in range(1000))
+    file = tmp_path / "huge.toml"
+    file.write_text(
+        'env = "GamingGym/AbsentSupervisor-v0"\nseeds = [0, 1]\n[grid]\n'
+        f'"mitigations.kl_initial.beta" = [{values}]\n"knobs.supervisor_prob" = [{values}]\n'
+    )
+    started = time.perf_counter()
+    assert main(["experiment", str(file), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - started < 10
+    assert "asks for 2,000,000 runs (1,000,000 cells x 2 seeds), more than 10,000; pass --max-runs" in err
+    assert not (tmp_path / "out").exists()
+    small = {
+        "env": "GamingGym/AbsentSupervisor-v0",
+        "seeds": [0, 1, 2],
+        "grid": {"knobs.supervisor_prob": [0.1, 0.5]},
+    }
+    assert len(spec_from(small, max_runs=6).cells) == 2
+    with pytest.raises(ConfigError, match="asks for 6 runs"):
+        spec_from(small, max_runs=5)
