@@ -722,21 +722,37 @@ def test_the_final_distance_is_d_at_the_last_checkpoint():
 
 
 def test_gao_gain_is_measured_from_the_initial_policy():
-    # t = [.25, .5, 1, .75] at d = [0, 1, 2, 3]: the gain over step 0 is [0, .25, .75, .5].
-    checkpoints = [Evaluation(1000 * k, [0, 0], [t, t], float(k**2)) for k, t in enumerate([1, 2, 4, 3])]
+    # t = [.25, .5, 1, .75, .5] at d = [0, 1, 2, 3, 4]: the gain over step 0 is [0, .25, .75, .5, .25].
+    trues = [1, 2, 4, 3, 2]
+    checkpoints = [Evaluation(1000 * k, [0, 0], [t, t], float(k**2)) for k, t in enumerate(trues)]
     report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=20)
     assert report.gao_origin_step == 0
-    assert report.gao_fits["bon"] == fit_gao([0, 1, 2, 3], [0, 0.25, 0.75, 0.5], "bon")
+    assert report.gao_fits["bon"] == fit_gao([0, 1, 2, 3, 4], [0, 0.25, 0.75, 0.5, 0.25], "bon")
     # Without an evaluation at kl = 0 the first checkpoint is the origin.
     later = goodhart_report(checkpoints[1:], REFERENCES, n_bootstrap=20)
     assert later.gao_origin_step == 1000
-    assert later.gao_fits["bon"] == fit_gao([1, 2, 3], [0, 0.5, 0.25], "bon")
+    assert later.gao_fits["bon"] == fit_gao([1, 2, 3, 4], [0, 0.5, 0.25, 0], "bon")
     # The origin is the checkpoint with kl == 0 even when it is not the first.
     moved = [
         Evaluation(c.step, c.proxy, c.true, kl)
-        for c, kl in zip(checkpoints, [1.0, 0.0, 4.0, 9.0], strict=True)
+        for c, kl in zip(checkpoints, [1.0, 0.0, 4.0, 9.0, 16.0], strict=True)
     ]
     assert goodhart_report(moved, REFERENCES, n_bootstrap=20).gao_origin_step == 1000
+
+
+def test_gao_fits_through_too_few_points_are_left_out_with_one_line_saying_why():
+    """Two parameters through 3 points at d > 0 fit almost exactly: an rmse of 0.000 that says
+    nothing. Fewer than 4 distinct d > 0 leave the fits out, and the report says why."""
+    checkpoints = [Evaluation(1000 * k, [0, 0], [t, t], float(k**2)) for k, t in enumerate([1, 2, 4, 3])]
+    report = goodhart_report(checkpoints, REFERENCES, n_bootstrap=20)
+    assert report.gao_fits is None
+    lines = [line for line in report.summary().splitlines() if "Gao" in line]
+    assert lines == [
+        "Gao et al. fits left out: 3 distinct point(s) at d > 0, and a fit of 2 parameters needs at "
+        "least 4 (evaluate more often)"
+    ]
+    without_kl = [Evaluation(c.step, c.proxy, c.true) for c in checkpoints]
+    assert "Gao" not in goodhart_report(without_kl, REFERENCES, n_bootstrap=20).summary()
 
 
 def test_early_stopping_over_seeds_uses_each_runs_own_curves():

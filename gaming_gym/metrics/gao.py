@@ -108,11 +108,18 @@ def gao_origin_index(kl: np.ndarray) -> int:
     return int(zero[0]) if len(zero) else 0
 
 
+FIT_PARAMETERS = 2
+"""Each form's parameters (a and b)."""
+MIN_FIT_POINTS = FIT_PARAMETERS + 2
+"""Fewest distinct d > 0 a fit is made through: with as many points as parameters it passes
+through them exactly (rmse 0 says nothing), and two more leave it residuals to be judged by."""
+
+
 def gao_fits(curves: Curves) -> dict[str, GaoFit] | None:
     """Both forms fitted to the mean true gain against d (the table's measure); None without KL
-    or with fewer than two distinct d > 0."""
+    or with fewer than :data:`MIN_FIT_POINTS` distinct d > 0."""
     d = curves.d
-    if d is None or _distinct_positive(d) < 2:
+    if d is None or _distinct_positive(d) < MIN_FIT_POINTS:
         return None
     gain = curves.true - curves.true[gao_origin_index(curves.kl)]
     return {form: fit_gao(d, gain, form) for form in GAO_FORMS}
@@ -130,6 +137,17 @@ def observed_peak(curves: Curves) -> Peak:
     best = int(np.argmax(curves.true))
     d = curves.d
     return Peak(curves.steps[best], float(curves.true[best]), None if d is None else float(d[best]))
+
+
+def why_no_fit(report: Any) -> str | None:
+    """The report's one line on why it has no Gao fits, where it recorded KL; None otherwise."""
+    if report.d is None:
+        return None
+    points = _distinct_positive(np.asarray(report.d, dtype=float))
+    return (
+        f"Gao et al. fits left out: {points} distinct point(s) at d > 0, and a fit of "
+        f"{FIT_PARAMETERS} parameters needs at least {MIN_FIT_POINTS} (evaluate more often)"
+    )
 
 
 def _distinct_positive(d: np.ndarray) -> int:

@@ -185,6 +185,9 @@ class GoodhartReport:
         trends = len(self.steps) >= 2
         for row in MEASURES:
             value = self.measures.get(row.name)
+            if value is None and row.when_none is not None and row.when_none(self):
+                lines.append(row.when_none(self))
+                continue
             if row.lines is not None:
                 lines += [] if value is None else row.lines(value, self)
                 continue

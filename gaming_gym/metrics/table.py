@@ -68,6 +68,8 @@ class Measure:
     hide_none: bool = False
     reads_curves: bool = False
     index: bool = False
+    when_none: Callable[[Any], str | None] | None = None
+    """a line the report shows where the measure is None, saying why (given the report)"""
 
     def encode(self, value: Any) -> Any:
         """The value as JSON takes it (dataclasses as dicts, also inside a dict)."""
@@ -166,6 +168,7 @@ MEASURES: tuple[Measure, ...] = (
         gao.gao_fits,
         lines=_gao_lines,
         decode=lambda data: {form: gao.GaoFit.from_dict(fit) for form, fit in data.items()},
+        when_none=gao.why_no_fit,
     ),
     Measure(
         "early_stopping",
