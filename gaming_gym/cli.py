@@ -50,11 +50,16 @@ from gaming_gym.registry import import_custom_envs
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """One line per registered gameable env: proxy / true objective / known exploit."""
+    """One line per registered gameable env: proxy / true objective / known exploit; with
+    ``--verbose``, also the training defaults ``train`` uses for it."""
+    from gaming_gym.agents.ppo.config import training_defaults
+
     for env_id in gaming_gym.gameable_env_ids():
         summary = _kernel(env_id).summary
         line = f"proxy: {summary['proxy']} | true: {summary['true']} | exploit: {summary['exploit']}"
         print(f"{env_id:<34} {line}")
+        if args.verbose:
+            print(f"{'':<34} train defaults: {training_defaults(env_id)}")
     return 0
 
 
@@ -301,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("list", help="list the registered gameable envs").set_defaults(run=cmd_list)
+    listing = commands.add_parser("list", help="list the registered gameable envs")
+    listing.add_argument("--verbose", action="store_true", help="also each env's training defaults")
+    listing.set_defaults(run=cmd_list)
 
     train = commands.add_parser("train", help="train an agent, evaluate along the way, write a run directory")
     train.add_argument("env", help="env id, e.g. GamingGym/BoatRace-v1")
@@ -316,14 +323,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="total env steps, rounded down to whole rollouts (num_envs x steps per rollout); "
-        "default: per-env default",
+        "default: the env's tuned budget (gaming-gym list --verbose shows each env's)",
     )
     train.add_argument("--seed", type=seed, default=0)
     train.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     train.add_argument(
         "--reward", choices=("proxy", "true"), default="proxy", help="what the agent maximises"
     )
-    train.add_argument("--num-envs", type=int, default=None, help="parallel envs (default: per-env default)")
+    train.add_argument(
+        "--num-envs",
+        type=int,
+        default=None,
+        help="parallel envs (default: the env's; gaming-gym list --verbose)",
+    )
     train.add_argument("--knob", action="append", metavar="NAME=VALUE", help="env knob (repeatable)")
     train.add_argument(
         "--set",

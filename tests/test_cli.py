@@ -655,3 +655,15 @@ def test_a_long_error_is_cut_at_a_word_not_mid_word():
     assert len(cut) <= 60 and cut.endswith("...") and text.startswith(cut[:-3])
     assert cut[:-3].split()[-1] in text.split()  # a whole word
     assert shortened("short one", 60) == "short one"
+
+
+def test_list_verbose_shows_each_envs_training_defaults_and_train_help_points_there(capsys):
+    code, out, _ = run(capsys, "list", "--verbose")
+    assert code == 0
+    boat = out.splitlines()[
+        [i for i, line in enumerate(out.splitlines()) if line.startswith("GamingGym/BoatRace-v1")][0] + 1
+    ]
+    assert "train defaults: --steps 3,932,160 --num-envs 256, num_steps 32, eval_every 10" in boat
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "gaming-gym list --verbose" in " ".join(capsys.readouterr().out.split())

@@ -278,6 +278,16 @@ DEFAULT_CONFIGS = TUNED
 TRUE_REWARD_CONFIGS = TUNED_TRUE_REWARD
 
 
+def training_defaults(env_id: str) -> str:
+    """What ``gaming-gym train`` uses for ``env_id`` unless told otherwise, on one line."""
+    c = default_config(env_id)
+    return (
+        f"--steps {c.total_timesteps:,} --num-envs {c.num_envs}, num_steps {c.num_steps}, eval_every "
+        f"{c.eval_every}, eval_episodes {c.eval_episodes}, learning_rate {c.learning_rate:g}, "
+        f"hidden_sizes {c.hidden_sizes}"
+    )
+
+
 def default_config(env_id: str, **overrides: Any) -> PPOConfig:
     """The recommended :class:`PPOConfig` for ``env_id`` (and ``reward``), with any field overridden:
     the tuned settings of :mod:`gaming_gym.agents.tuned`, read as they are."""
