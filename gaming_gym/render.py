@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,17 @@ class Window:
     One ``Clock`` for the window's life, so each frame waits only what is left of its 1/fps
     (a new clock per frame would sleep the whole 1/fps every time). pygame has one display per
     process: closing quits it only if this window started it, so a caller's own pygame window
-    stays open.
+    stays open. On a Linux machine with no display (no ``DISPLAY`` or ``WAYLAND_DISPLAY``, and no
+    ``SDL_VIDEODRIVER`` chosen) the window is SDL's invisible ``dummy`` one: SDL would otherwise
+    print errors about ``XDG_RUNTIME_DIR`` while it looks for a display (Gymnasium's
+    ``check_env`` opens a human window to test rendering).
     """
 
     def __init__(self, size: tuple[int, int], title: str, fps: int):
+        if sys.platform.startswith("linux") and not any(
+            os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")
+        ):
+            os.environ["SDL_VIDEODRIVER"] = "dummy"
         pygame = import_pygame()
         self._owns_display = not pygame.display.get_init()
         pygame.display.init()

@@ -36,3 +36,26 @@ def test_closing_leaves_a_display_the_caller_opened(monkeypatch):
     assert pygame.display.get_init()
     env.close()
     assert not pygame.display.get_init()  # its own display, it closes
+
+
+def test_check_env_on_a_machine_without_a_display_prints_no_sdl_errors():
+    """Gymnasium's check_env opens a human window to test rendering; with no display SDL printed
+    'XDG_RUNTIME_DIR is invalid or not set' while it looked for one."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR")
+    }
+    code = (
+        "import gymnasium as gym, gaming_gym\n"
+        "from gymnasium.utils.env_checker import check_env\n"
+        "check_env(gym.make('GamingGym/BoatRace-v1', render_mode='rgb_array').unwrapped)\n"
+        "print('checked')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "checked" in done.stdout
+    assert "XDG_RUNTIME_DIR" not in done.stderr + done.stdout
