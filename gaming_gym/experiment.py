@@ -13,8 +13,8 @@ A run directory holds everything a researcher looks at afterwards, each file wri
     RUN_DIR/episodes.png        true against proxy return per episode: references and the agent
 
 The two d plots need the KL that native PPO records at every evaluation (SB3 runs have none).
-An SB3 run keeps its agent in ``sb3_agent.pt`` instead of ``checkpoint.pt``, and writes no
-``progress.csv``.
+An SB3 run keeps its agent in ``sb3_agent.pt`` instead of ``checkpoint.pt``; its
+``progress.csv`` holds SB3's own columns beside native PPO's ``charts/`` and ``eval/`` ones.
 
 Reports are derived from the raw records (``config.json`` and ``evaluations.json``): a run made
 by an older version gets today's definition of every measure (:func:`run_report`). Re-running the

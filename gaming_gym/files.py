@@ -80,6 +80,12 @@ def refuse_link(path: Path) -> None:
         )
 
 
+def sync_file(file) -> None:
+    """Flush ``file`` and have the system write it to disk."""
+    file.flush()
+    os.fsync(file.fileno())
+
+
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path) as partial:
         partial.write_text(text)

@@ -13,7 +13,7 @@ import torch
 
 import gaming_gym  # noqa: F401  (registers the envs)
 from gaming_gym.agents.ppo import PPOConfig
-from gaming_gym.errors import ConfigError, RunDirectoryError
+from gaming_gym.errors import ConfigError, GamingGymWarning, RunDirectoryError
 from gaming_gym.evaluation import evaluate
 from gaming_gym.metrics import Evaluation
 
@@ -254,11 +254,19 @@ def test_settings_sb3_cannot_honour_or_train_on_are_refused(setting, message):
 
 
 def test_train_sb3_writes_a_run_directory_and_resumes_it(tmp_path):
-    first = train_sb3(tiny(total_timesteps=320, eval_every=1), tmp_path, progress=False)
-    assert [c.step for c in first.checkpoints] == [0, 320]  # as native PPO: step 0, then each rollout
-    resumed = train_sb3(tiny(total_timesteps=640, eval_every=1), tmp_path, progress=False)
-    assert resumed.model.num_timesteps == 640
-    assert [c.step for c in resumed.checkpoints] == [0, 320, 640]
+    first = train_sb3(tiny(total_timesteps=640, eval_every=1), tmp_path, progress=False)
+    assert [c.step for c in first.checkpoints] == [0, 320, 640]  # as native PPO: step 0, then each rollout
+    with pytest.warns(GamingGymWarning, match="resuming the SB3 run .* at step 640: SB3 starts new episodes"):
+        resumed = train_sb3(tiny(total_timesteps=960, eval_every=1), tmp_path, progress=False)
+    assert resumed.model.num_timesteps == 960
+    assert [c.step for c in resumed.checkpoints] == [0, 320, 640, 960]
+    with open(tmp_path / "progress.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(int(r["iteration"]), int(r["global_step"])) for r in rows] == [(1, 320), (2, 640), (3, 960)]
+    for column in ("charts/proxy_return", "charts/true_return", "eval/true_return", "train/approx_kl"):
+        assert column in rows[0]
+    assert all(np.isfinite(float(r["charts/true_return"])) for r in rows)
+    assert rows[1]["train/approx_kl"] != "" and rows[0]["eval/true_return"] != ""
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["agent"] == "sb3" and saved["num_steps"] == 40 and "start" not in saved
     assert saved["mitigations"] == {}
@@ -430,6 +438,7 @@ def test_an_sb3_run_directory_holds_one_evaluations_file(tmp_path):
         "evaluations.json",
         "goodhart.json",
         "goodhart_curve.png",
+        "progress.csv",
         "sb3_agent.pt",
     ]
     evaluations = json.loads((tmp_path / "evaluations.json").read_text())

@@ -24,8 +24,9 @@ asking SB3 for one is refused in one line that says why.
 
 What remains different from native PPO, and why: with ``clip_vloss``, SB3 minimises the clipped
 value error alone where native PPO takes the larger of clipped and unclipped; SB3 evaluations
-record no KL from the initial policy (no d curve or Gao fit) and it writes no ``progress.csv``;
-a resumed SB3 run restarts its episodes; the random streams differ.
+record no KL from the initial policy (no d curve or Gao fit); its ``progress.csv`` holds SB3's
+own columns beside native PPO's ``charts/`` and ``eval/`` ones; a resumed SB3 run restarts its
+episodes (a :class:`~gaming_gym.errors.GamingGymWarning` says so); the random streams differ.
 
 Example::
 

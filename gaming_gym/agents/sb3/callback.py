@@ -122,6 +122,8 @@ class GoodhartCallback(BaseCallback):
             self._bar.set_postfix(proxy=f"{means['proxy']:.2f}", true=f"{means['true']:.2f}")
         self.logger.record("rollout/ep_proxy_rew_mean", means["proxy"])
         self.logger.record("rollout/ep_true_rew_mean", means["true"])
+        for name, key in (("proxy_return", "proxy"), ("true_return", "true"), ("episode_length", "length")):
+            self.logger.record(f"charts/{name}", means[key])  # native PPO's progress.csv columns
 
     def _on_training_end(self) -> None:
         self.num_timesteps = self.model.num_timesteps

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
+from stable_baselines3.common.logger import KVWriter, Logger
 
 from gaming_gym.agents.ppo import PPOConfig
 from gaming_gym.agents.ppo.config import require_network_size
+from gaming_gym.agents.ppo.context import EVAL_COLUMNS
 from gaming_gym.agents.sb3.callback import GoodhartCallback
 from gaming_gym.agents.sb3.settings import (
     AGENT_FILE,
@@ -29,13 +33,14 @@ from gaming_gym.agents.sb3.settings import (
 )
 from gaming_gym.agents.sb3.vec_env import ObservationNormaliser, load_statistics, make_sb3_vec_env, sb3_policy
 from gaming_gym.devices import resolve_device
-from gaming_gym.errors import ConfigError, RunDirectoryError, RunNotFoundError
+from gaming_gym.errors import ConfigError, GamingGymWarning, RunDirectoryError, RunNotFoundError
 from gaming_gym.evaluation import EpisodeReturns
 from gaming_gym.kernel import Policy
 from gaming_gym.metrics import Evaluation
 from gaming_gym.mitigations import build_mitigations
 from gaming_gym.runs import (
     EVALUATIONS_FILE,
+    ProgressLog,
     RunDirectory,
     opened,
     read_checkpoint,
@@ -116,6 +121,14 @@ def train_sb3(
                 for mitigation in callback.mitigations:
                     mitigation.prepare()
             remaining = settings.total_timesteps - model.num_timesteps
+            if saver is not None and not saver.fresh and remaining > 0 and callback.stopped_step is None:
+                warnings.warn(
+                    f"resuming the SB3 run in {directory.path} at step {model.num_timesteps:,}: SB3 "
+                    "starts new episodes and a new rollout here, so the run will differ from one never "
+                    "interrupted (native PPO resumes exactly)",
+                    GamingGymWarning,
+                    stacklevel=2,
+                )
             if remaining > 0 and callback.stopped_step is None:
                 try:
                     model.learn(remaining, callback=callback, reset_num_timesteps=False)
@@ -125,6 +138,8 @@ def train_sb3(
                     raise
                 if saver is not None:
                     saver.save()
+            if saver is not None:
+                saver.log.close()
     finally:
         env.close()
         torch.set_num_threads(threads_before)
@@ -146,6 +161,7 @@ class SB3Context:
         self.config, self.model, self.callback = config, model, callback
         self.envs_per_agent, self.device = config.num_envs, model.device
         self.env_id, self.knobs = config.env_id, dict(config.knobs)
+        self.reward_model = None  # SB3 trains on the env's own proxy
 
     def initial_policy(self):
         raise ConfigError("the SB3 agent keeps no initial policy for a mitigation; train with --agent ppo")
@@ -209,6 +225,9 @@ class RunSaver:
         self.saved_step, self.saved_evaluations = model.num_timesteps, len(callback.checkpoints)
         self.unsaved: dict[str, Any] | None = None
         callback.before_rollout = self.before_rollout
+        keep = None if state is None else model.num_timesteps // self.rollout
+        self.log = directory.progress_log(keep, (*EVAL_COLUMNS, *TRAIN_COLUMNS))
+        model.set_logger(Logger(None, [ProgressWriter(self.log, self.rollout)]))
 
     def _evaluations(self, state: dict[str, Any]) -> list[Evaluation]:
         """The evaluations saved with the agent (or, from an older version, in evaluations.json)."""
@@ -254,6 +273,32 @@ class RunSaver:
             "kept_step": self.callback.kept_step,
             "mitigations": {m.name: m.state(0) for m in self.callback.mitigations},
         }
+
+
+TRAIN_COLUMNS = tuple(
+    f"train/{name}"
+    for name in (
+        "loss", "policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction",
+        "clip_range", "explained_variance", "learning_rate", "n_updates", "std",
+    )
+)  # fmt: skip
+"""SB3's update columns: its first log row comes before its first update, so they are named here."""
+
+
+class ProgressWriter(KVWriter):
+    """SB3's logger written as the run's ``progress.csv`` (a :class:`~gaming_gym.runs.ProgressLog`,
+    cut back to the checkpoint on resume): one row per rollout, SB3's own columns (``train/``,
+    ``rollout/``, ``time/``) beside native PPO's ``charts/`` and ``eval/`` ones."""
+
+    def __init__(self, log: ProgressLog, rollout: int):
+        self.log, self.rollout = log, rollout
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        numbers = {k: float(v) for k, v in key_values.items() if isinstance(v, (int, float, np.number))}
+        self.log.write({"iteration": step // self.rollout, "global_step": step, **numbers})
+
+    def close(self) -> None:
+        self.log.close()
 
 
 def _refuse_legacy_model(run_dir: Path) -> None:
