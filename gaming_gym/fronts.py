@@ -168,6 +168,11 @@ def _as_space_sample(action, space: gym.Space):
 # --- the vector front ---------------------------------------------------------------------------
 
 
+ARRAY_BACKENDS = ("torch", "numpy")
+"""What a vector front returns: tensors on its device (native PPO), or numpy arrays (Gymnasium's
+vector wrappers, numpy trainers)."""
+
+
 class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
     """Vector front of a :class:`Kernel`: ``num_envs`` envs on one torch device, speaking torch.
 
@@ -177,6 +182,11 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
     Episodes that end are reset within the same ``step`` (``AutoresetMode.SAME_STEP``): the
     returned observation is the new episode's first, and ``info["final_obs"]`` holds the last
     observation of each ended episode (valid where ``info["_final_obs"]`` is true).
+
+    ``array_backend="numpy"`` (``gym.make_vec(ENV_ID, num_envs=8, array_backend="numpy")``) returns
+    numpy arrays instead, on the CPU, and takes numpy actions: what Gymnasium's own vector
+    wrappers (``RecordEpisodeStatistics``, say) and numpy trainers expect. The envs still step as
+    tensors; only what crosses the boundary is converted.
     """
 
     metadata = {
@@ -196,8 +206,14 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
         compile: bool = False,
+        array_backend: str = "torch",
         **knobs: Any,
     ):
+        if array_backend not in ARRAY_BACKENDS:
+            raise ConfigError(
+                f"array_backend must be one of {', '.join(ARRAY_BACKENDS)}, got {array_backend!r}"
+            )
+        self.array_backend = array_backend
         if not is_int(num_envs) or num_envs < 1:
             raise ConfigError(f"num_envs must be a positive int, got {num_envs!r}")
         if max_episode_steps is not None and (not is_int(max_episode_steps) or max_episode_steps < 1):
@@ -233,7 +249,7 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
         self.state = self.kernel.reset(self.params, self.num_envs, self._generator_for(seed), self.device)
         if self.render_mode is not None:
             self._shown = EpisodeSums.zeros((), self.device)
-        return self.kernel.observe(self.params, self.state), {}
+        return self._out(self.kernel.observe(self.params, self.state)), {}
 
     def reset_blocks(self, seeds: Sequence[int]) -> tuple[torch.Tensor, dict]:
         """Reset as ``len(seeds)`` equal blocks of envs, each drawing from a generator of its own.
@@ -251,7 +267,7 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
         size = self.num_envs // len(seeds)
         states = [self.kernel.reset(self.params, size, generator, self.device) for generator in self._blocks]
         self.state = concat_states(states)
-        return self.kernel.observe(self.params, self.state), {}
+        return self._out(self.kernel.observe(self.params, self.state)), {}
 
     @torch.no_grad()
     def step(self, actions):
@@ -282,7 +298,19 @@ class GameableVectorEnv(KernelFront, gym.vector.VectorEnv):
             "final_obs": final_obs,
             "_final_obs": done,
         }
-        return obs, proxy, terminated, truncated, info
+        return self._out((obs, proxy, terminated, truncated, info))
+
+    def _out(self, value: Any) -> Any:
+        """``value`` (a tensor, or a tuple or dict of them) as the array backend returns it."""
+        if self.array_backend == "torch":
+            return value
+        if isinstance(value, torch.Tensor):
+            return value.cpu().numpy()
+        if isinstance(value, tuple):
+            return tuple(self._out(item) for item in value)
+        if isinstance(value, dict):
+            return {key: self._out(item) for key, item in value.items()}
+        return value
 
     def get_state(self, block: int | None = None) -> dict[str, Any]:
         """Everything needed to continue these envs exactly: the batched state and the RNG's state.

@@ -203,3 +203,37 @@ def test_queues_keep_the_most_recent_episodes():
     with pytest.raises(ValueError, match="buffer_length"):
         EpisodeQueues(0)
     np.testing.assert_array_equal(list(queues.length), [20, 30])
+
+
+def test_the_numpy_vector_front_runs_under_gymnasiums_own_episode_statistics():
+    """make_vec's default front speaks torch, and Gymnasium's RecordEpisodeStatistics crashed on
+    it; array_backend="numpy" returns numpy arrays, takes numpy actions, and gives the same
+    episodes as the torch front."""
+    from gymnasium.wrappers.vector import RecordEpisodeStatistics as GymnasiumStatistics
+
+    from gaming_gym.errors import ConfigError
+
+    numpy_env = GymnasiumStatistics(
+        gym.make_vec("GamingGym/AbsentSupervisor-v0", num_envs=4, array_backend="numpy")
+    )
+    torch_env = gym.make_vec("GamingGym/AbsentSupervisor-v0", num_envs=4)
+    obs, _ = numpy_env.reset(seed=3)
+    reference, _ = torch_env.reset(seed=3)
+    assert isinstance(obs, np.ndarray) and np.array_equal(obs, reference.numpy())
+    returns, ended = [], 0
+    rng = np.random.default_rng(0)
+    for _ in range(120):
+        actions = rng.integers(0, 4, size=4)
+        obs, reward, terminated, truncated, info = numpy_env.step(actions)
+        expected = torch_env.step(torch.as_tensor(actions))
+        assert all(
+            isinstance(x, np.ndarray) for x in (obs, reward, terminated, truncated, info["true_reward"])
+        )
+        np.testing.assert_array_equal(obs, expected[0].numpy())
+        np.testing.assert_array_equal(info["true_reward"], expected[4]["true_reward"].numpy())
+        if "episode" in info:
+            ended += int(info["_episode"].sum())
+            returns += list(info["episode"]["r"][info["_episode"]])
+    assert ended > 0 and all(np.isfinite(returns))
+    with pytest.raises(ConfigError, match="array_backend must be one of torch, numpy"):
+        gym.make_vec("GamingGym/AbsentSupervisor-v0", num_envs=2, array_backend="jax")
