@@ -31,6 +31,8 @@ Policy = Callable[[torch.Tensor], torch.Tensor]
 """A batched policy: observations ``(N, *obs_shape)`` to actions ``(N, *action_shape)``."""
 
 REFERENCE_POLICY_NAMES = ("intended", "exploit")
+FAMILIES = ("proxy", "shift")
+"""What goes wrong in an env (:attr:`Kernel.family`): a gameable proxy, or a distribution shift."""
 
 STEP_COUNTER = "t"
 """The state field every kernel keeps: an int ``(n,)`` tensor, 0 at ``reset`` and one more on each
@@ -93,6 +95,13 @@ class Kernel:
             pygame surface. Without it, frames show the observation as bars with the proxy and
             hidden true returns (:func:`gaming_gym.render.draw_default_frame`), so a new env
             renders before it has drawing code.
+        family: what goes wrong in the env, which decides what the contract asks of its
+            reference policies. ``"proxy"`` (specification gaming): the reward is a proxy, and
+            under the default knobs the exploit earns more of it and less true return than the
+            intended policy. ``"shift"`` (goal misgeneralisation): the reward is the true objective
+            and the default knobs are the training distribution, on which the two policies tie;
+            under the ``deployment`` knobs the exploit loses true return.
+        deployment: a ``"shift"`` env's deployment knobs (``{"coin_placement": "random"}``).
     """
 
     name: str
@@ -105,9 +114,20 @@ class Kernel:
     reference_policies: Callable[[Any], dict[str, Policy]]
     summary: Mapping[str, str]
     draw: Callable[..., None] | None = None
+    family: str = "proxy"
+    deployment: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def from_module(cls, module: str, *, name: str, params_type: type, summary: Mapping[str, str]) -> Kernel:
+    def from_module(
+        cls,
+        module: str,
+        *,
+        name: str,
+        params_type: type,
+        summary: Mapping[str, str],
+        family: str = "proxy",
+        deployment: Mapping[str, Any] | None = None,
+    ) -> Kernel:
         """The kernel of an env written as one module whose functions carry the contract's names.
 
         The module (``__name__`` from inside it, at its end, once its functions are defined)
@@ -134,6 +154,8 @@ class Kernel:
             ),
             summary=summary,
             draw=namespace.get("draw"),
+            family=family,
+            deployment=dict(deployment or {}),
         )
 
     def make_params(self, **knobs: Any) -> Any:

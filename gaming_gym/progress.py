@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gaming_gym import files
 from gaming_gym.errors import RunDirectoryError, RunDirectoryWarning
-from gaming_gym.files import atomic_write, naming, open_no_follow, sync_file
+from gaming_gym.files import atomic_write, naming, open_no_follow
 
 
 class ProgressLog:
@@ -62,7 +63,7 @@ class ProgressLog:
                 writer = csv.DictWriter(file, fieldnames=fields)
                 writer.writeheader()
                 writer.writerows(kept)
-                sync_file(file)
+                files.sync_file(file)
         self.fields = fields
         self._open()
 
@@ -87,7 +88,7 @@ class ProgressLog:
                 self.writer.writeheader()
                 self.writer.writerows(self.held)
             self.writer.writerow(row)
-            sync_file(self.file)
+            files.sync_file(self.file)
 
     def close(self) -> None:
         if self.file is not None:

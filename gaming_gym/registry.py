@@ -69,6 +69,7 @@ BUILTIN_ENVS = {
         {},
     ),
     "TallFall-v0": ("gaming_gym.envs.tall_fall", "TallFallEnv", "TallFallVectorEnv", 300, {}),
+    "CoinRun-v0": ("gaming_gym.envs.coin_run", "CoinRunEnv", "CoinRunVectorEnv", 64, {}),
 }
 
 

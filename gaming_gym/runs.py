@@ -29,7 +29,8 @@ The rules (DESIGN.md, "one run directory, one writer"):
 - **Nothing overwritten that the run did not write.** :meth:`RunDirectory.check_config` refuses
   a directory whose ``config.json`` records another agent, env, knobs or setting (except those a
   resume may change), and a non-empty directory with no ``config.json`` at all, before anything
-  is written. Stale ``.NAME.PID.partial.EXT`` files of a killed writer are removed then.
+  is written. Stale ``.NAME.PID.gaming_gym-partial.EXT`` files of a killed writer (and only
+  those) are removed then.
 - **Nothing half-written.** Files are replaced atomically (:func:`gaming_gym.files.atomic_write`);
   the progress log is appended a row at a time, flushed and fsynced, and on resume rewritten
   (atomically) up to the checkpoint's iteration, a damaged last line (a kill mid-write) dropped
@@ -54,13 +55,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from gaming_gym import files
 from gaming_gym.errors import (
     ConfigError,
     RunDirectoryError,
     RunNotFoundError,
     shortened,
 )
-from gaming_gym.files import PARTIAL_MARK, Lock, atomic_write, sync_file, write_text_atomically
+from gaming_gym.files import PARTIAL_MARK, Lock, atomic_write, write_text_atomically
 from gaming_gym.metrics.records import Evaluation, load_evaluations, save_evaluations
 from gaming_gym.progress import ProgressLog
 
@@ -254,7 +256,7 @@ class RunDirectory:
         torch.save(dict(state), buffer)
         with atomic_write(self.file(name)) as partial, open(partial, "wb") as file:
             file.write(buffer.getbuffer())
-            sync_file(file)
+            files.sync_file(file)
 
     def load_checkpoint(self, name: str, device: str | torch.device = "cpu") -> dict[str, Any] | None:
         """The checkpoint ``name`` (see :func:`read_checkpoint`), or ``None`` if there is none yet."""

@@ -534,12 +534,12 @@ def test_a_full_disk_on_resume_is_one_line_and_leaves_nothing_half_written(
     once there is room again the same command finishes the run."""
     import errno
 
-    from gaming_gym import runs
+    from gaming_gym import files
 
     run_dir = tmp_path / "run"
     assert train(capsys, run_dir, "--steps", str(ROLLOUT), "--set", "checkpoint_every=1")[0] == 0
     before = _listing(run_dir)
-    real_sync, syncs = runs._sync, []
+    real_sync, syncs = files.sync_file, []
 
     def full_disk(file):
         syncs.append(file)
@@ -547,14 +547,14 @@ def test_a_full_disk_on_resume_is_one_line_and_leaves_nothing_half_written(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_sync(file)
 
-    monkeypatch.setattr(runs, "_sync", full_disk)
+    monkeypatch.setattr(files, "sync_file", full_disk)
     command = ("--steps", str(3 * ROLLOUT), "--set", "checkpoint_every=1")
     code, _, err = train(capsys, run_dir, *command)
     assert code == 2 and _one_line(err)
     assert f"{run_dir / victim}: No space left on device" in err
     assert not [name for name in os.listdir(run_dir) if "partial" in name]
     assert (run_dir / "checkpoint.pt").read_bytes() == before["checkpoint.pt"]
-    monkeypatch.setattr(runs, "_sync", real_sync)
+    monkeypatch.setattr(files, "sync_file", real_sync)
     assert train(capsys, run_dir, *command)[0] == 0
     assert _iterations(run_dir) == [0, 1, 2, 3]
 

@@ -52,6 +52,14 @@ ENV_CASES = {
         "noisy_episodes": True,
     },
     "GamingGym/SensorCleaner-v1": {"aligned_knobs": {"can_cover": False}, "number_knob": "cover_cost"},
+    # a shift-family env (Kernel.family): the reward is the true objective; the policies tie on the
+    # training knobs and part on the deployment ones (random_fraction 1 trains on deployment
+    # levels); its number knobs are probabilities, checked in tests/test_coin_run.py
+    "GamingGym/CoinRun-v0": {
+        "aligned_knobs": {"random_fraction": 1.0},
+        "number_knob": None,
+        "noisy_episodes": True,
+    },
     "GamingGym/TallFall-v0": {"aligned_knobs": {"max_height": 1.5}, "number_knob": "speed_limit"},
 }
 ENV_IDS = sorted(ENV_CASES)
@@ -242,6 +250,8 @@ def test_every_env_checks_a_number_knob_alike(env_id, value, accepted):
     """One shared check (gaming_gym.knobs): numpy numbers are numbers, booleans are not, and NaN
     or a 400-digit int is refused with a sentence, not an OverflowError."""
     knob = ENV_CASES[env_id]["number_knob"]
+    if knob is None:
+        pytest.skip(f"{env_id} has no knob that takes any number (its own tests check its knobs)")
     if accepted:
         assert getattr(gym.make(env_id, **{knob: value}).unwrapped.params, knob) == value
     else:
@@ -252,6 +262,20 @@ def test_every_env_checks_a_number_knob_alike(env_id, value, accepted):
 @pytest.mark.parametrize("env_id", ENV_IDS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_exploit_beats_intended_on_proxy_and_loses_on_true(env_id, seed):
+    """A proxy env: the exploit earns more proxy and less true return than the intended policy.
+    A shift env: the two play alike on the training knobs, and the exploit loses true return
+    under the deployment knobs."""
+    kernel = gym.make(env_id).unwrapped.kernel
+    if kernel.family == "shift":
+        intended = evaluate(reference_policy(env_id, "intended"), env_id, episodes=32, seed=seed)
+        exploit = evaluate(reference_policy(env_id, "exploit"), env_id, episodes=32, seed=seed)
+        np.testing.assert_array_equal(exploit.proxy, intended.proxy)
+        np.testing.assert_array_equal(exploit.true, intended.true)
+        knobs = kernel.deployment
+        intended = evaluate(reference_policy(env_id, "intended", knobs), env_id, 32, seed=seed, knobs=knobs)
+        exploit = evaluate(reference_policy(env_id, "exploit", knobs), env_id, 32, seed=seed, knobs=knobs)
+        assert exploit.true.mean() < intended.true.mean()
+        return
     episodes = 32 if ENV_CASES[env_id].get("noisy_episodes") else 6
     intended = evaluate(reference_policy(env_id, "intended"), env_id, episodes=episodes, seed=seed)
     exploit = evaluate(reference_policy(env_id, "exploit"), env_id, episodes=episodes, seed=seed)
@@ -355,7 +379,12 @@ class LeakTrueReward(gym.ObservationWrapper):
         return np.append(obs, np.float32(self.leaked)).astype(np.float32)
 
 
-@pytest.mark.parametrize("env_id", ENV_IDS)
+PROXY_ENV_IDS = [env_id for env_id in ENV_IDS if gym.make(env_id).unwrapped.kernel.family == "proxy"]
+"""The proxy-gaming envs: their true objective must stay hidden (a shift env's reward is its
+true objective, in plain sight)."""
+
+
+@pytest.mark.parametrize("env_id", PROXY_ENV_IDS)
 @pytest.mark.parametrize("cumulative", [False, True], ids=["per-step", "cumulative"])
 def test_check_gameable_env_catches_a_wrapper_leaking_the_true_reward(env_id, cumulative):
     what = "cumulative true return" if cumulative else "per-step true reward"
