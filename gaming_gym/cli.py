@@ -20,7 +20,6 @@ traceback instead. Anything else is a bug, and shows its traceback.
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 import warnings
 from pathlib import Path
@@ -42,9 +41,9 @@ from gaming_gym.errors import (
 from gaming_gym.evaluation import evaluate, reference_returns
 from gaming_gym.kernel import REFERENCE_POLICY_NAMES, Policy, seeded_torch
 from gaming_gym.metrics import describe_env, normalise
-from gaming_gym.mitigations import get_mitigation
 from gaming_gym.policies import reference_policy
 from gaming_gym.registry import import_custom_envs
+from gaming_gym.values import knob_values, setting_values
 
 # --- commands -------------------------------------------------------------------------------------
 
@@ -109,9 +108,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings["num_envs"] = args.num_envs
     if args.reward_model is not None:
         settings["reward_model"] = args.reward_model
-    settings.update(_settings(args.set, args.mitigation))
-    run = train_experiment(args.env, out, args.agent, _knobs(args.knob), progress=not args.quiet, **settings)
+    settings.update(setting_values(args.set, args.mitigation))
+    if args.eval_knob:
+        settings["deploy_knobs"] = knob_values(args.eval_knob, "--eval-knob")
+    run = train_experiment(
+        args.env, out, args.agent, knob_values(args.knob), progress=not args.quiet, **settings
+    )
     print(run.report.summary())
+    if run.shift is not None:
+        print(run.shift.summary())
     print(f"run directory: {run.run_dir}  (curve: {run.curve.name}, episodes: {run.scatter.name})")
     return 0
 
@@ -122,7 +127,7 @@ def cmd_reward_model(args: argparse.Namespace) -> int:
 
     _require_env(args.env)
     config = RewardModelConfig(
-        env_id=args.env, knobs=_knobs(args.knob), comparisons=args.comparisons, seed=args.seed
+        env_id=args.env, knobs=knob_values(args.knob), comparisons=args.comparisons, seed=args.seed
     )
     out = Path(args.out or f"runs/{_short_name(args.env)}-reward-model-{args.comparisons}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -139,7 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     The policy samples from torch's RNG seeded with ``--seed`` (forked, so nothing else is
     disturbed): the same command prints the same numbers."""
-    env_id, knobs, policy, label = _resolve_policy(args.target, _knobs(args.knob), args.deterministic)
+    env_id, knobs, policy, label = _resolve_policy(args.target, knob_values(args.knob), args.deterministic)
     with seeded_torch(args.seed):
         returns = evaluate(policy, env_id, episodes=args.episodes, seed=args.seed, knobs=knobs)
     references = reference_returns(env_id, knobs)
@@ -156,14 +161,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """The Goodhart table of one run or over several, computed afresh from their evaluations."""
-    from gaming_gym.experiment import report_over_runs, run_report
+    from gaming_gym.experiment import report_over_runs, run_report, shift_over_runs
 
     if len(args.runs) == 1 and args.out is None:
         print(run_report(args.runs[0]).summary())
+        shift = shift_over_runs(args.runs)
+        if shift is not None:
+            print(shift.summary())
         return 0
     out = args.out or "report_out"
     report, curve = report_over_runs(args.runs, out)
     print(report.summary())
+    shift = shift_over_runs(args.runs, out)
+    if shift is not None:
+        print(shift.summary())
     print(f"combined report: {Path(out) / 'goodhart.json'}, curve: {curve}")
     return 0
 
@@ -171,7 +182,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from gaming_gym.render import record_rollout
 
-    env_id, knobs, policy, label = _resolve_policy(args.target, _knobs(args.knob), args.deterministic)
+    env_id, knobs, policy, label = _resolve_policy(args.target, knob_values(args.knob), args.deterministic)
     with seeded_torch(args.seed):
         proxy, true, path = record_rollout(
             env_id, policy, args.out, seed=args.seed, max_frames=args.max_frames, knobs=knobs
@@ -223,46 +234,6 @@ def _require_env(env_id: str) -> None:
 
 def _short_name(env_id: str) -> str:
     return env_id.split("/")[-1]
-
-
-def _knobs(pairs: list[str] | None) -> dict[str, Any]:
-    """``["respawn_delay=None", "laps=2"]`` -> ``{"respawn_delay": None, "laps": 2}``."""
-    return _assignments(pairs, "--knob")
-
-
-def _settings(pairs: list[str] | None, mitigations: list[str] | None) -> dict[str, Any]:
-    """``--set`` values and ``--mitigation`` names as training settings: ``NAME.SETTING=VALUE``
-    sets a chosen mitigation's setting, anything else a training setting."""
-    chosen: dict[str, dict[str, Any]] = {}
-    for name in mitigations or []:
-        get_mitigation(name)  # one line naming the registered ones
-        chosen[name] = {}
-    settings: dict[str, Any] = {}
-    for name, value in _assignments(pairs, "--set").items():
-        mitigation, dot, setting = name.partition(".")
-        if not dot:
-            settings[name] = value
-        elif mitigation not in chosen:
-            raise ConfigError(f"--set {name}: choose the mitigation with --mitigation {mitigation}")
-        else:
-            chosen[mitigation][setting] = value
-    if chosen:
-        settings["mitigations"] = {**settings.get("mitigations", {}), **chosen}
-    return settings
-
-
-def _assignments(pairs: list[str] | None, option: str) -> dict[str, Any]:
-    """NAME=VALUE strings to a dict; values are Python literals, or else plain strings."""
-    values = {}
-    for pair in pairs or []:
-        name, sep, text = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"bad {option} {pair!r}: write NAME=VALUE, e.g. respawn_delay=None")
-        try:
-            values[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            values[name] = text  # a bare word is a string
-    return values
 
 
 def _resolve_policy(
@@ -337,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="parallel envs (default: the env's; gaming-gym list --verbose)",
     )
     train.add_argument("--knob", action="append", metavar="NAME=VALUE", help="env knob (repeatable)")
+    train.add_argument(
+        "--eval-knob",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a knob of a deployment setting every evaluation also plays (repeatable): the shift gap",
+    )
     train.add_argument(
         "--set",
         action="append",

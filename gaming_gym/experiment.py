@@ -11,6 +11,8 @@ A run directory holds everything a researcher looks at afterwards, each file wri
     RUN_DIR/goodhart_curve_d.png  the same against d = sqrt(KL from the initial policy)
     RUN_DIR/gao_fit.png         true gain against d with Gao et al.'s fitted forms and peaks
     RUN_DIR/episodes.png        true against proxy return per episode: references and the agent
+    RUN_DIR/shift.json, shift_curve.png   with ``deploy_knobs``: true t on the training and the
+                                deployment setting along training, and the shift gap
 
 The two d plots need the KL that native PPO records at every evaluation (SB3 runs have none).
 An SB3 run keeps its agent in ``sb3_agent.pt`` instead of ``checkpoint.pt``; its
@@ -39,7 +41,8 @@ from gaming_gym.agents import get_agent, read_run_config
 from gaming_gym.errors import ConfigError, MetricError, UnevenStackError
 from gaming_gym.evaluation import EpisodeReturns, reference_returns
 from gaming_gym.metrics import Evaluation, GoodhartReport, goodhart_report
-from gaming_gym.plots import plot_episode_scatter, plot_gao_fit, plot_goodhart_curve
+from gaming_gym.metrics.shift import SHIFT_FILE, ShiftReport, shift_report
+from gaming_gym.plots import plot_episode_scatter, plot_gao_fit, plot_goodhart_curve, plot_shift_curve
 from gaming_gym.runs import (
     CURVE_FILE,
     GAO_FILE,
@@ -52,6 +55,7 @@ from gaming_gym.runs import (
 )
 
 REFERENCE_EPISODES = 32
+SHIFT_CURVE_FILE = "shift_curve.png"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class RunSummary:
     scatter: Path
     curve_d: Path | None = None  # the curve against d = sqrt(KL), where KL was recorded
     gao_fit: Path | None = None  # true gain against d with Gao et al.'s fits
+    shift: ShiftReport | None = None  # train against deployment, where the run evaluated both
 
 
 def train_experiment(
@@ -90,7 +95,12 @@ def train_experiment(
     with RunDirectory(run_dir) as directory:
         result = chosen.train_stack([config], [directory], progress=progress)[0]
         return write_report(
-            directory, env_id, knobs, result.checkpoints, getattr(config, "reward_model", None)
+            directory,
+            env_id,
+            knobs,
+            result.checkpoints,
+            getattr(config, "reward_model", None),
+            getattr(config, "deploy_knobs", None),
         )
 
 
@@ -120,6 +130,7 @@ def train_experiments(
                 config.knobs,
                 result.checkpoints,
                 getattr(config, "reward_model", None),
+                getattr(config, "deploy_knobs", None),
             )
             for directory, config, result in zip(directories, configs, results, strict=True)
         ]
@@ -131,6 +142,7 @@ def write_report(
     knobs: dict[str, Any],
     evaluations: Sequence[Evaluation],
     reward_model: str | None = None,
+    deploy_knobs: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Measure the references, then write the evaluations, the Goodhart report and its plots into
     ``run_dir`` (a path, locked while writing, or a :class:`~gaming_gym.runs.RunDirectory` held open).
@@ -145,13 +157,35 @@ def write_report(
         anchors = references(env_id, knobs, reward_model)
         report = measured(lambda: goodhart_report(evaluations, anchors, env_id, knobs))
         report.save(directory.file(REPORT_FILE))
+        shift = write_shift(directory.path, [evaluations], env_id, knobs, deploy_knobs, reward_model)
         return RunSummary(
             directory.path,
             report,
             plot_goodhart_curve(report, directory.file(CURVE_FILE)),
             plot_episode_scatter(anchors, directory.file(SCATTER_FILE), evaluations[-1], env_id, knobs),
             *_dynamics_plots(report, directory.path),
+            shift,
         )
+
+
+def write_shift(
+    out: Path,
+    runs: Sequence[Sequence[Evaluation]],
+    env_id: str,
+    knobs: dict[str, Any],
+    deploy_knobs: dict[str, Any] | None,
+    reward_model: str | None = None,
+) -> ShiftReport | None:
+    """Where the runs evaluated a deployment setting too: the shift report, saved with its curve
+    into ``out`` (references measured in the deployment setting); None otherwise."""
+    if not deploy_knobs:
+        return None
+    anchors = references(env_id, {**knobs, **deploy_knobs}, reward_model)
+    shift = shift_report(runs, anchors, deploy_knobs)
+    if shift is not None:
+        shift.save(out / SHIFT_FILE)
+        plot_shift_curve(shift, out / SHIFT_CURVE_FILE)
+    return shift
 
 
 def references(
@@ -206,6 +240,22 @@ def report_over_runs(
     report.save(Path(out) / REPORT_FILE)
     _dynamics_plots(report, Path(out))
     return report, plot_goodhart_curve(report, Path(out) / CURVE_FILE)
+
+
+def shift_over_runs(
+    run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None
+) -> ShiftReport | None:
+    """The shift report over runs that evaluated a deployment setting too (``deploy_knobs``), from
+    their records; with ``out``, saved there with its curve. None for runs without one."""
+    config = read_run_config(run_dirs[0])
+    deploy = config.get("deploy_knobs")
+    if not deploy:
+        return None
+    runs = [read_evaluations(run_dir) for run_dir in run_dirs]
+    env_id, knobs, model = config["env_id"], dict(config.get("knobs", {})), config.get("reward_model")
+    if out is not None:
+        return write_shift(Path(out), runs, env_id, knobs, deploy, model)
+    return shift_report(runs, references(env_id, {**knobs, **deploy}, model), deploy)
 
 
 def _require_distinct(run_dirs: Sequence[str | os.PathLike]) -> None:

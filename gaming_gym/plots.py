@@ -278,6 +278,23 @@ def saved_with_grid_and_legend(figure: Figure, axes, path: str | os.PathLike, le
     return save_figure(figure, path)
 
 
+def plot_shift_curve(report, path: str | os.PathLike) -> Path:
+    """A :class:`~gaming_gym.metrics.shift.ShiftReport`'s true return along training on the
+    training setting and on the deployment setting, the shift gap shaded between them."""
+    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI)
+    axes = figure.add_subplot()
+    steps, train, deploy = report.steps, np.asarray(report.train_true), np.asarray(report.deploy_true)
+    draw_reference_levels(axes)
+    axes.fill_between(steps, deploy, train, color="tab:purple", alpha=0.12, label="shift gap")
+    axes.plot(steps, train, color=TRUE_COLOUR, marker="o", markersize=3, label="true t, training setting")
+    axes.plot(steps, deploy, color="tab:purple", marker="s", markersize=3, label="true t, deployment setting")
+    runs = f", mean of {report.n_runs} runs" if report.n_runs > 1 else ""
+    axes.set_xlabel(X_AXES["step"])
+    axes.set_ylabel("true return t, normalised in deployment")
+    axes.set_title(f"Distribution shift to {report.deploy_knobs}{runs}", fontsize=10)
+    return saved_with_grid_and_legend(figure, axes, path)
+
+
 def save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Save ``figure`` as a PNG atomically (no half-written file under ``path``); return the path."""
     path = Path(path)

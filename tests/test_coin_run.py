@@ -111,3 +111,81 @@ def test_the_reference_policies_tie_in_training_and_part_in_deployment():
 def test_bad_knobs_are_one_line(knobs, message):
     with pytest.raises(ConfigError, match=message):
         gym.make(ENV_ID, **knobs)
+
+
+# --- the shift gap ---------------------------------------------------------------------------------
+
+
+def _evaluation(step, train, deploy):
+    from gaming_gym.metrics import Evaluation
+
+    return Evaluation(step, train, train, deploy_proxy=deploy, deploy_true=deploy)
+
+
+def _references():
+    from gaming_gym.evaluation import EpisodeReturns
+
+    def returns(values):
+        values = np.asarray(values, dtype=float)
+        return EpisodeReturns(values, values, np.ones_like(values))
+
+    return {"random": returns([0.2, 0.4]), "intended": returns([1.0, 1.0])}  # means 0.3 and 1
+
+
+def test_the_shift_gap_is_train_minus_deploy_t_both_normalised_by_the_deployment_references():
+    from gaming_gym.metrics.shift import shift_report
+
+    run = [
+        _evaluation(0, [0.3, 0.3], [0.3, 0.3]),
+        _evaluation(100, [1.0, 1.0, 1.0, 1.0], [0.3, 1.0, 0.3, 0.3]),
+    ]
+    report = shift_report([run], _references(), {"coin_placement": "random"})
+    assert report.steps == [0, 100] and report.train_true == pytest.approx([0.0, 1.0])
+    assert report.deploy_true == pytest.approx([0.0, 0.25])  # one coin in four: 0.475 -> 0.25
+    assert report.gap == pytest.approx(0.75) and report.interval[0] <= 0.75 <= report.interval[1]
+    assert "shift gap (training - deployment)" in report.summary()
+    runs = [[_evaluation(0, [1.0], [d])] for d in (0.3, 0.65, 1.0)]  # deploy t 0, 0.5, 1
+    over = shift_report(runs, _references(), {"coin_placement": "random"})
+    half = 4.303 * 0.5 / np.sqrt(3)  # Student t, 2 degrees of freedom, over gaps 1, 0.5, 0
+    assert over.gap == pytest.approx(0.5) and over.interval == pytest.approx(
+        (0.5 - half, 0.5 + half), abs=1e-3
+    )
+    assert shift_report([[_evaluation(0, [1.0], [1.0])], [run[0]]], _references(), {}) is not None
+    from gaming_gym.metrics import Evaluation
+
+    assert shift_report([[Evaluation(0, [1.0], [1.0])]], _references(), {}) is None
+
+
+def test_an_evaluation_keeps_its_deployment_returns_through_a_record():
+    from gaming_gym.metrics import Evaluation
+
+    evaluation = _evaluation(5, [1.0, 0.0], [0.0, 0.0])
+    again = Evaluation.from_record(evaluation.to_record())
+    np.testing.assert_array_equal(again.deploy_true, [0.0, 0.0])
+    with pytest.raises(ValueError, match="deploy_proxy and deploy_true go together"):
+        Evaluation(0, [1.0], [1.0], deploy_true=[1.0])
+
+
+def test_training_with_deploy_knobs_evaluates_both_settings_and_reports_the_shift(tmp_path, capsys):
+    from gaming_gym.cli import main
+
+    argv = [
+        "train", ENV_ID, "--steps", "1024", "--set", "num_envs=16", "--set", "num_steps=32",
+        "--set", "eval_every=1", "--set", "eval_episodes=4", "--eval-knob", "coin_placement=random",
+        "--out", str(tmp_path / "run"), "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "distribution shift to {'coin_placement': 'random'}" in out and "shift gap" in out
+    import json
+
+    records = json.loads((tmp_path / "run" / "evaluations.json").read_text())
+    assert [len(r["deploy_true"]) for r in records] == [4, 4, 4]
+    assert (tmp_path / "run" / "shift.json").is_file() and (tmp_path / "run" / "shift_curve.png").is_file()
+    assert main(["report", str(tmp_path / "run")]) == 0 and "shift gap" in capsys.readouterr().out
+    from gaming_gym.agents.ppo import default_config
+
+    with pytest.raises(ConfigError, match="coin_placement must be one of 'end', 'random', got 'middle'"):
+        default_config(ENV_ID, deploy_knobs={"coin_placement": "middle"})
+    with pytest.raises(ConfigError, match="deploy_knobs must be a non-empty dict"):
+        default_config(ENV_ID, deploy_knobs={})

@@ -38,6 +38,9 @@ class Evaluation:
       policy, over the evaluation states; ``sqrt(kl)`` is Gao et al.'s optimisation distance d.
     * ``holdout_true``: per-episode true returns of a separate, held-out check (other seeds than
       the evaluation episodes), the signal early stopping may look at without peeking at ``true``.
+    * ``deploy_proxy`` and ``deploy_true``: per-episode returns of the same policy on a second,
+      deployment setting of the env's knobs (``PPOConfig.deploy_knobs``), for the shift gap
+      (:mod:`gaming_gym.metrics.shift`).
     """
 
     step: int
@@ -45,6 +48,8 @@ class Evaluation:
     true: np.ndarray
     kl: float | None = None
     holdout_true: np.ndarray | None = None
+    deploy_proxy: np.ndarray | None = None
+    deploy_true: np.ndarray | None = None
 
     def __post_init__(self):
         if isinstance(self.step, bool) or not isinstance(self.step, (int, np.integer)) or self.step < 0:
@@ -69,6 +74,14 @@ class Evaluation:
         if self.holdout_true is not None:
             holdout = episode_array(self.holdout_true, f"Evaluation at step {self.step}: holdout_true")
             object.__setattr__(self, "holdout_true", holdout)
+        if (self.deploy_proxy is None) != (self.deploy_true is None):
+            raise ValueError(f"Evaluation at step {self.step}: deploy_proxy and deploy_true go together")
+        if self.deploy_true is not None:
+            for name in ("deploy_proxy", "deploy_true"):
+                values = episode_array(getattr(self, name), f"Evaluation at step {self.step}: {name}")
+                object.__setattr__(self, name, values)
+            if len(self.deploy_proxy) != len(self.deploy_true):
+                raise ValueError(f"Evaluation at step {self.step}: deploy_proxy and deploy_true must pair up")
 
     @classmethod
     def from_returns(
@@ -93,18 +106,24 @@ class Evaluation:
             record["kl"] = self.kl
         if self.holdout_true is not None:
             record["holdout_true"] = [float(x) for x in self.holdout_true]
+        if self.deploy_true is not None:
+            record["deploy_proxy"] = [float(x) for x in self.deploy_proxy]
+            record["deploy_true"] = [float(x) for x in self.deploy_true]
         return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Evaluation:
         """Inverse of :meth:`to_record` (records without the optional fields load too)."""
-        holdout = record.get("holdout_true")
+        optional = {
+            name: None if record.get(name) is None else np.asarray(record[name])
+            for name in ("holdout_true", "deploy_proxy", "deploy_true")
+        }
         return cls(
             record["step"],
             np.asarray(record["proxy"]),
             np.asarray(record["true"]),
             record.get("kl"),
-            None if holdout is None else np.asarray(holdout),
+            **optional,
         )
 
 

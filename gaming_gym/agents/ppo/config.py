@@ -41,6 +41,9 @@ class PPOConfig:
     """registered env id; must have a batched (``gymnasium.make_vec``) entry point"""
     knobs: dict[str, Any] = field(default_factory=dict)
     """env knobs passed to ``gymnasium.make_vec`` (e.g. ``{"respawn_delay": None}`` to align)"""
+    deploy_knobs: dict[str, Any] | None = None
+    """knobs of a second, deployment setting (on top of ``knobs``) on which every evaluation also
+    plays the policy, for the shift gap (``{"coin_placement": "random"}`` on CoinRun); None: none"""
     reward: str = "proxy"
     """what PPO maximises: ``"proxy"`` (the env's reward) or ``"true"`` (``info["true_reward"]``)"""
     reward_model: str | None = None
@@ -127,6 +130,14 @@ class PPOConfig:
             raise ConfigError(f"PPOConfig.knobs must be a dict of knob settings, got {self.knobs!r}")
         self.knobs = dict(self.knobs)
         check_knobs(self.env_id, self.knobs)
+        if self.deploy_knobs is not None:
+            if not isinstance(self.deploy_knobs, dict) or not self.deploy_knobs:
+                raise ConfigError(
+                    "PPOConfig.deploy_knobs must be a non-empty dict of knobs or None, got "
+                    f"{self.deploy_knobs!r}"
+                )
+            self.deploy_knobs = dict(self.deploy_knobs)
+            check_knobs(self.env_id, {**self.knobs, **self.deploy_knobs})
         self.mitigations = checked_mitigations(self.mitigations)
         if self.reward not in REWARDS:
             raise ConfigError(f"reward must be one of {REWARDS}, got {self.reward!r}")

@@ -36,6 +36,7 @@ EVAL_COLUMNS = (
     "eval/kl_from_initial",
     "eval/d",
     "eval/holdout_true_return",
+    "eval/deploy_true_return",
 )
 """Log columns of an evaluation (the held-out one only with early stopping's check)."""
 
@@ -117,6 +118,8 @@ def evaluate_stack(
     extras: dict[str, list[np.ndarray]] = {}
     for mitigation in mitigations:
         extras.update(mitigation.measure())
+    if config.deploy_knobs is not None:
+        extras.update(_deployed(context, config))
     kls_by_step = kl.by_step()
     rows = {}
     for i in recorded:
@@ -127,6 +130,15 @@ def evaluate_stack(
         runs[i].evaluations.append(evaluation)
         rows[i] = evaluation_row(evaluation)
     return rows
+
+
+def _deployed(context: StackContext, config) -> dict[str, list[np.ndarray]]:
+    """Every agent played on the deployment knobs, on its evaluation's seeds and generators."""
+    policy, seeds = context.seeded_policy(EVAL_SEED_OFFSET)
+    knobs = {**config.knobs, **config.deploy_knobs}
+    make = env_factory(config.env_id, knobs, context.device, config.reward_model, config.compile)
+    returns = evaluate_blocks(policy, make, config.eval_episodes, seeds)
+    return {"deploy_proxy": [r.proxy for r in returns], "deploy_true": [r.true for r in returns]}
 
 
 class KLMeter:
@@ -187,4 +199,6 @@ def evaluation_row(evaluation: Evaluation) -> dict[str, float]:
         row["eval/d"] = math.sqrt(evaluation.kl)  # Gao et al.'s distance from the initial policy
     if evaluation.holdout_true is not None:
         row["eval/holdout_true_return"] = float(np.mean(evaluation.holdout_true))
+    if evaluation.deploy_true is not None:
+        row["eval/deploy_true_return"] = float(np.mean(evaluation.deploy_true))
     return row

@@ -33,6 +33,7 @@ NATIVE_ONLY: dict[str, str] = {
     "reward_model": "training against a learned reward model (gaming_gym.rlhf) is native PPO's",
     "start": "starting from a behaviour-cloned SFT model is native PPO's (the clone is its network)",
     "compile": "fusing the env's steps with torch.compile is native PPO's",
+    "deploy_knobs": "evaluating on a deployment setting as well (the shift gap) is native PPO's",
 }
 """Settings SB3 cannot honour, with why: a value other than ``PPOConfig``'s default is refused.
 Mitigations are checked one by one (:func:`refuse_unsupported`): SB3 uses those whose hooks it
