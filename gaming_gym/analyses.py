@@ -324,6 +324,81 @@ def atlas(context: AnalysisContext) -> str:
     return "\n".join(lines)
 
 
+SHIFT_TABLE = "shift.csv"
+SHIFT_FIGURE = "shift_by_cell.png"
+
+
+def shift(context: AnalysisContext) -> str:
+    """Distribution shift per cell, for runs with ``deploy_knobs``: the final true return on the
+    training and on the deployment setting (raw: CoinRun's coin rate), each a mean over seeds with
+    a Student-t interval, and the shift gap over seeds (:mod:`gaming_gym.metrics.shift`), written
+    as ``shift.csv``, drawn as ``shift_by_cell.png``, and each cell's ``shift.json`` and curve."""
+    from gaming_gym.experiment import shift_over_runs
+    from gaming_gym.metrics.seeds import mean_and_interval
+    from gaming_gym.seed_plots import plot_shift_by_cell
+
+    seeds, axes = context.spec.seeds, list(context.spec.grid)
+    header = ["cell", "train true (final)", "deploy true (final)", "shift gap (normalised)"]
+    rows, points = [], []
+    for cell in context.spec.cells:
+        run_dirs = [context.run_dir(cell.label, seed) for seed in seeds]
+        report = shift_over_runs(run_dirs, context.out / cell.label)
+        if report is None:
+            raise ConfigError(
+                f"analysis shift: cell {cell.label!r} has no deploy_knobs; set them in [settings]"
+            )
+        finals = [read_evaluations(run_dir)[-1] for run_dir in run_dirs]
+        train = mean_and_interval(np.array([e.true.mean() for e in finals]), 0.95)
+        deploy = mean_and_interval(np.array([e.deploy_true.mean() for e in finals]), 0.95)
+        gap = shown_across_seeds("gap", AcrossSeeds(report.gap, report.interval, len(seeds)))
+        rows.append([cell.label, shown_across_seeds("t", train), shown_across_seeds("t", deploy), gap])
+        x = cell.values[axes[0]] if len(axes) == 1 else cell.label
+        points.append(
+            {"x": x, "train": (train.mean, train.interval), "deploy": (deploy.mean, deploy.interval)}
+        )
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    table = write_text_atomically(context.out / SHIFT_TABLE, buffer.getvalue())
+    knobs = context.spec.settings.get("deploy_knobs")
+    title = f"{context.title}\ndeployment: {knobs}; seeds {', '.join(map(str, seeds))}"
+    figure = plot_shift_by_cell(
+        points, context.out / SHIFT_FIGURE, title, axes[0] if len(axes) == 1 else "cell"
+    )
+    widths = [max(len(str(row[i])) for row in [header, *rows]) + 2 for i in range(len(header))]
+    lines = ["".join(f"{str(v):<{w}}" for v, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    lines.append(f"means over seeds with 95% Student-t intervals; {table}, {figure}")
+    return "\n".join(lines)
+
+
+def reward_model_shift(context: AnalysisContext, knobs: dict | None = None, comparisons: int = 2000) -> str:
+    """RLHF under shift: each reward model's preference accuracy and correlation with the true
+    reward on fresh comparisons from the knobs it was trained at and from ``knobs`` (the
+    deployment setting; default: the experiment's ``deploy_knobs``)."""
+    from gaming_gym.rlhf import collect_comparisons, load_reward_model
+
+    shifted = knobs if knobs is not None else context.spec.settings.get("deploy_knobs")
+    if not shifted:
+        raise ConfigError("analysis reward_model_shift: give knobs, or set deploy_knobs in [settings]")
+    lines = [f"reward models on fresh comparisons at their training knobs and at {shifted}:"]
+    for name, folder in context.reward_models.items():
+        env_id = context.spec.reward_models[name].get("env_id", context.spec.env_id)
+        model, config, _ = load_reward_model(folder, env_id)
+        for where, setting in (("trained", config.knobs), ("shifted", {**config.knobs, **shifted})):
+            fresh = dataclasses.replace(
+                config, seed=config.seed + 2000, comparisons=comparisons, knobs=setting
+            )
+            data = collect_comparisons(fresh)
+            margin = model(data.obs, data.first) - model(data.obs, data.second)
+            accuracy = float(((margin > 0).float() == data.label).float().mean())
+            scores = torch.cat((model(data.obs, data.first), model(data.obs, data.second)))
+            true = torch.cat((data.true_first, data.true_second))
+            lines.append(
+                f"  {name:<20} {where} {setting}: preference accuracy {accuracy:.3f}, "
+                f"corr(RM, true) {_r(scores, true):.3f}"
+            )
+    return "\n".join(lines)
+
+
 def _onsets_across_seeds(onsets: AcrossSeeds) -> str:
     """The onset's mean and interval over the seeds that have one, and how many do."""
     text = shown_across_seeds("onset_step", onsets)
@@ -345,6 +420,8 @@ ANALYSES: dict[str, Callable[..., str]] = {
         behaviour_by_supervision,
         reward_models,
         atlas,
+        shift,
+        reward_model_shift,
     )
 }
 """Every analysis an experiment file can name."""

@@ -131,3 +131,29 @@ def interquartile_mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
     ordered = np.sort(values, axis=axis)
     cut = ordered.shape[axis] // 4
     return np.take(ordered, np.arange(cut, ordered.shape[axis] - cut), axis=axis).mean(axis=axis)
+
+
+def plot_shift_by_cell(rows: Sequence[dict], path: str | os.PathLike, title: str, x_label: str) -> Path:
+    """Per cell (in order, at ``row["x"]``), the final true return on the training and on the
+    deployment setting, each the mean over seeds with its 95% Student-t interval (``row`` holds
+    ``train``/``deploy`` as (mean, interval or None))."""
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.add_subplot()
+    positions = np.arange(len(rows))
+    for key, colour, label, shift in (
+        ("train", "tab:blue", "training setting", -0.08),
+        ("deploy", "tab:purple", "deployment setting", 0.08),
+    ):
+        means = np.array([row[key][0] for row in rows])
+        axes.plot(positions + shift, means, "o-", color=colour, label=f"final true return, {label}")
+        for position, row in zip(positions, rows, strict=True):
+            if row[key][1] is not None:
+                axes.plot([position + shift] * 2, row[key][1], color=colour, linewidth=2)
+    axes.set_xticks(positions, [str(row["x"]) for row in rows])
+    axes.set_xlabel(x_label)
+    axes.set_ylabel("final true return (mean over seeds, 95% Student-t interval)")
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return save_figure(figure, path)

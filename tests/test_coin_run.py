@@ -189,3 +189,47 @@ def test_training_with_deploy_knobs_evaluates_both_settings_and_reports_the_shif
         default_config(ENV_ID, deploy_knobs={"coin_placement": "middle"})
     with pytest.raises(ConfigError, match="deploy_knobs must be a non-empty dict"):
         default_config(ENV_ID, deploy_knobs={})
+
+
+def test_an_experiment_with_deploy_knobs_tabulates_and_draws_the_shift_per_cell(tmp_path):
+    """The shift analysis over a tiny grid of random_fraction: one row per cell with train and
+    deploy coin rates and the gap, a figure, and each cell's shift.json."""
+    import csv
+
+    from gaming_gym.spec import spec_from
+    from gaming_gym.sweep import run_sweep
+
+    spec = spec_from(
+        {
+            "env": ENV_ID,
+            "seeds": [0, 1],
+            "settings": {
+                "total_timesteps": 1024, "num_envs": 16, "num_steps": 32, "eval_every": 1,
+                "eval_episodes": 4, "deploy_knobs": {"coin_placement": "random"},
+            },
+            "grid": {"knobs.random_fraction": [0.0, 1.0]},
+            "analyses": ["shift"],
+        }
+    )  # fmt: skip
+    lines = []
+    run_sweep(spec, tmp_path, engine="local", progress=False, say=lines.append)
+    with open(tmp_path / "shift.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["cell"] for row in rows] == ["random_fraction=0.0", "random_fraction=1.0"]
+    assert all(row["deploy true (final)"] and row["shift gap (normalised)"] for row in rows)
+    assert (tmp_path / "shift_by_cell.png").stat().st_size > 0
+    assert (tmp_path / "random_fraction=1.0" / "shift.json").is_file()
+    assert any("means over seeds with 95% Student-t intervals" in line for line in lines)
+
+
+def test_the_shift_experiment_files_load():
+    from pathlib import Path
+
+    from gaming_gym.spec import load_spec
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    coin = load_spec(root / "coinrun_shift.toml")
+    assert [c.values["knobs.random_fraction"] for c in coin.cells] == [0.0, 0.005, 0.02, 0.05, 0.1]
+    assert list(coin.seeds) == [5, 6, 7, 8, 9] and coin.settings["deploy_knobs"] == {"coin_placement": "random"}
+    rlhf = load_spec(root / "rlhf_shift.toml")
+    assert rlhf.settings["deploy_knobs"] == {"hard_fraction": 0.9} and rlhf.knobs == {"hard_fraction": 0.1}
