@@ -208,15 +208,21 @@ class RunDirectory:
         return saved
 
     def require_unchanged_when_finished(
-        self, finished: bool, config: Mapping[str, Any], harmless: Collection[str] = ("device", "cpu_threads")
+        self,
+        finished: bool,
+        config: Mapping[str, Any],
+        upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        harmless: Collection[str] = ("device", "cpu_threads"),
     ) -> None:
         """A finished run (nothing left to train) keeps its ``config.json``: re-running it only
         rewrites the report, so a config that differs (but for the ``harmless`` fields) is refused
-        instead of recorded as if the run had trained with it."""
+        instead of recorded as if the run had trained with it. ``upgrade`` (the agent's) brings a
+        ``config.json`` of an older version up to date first."""
         path = self.file(CONFIG_FILE)
         if not finished or not path.exists():
             return
         saved = _read_config_file(path)
+        saved = upgrade(saved) if upgrade else saved  # settings added since take their defaults
         changed = differing_fields(saved, config, harmless)
         if changed:
             shown = ", ".join(

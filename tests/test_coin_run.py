@@ -230,6 +230,8 @@ def test_the_shift_experiment_files_load():
     root = Path(__file__).resolve().parents[1] / "experiments"
     coin = load_spec(root / "coinrun_shift.toml")
     assert [c.values["knobs.random_fraction"] for c in coin.cells] == [0.0, 0.005, 0.02, 0.05, 0.1]
-    assert list(coin.seeds) == [5, 6, 7, 8, 9] and coin.settings["deploy_knobs"] == {"coin_placement": "random"}
+    assert list(coin.seeds) == [5, 6, 7, 8, 9] and coin.settings["deploy_knobs"] == {
+        "coin_placement": "random"
+    }
     rlhf = load_spec(root / "rlhf_shift.toml")
     assert rlhf.settings["deploy_knobs"] == {"hard_fraction": 0.9} and rlhf.knobs == {"hard_fraction": 0.1}

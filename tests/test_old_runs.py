@@ -92,3 +92,24 @@ def test_an_old_run_resumes_for_longer_and_its_config_reads_as_todays(old_run, c
             torch.load(run_dir / "checkpoint.pt", weights_only=True)["format"]
             == "gaming_gym.ppo_checkpoint/2"
         )
+
+
+def test_a_finished_run_written_before_a_setting_existed_is_still_finished_and_reruns(tmp_path):
+    """A config.json without a setting added since (deploy_knobs) is the same run: the sweep's
+    check calls it finished, and training it again rewrites its report instead of refusing."""
+    import json
+
+    from test_ppo import tiny_config
+
+    from gaming_gym.agents import ppo
+    from gaming_gym.experiment import train_experiments
+    from gaming_gym.sweep import finished_run
+
+    config = tiny_config(total_timesteps=800)
+    train_experiments("ppo", [config], [tmp_path], progress=False)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["deploy_knobs"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert finished_run(tmp_path, "ppo", config)
+    again = ppo.train(config, run_dir=tmp_path, progress=False)
+    assert again.global_step == 800

@@ -113,9 +113,9 @@ class NativePPO:
         return train_stacked(configs, run_dirs, progress=progress)
 
     def upgrade_config(self, saved: dict[str, Any]) -> dict[str, Any]:
-        from gaming_gym.agents.ppo.config import upgraded
+        from gaming_gym.agents.ppo.config import as_today
 
-        return upgraded(saved)
+        return as_today(saved)  # with the defaults of settings added since it was written
 
     def load_policy(self, run_dir: str | os.PathLike, deterministic: bool = False) -> Policy:
         from gaming_gym.agents.ppo import CHECKPOINT_FILE, load_agent

@@ -139,7 +139,7 @@ def claim(directory: RunDirectory, config: PPOConfig, device: torch.device, resu
         steps = config.num_iterations * config.batch_size
         directory.require_within(saved["global_step"], steps)
         finished = saved.get("stopped_step") is not None or saved["global_step"] >= steps
-        directory.require_unchanged_when_finished(finished, config.to_dict())
+        directory.require_unchanged_when_finished(finished, config.to_dict(), as_today)
     directory.write_config("ppo", config.to_dict())
     return saved
 

@@ -213,7 +213,9 @@ class RunSaver:
             finished = (
                 state.get("stopped_step") is not None or state["num_timesteps"] >= settings.total_timesteps
             )
-            directory.require_unchanged_when_finished(finished, record)
+            directory.require_unchanged_when_finished(
+                finished, record, lambda saved: {"mitigations": {}, **saved}
+            )
         directory.write_config("sb3", record)
         self.fresh = state is None
         if state is not None:
