@@ -333,7 +333,7 @@ def shift(context: AnalysisContext) -> str:
     training and on the deployment setting (raw: CoinRun's coin rate), each a mean over seeds with
     a Student-t interval, and the shift gap over seeds (:mod:`gaming_gym.metrics.shift`), written
     as ``shift.csv``, drawn as ``shift_by_cell.png``, and each cell's ``shift.json`` and curve."""
-    from gaming_gym.experiment import shift_over_runs
+    from gaming_gym.experiment import references, shift_over_runs
     from gaming_gym.metrics.seeds import mean_and_interval
     from gaming_gym.seed_plots import plot_shift_by_cell
 
@@ -361,9 +361,12 @@ def shift(context: AnalysisContext) -> str:
     table = write_text_atomically(context.out / SHIFT_TABLE, buffer.getvalue())
     knobs = context.spec.settings.get("deploy_knobs")
     title = f"{context.title}\ndeployment: {knobs}; seeds {', '.join(map(str, seeds))}"
-    figure = plot_shift_by_cell(
-        points, context.out / SHIFT_FIGURE, title, axes[0] if len(axes) == 1 else "cell"
-    )
+    anchors = references(context.spec.env_id, {**context.spec.knobs, **knobs})
+    levels = {
+        f"{name} policy in deployment": float(anchors[name].true.mean()) for name in ("random", "intended")
+    }
+    x_label = axes[0] if len(axes) == 1 else "cell"
+    figure = plot_shift_by_cell(points, context.out / SHIFT_FIGURE, title, x_label, levels)
     widths = [max(len(str(row[i])) for row in [header, *rows]) + 2 for i in range(len(header))]
     lines = ["".join(f"{str(v):<{w}}" for v, w in zip(row, widths, strict=True)) for row in [header, *rows]]
     lines.append(f"means over seeds with 95% Student-t intervals; {table}, {figure}")

@@ -133,12 +133,17 @@ def interquartile_mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.take(ordered, np.arange(cut, ordered.shape[axis] - cut), axis=axis).mean(axis=axis)
 
 
-def plot_shift_by_cell(rows: Sequence[dict], path: str | os.PathLike, title: str, x_label: str) -> Path:
+def plot_shift_by_cell(
+    rows: Sequence[dict], path: str | os.PathLike, title: str, x_label: str, levels: dict[str, float]
+) -> Path:
     """Per cell (in order, at ``row["x"]``), the final true return on the training and on the
     deployment setting, each the mean over seeds with its 95% Student-t interval (``row`` holds
-    ``train``/``deploy`` as (mean, interval or None))."""
+    ``train``/``deploy`` as (mean, interval or None)); ``levels`` (the scripted policies' returns
+    in deployment, by label) dotted across."""
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
+    for (label, level), colour in zip(levels.items(), ("tab:gray", "tab:green", "tab:red"), strict=False):
+        axes.axhline(level, color=colour, linestyle=":", linewidth=1, label=f"{label} ({level:.2f})")
     positions = np.arange(len(rows))
     for key, colour, label, shift in (
         ("train", "tab:blue", "training setting", -0.08),
