@@ -366,7 +366,7 @@ def shift(context: AnalysisContext) -> str:
         f"{name} policy in deployment": float(anchors[name].true.mean()) for name in ("random", "intended")
     }
     x_label = axes[0] if len(axes) == 1 else "cell"
-    figure = plot_shift_by_cell(points, context.out / SHIFT_FIGURE, title, x_label, levels)
+    figure = plot_shift_by_cell(points, context.out / SHIFT_FIGURE, title, x_label, levels, len(axes) == 1)
     widths = [max(len(str(row[i])) for row in [header, *rows]) + 2 for i in range(len(header))]
     lines = ["".join(f"{str(v):<{w}}" for v, w in zip(row, widths, strict=True)) for row in [header, *rows]]
     lines.append(f"means over seeds with 95% Student-t intervals; {table}, {figure}")

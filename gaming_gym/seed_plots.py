@@ -134,7 +134,12 @@ def interquartile_mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def plot_shift_by_cell(
-    rows: Sequence[dict], path: str | os.PathLike, title: str, x_label: str, levels: dict[str, float]
+    rows: Sequence[dict],
+    path: str | os.PathLike,
+    title: str,
+    x_label: str,
+    levels: dict[str, float],
+    joined: bool = True,
 ) -> Path:
     """Per cell (in order, at ``row["x"]``), the final true return on the training and on the
     deployment setting, each the mean over seeds with its 95% Student-t interval (``row`` holds
@@ -150,7 +155,8 @@ def plot_shift_by_cell(
         ("deploy", "tab:purple", "deployment setting", 0.08),
     ):
         means = np.array([row[key][0] for row in rows])
-        axes.plot(positions + shift, means, "o-", color=colour, label=f"final true return, {label}")
+        style = "o-" if joined else "o"  # cells of a grid axis in order, or unordered conditions
+        axes.plot(positions + shift, means, style, color=colour, label=f"final true return, {label}")
         for position, row in zip(positions, rows, strict=True):
             if row[key][1] is not None:
                 axes.plot([position + shift] * 2, row[key][1], color=colour, linewidth=2)
