@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint throughput clean
+.PHONY: demo test lint throughput bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,5 +26,8 @@ lint: $(STAMP)
 throughput: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py
 
+bench-quick: $(STAMP)
+	SDL_VIDEODRIVER=dummy $(BIN)/gaming-gym bench --quick --out bench_out/quick
+
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) demo_out bench_out
