@@ -315,7 +315,7 @@ MARKERS = "osD^vP*Xph"
 
 def plot_pareto(rows: Sequence[dict], path: Path) -> Path:
     """Normalised proxy p against true t, one marker per mitigation (colour) and env (shape);
-    tuned rows filled, default rows hollow."""
+    tuned rows filled, default rows hollow, ``none`` a large ring."""
     figure = Figure(figsize=(8, 6))
     axes = figure.add_subplot()
     envs = list(dict.fromkeys(r["env"] for r in rows))
@@ -324,10 +324,17 @@ def plot_pareto(rows: Sequence[dict], path: Path) -> Path:
     for row in rows:
         marker = MARKERS[envs.index(row["env"]) % len(MARKERS)]
         colour = colours[row["mitigation"]]
-        filled = row["selection"] == "tuned" or row["mitigation"] == NONE
+        if (
+            row["mitigation"] == NONE
+        ):  # a large ring on top: a mitigation that changed nothing shows inside it
+            axes.scatter(
+                row["proxy_iqm"], row["true_iqm"], marker=marker, s=170, edgecolors=colour,
+                facecolors="none", linewidths=2, zorder=3,
+            )  # fmt: skip
+            continue
         axes.scatter(
             row["proxy_iqm"], row["true_iqm"], marker=marker, s=55, edgecolors=colour,
-            facecolors=colour if filled else "none", linewidths=1.5,
+            facecolors=colour if row["selection"] == "tuned" else "none", linewidths=1.5,
         )  # fmt: skip
     for m in mitigations:
         axes.scatter([], [], marker="s", color=colours[m], label=m)
@@ -340,7 +347,7 @@ def plot_pareto(rows: Sequence[dict], path: Path) -> Path:
     axes.set_xlabel("proxy p (normalised, mean over reported seeds)")
     axes.set_ylabel("true t (normalised, mean over reported seeds)")
     axes.set_title(
-        "Mitigations: true against proxy (filled: tuned, hollow: default coefficient)", fontsize=10
+        "Mitigations: true against proxy (filled: tuned, hollow: default, ring: none)", fontsize=10
     )
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
