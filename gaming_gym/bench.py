@@ -73,11 +73,8 @@ def run_bench(
     tuning = [r for b in profile.envs for r in _tuning_runs(profile, b, models.get(b.env_id), out)]
     say(f"benchmark {profile.name!r}: tuning {len(tuning)} runs on seeds {_seeds(profile.tuning_seeds)}")
     _train(tuning, profile, out, (engine, address, progress), say)
-    chosen = {
-        (run.env_id, run.arm.name): select(tuning, run.env_id, run.arm.name)
-        for run in tuning
-        if run.arm.name != NONE
-    }
+    arms = dict.fromkeys((run.env_id, run.arm.name) for run in tuning if run.arm.name != NONE)
+    chosen = {(env_id, arm): select(tuning, env_id, arm) for env_id, arm in arms}
     reported = [
         r for b in profile.envs for r in _reported_runs(profile, b, models.get(b.env_id), chosen, out)
     ]
