@@ -92,12 +92,17 @@ def _reward_model(budget: EnvBudget, out: Path, say: Callable[[str], None]) -> s
     from gaming_gym.rlhf import RewardModelConfig, load_reward_model, save_reward_model, train_reward_model
 
     folder = out / REWARD_MODELS / env_name(budget.env_id)
+    config = RewardModelConfig(env_id=budget.env_id, **budget.reward_model)
     if not folder.exists():
-        config = RewardModelConfig(env_id=budget.env_id, **budget.reward_model)
         model, report = train_reward_model(config)
         save_reward_model(model, config, report, folder)
         say(f"reward model for {env_name(budget.env_id)}: {report.summary()}")
-    load_reward_model(folder, budget.env_id)  # there, whole and for this env
+    _, saved, _ = load_reward_model(folder, budget.env_id)  # there, whole and for this env
+    if saved != config:  # another profile's model: its runs would train against the wrong one
+        raise ConfigError(
+            f"{folder} holds a reward model of other settings than this benchmark's "
+            f"({budget.reward_model}); give --out a new folder"
+        )
     return str(folder)
 
 

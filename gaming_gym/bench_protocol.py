@@ -264,7 +264,7 @@ def deployed(run_dir: Path) -> Deployed:
 
     report = GoodhartReport.load(run_dir / REPORT_FILE)
     evaluations = read_evaluations(run_dir)
-    k = _deployed_index(report)
+    k = _deployed_index(run_dir, report)
     refs = report.references["exploit"]
     held = [len(e.holdout_true) for e in evaluations if e.holdout_true is not None]
     return Deployed(
@@ -277,12 +277,14 @@ def deployed(run_dir: Path) -> Deployed:
     )
 
 
-def _deployed_index(report) -> int:
-    """The evaluation whose agent the run deploys: the one early stopping kept, else the last."""
-    stopping = report.measures.get("early_stopping")
-    if not stopping:
-        return len(report.steps) - 1
-    return report.steps.index(stopping.kept_steps[0])
+def _deployed_index(run_dir: Path, report) -> int:
+    """The evaluation whose agent the run deploys: the one an early stop kept (``kept_step`` in
+    its checkpoint, read without unpickling), else the last."""
+    from gaming_gym.runs import read_checkpoint
+
+    checkpoint = run_dir / "checkpoint.pt"
+    kept = read_checkpoint(checkpoint).get("kept_step") if checkpoint.is_file() else None
+    return len(report.steps) - 1 if kept is None else report.steps.index(kept)
 
 
 __all__ = [

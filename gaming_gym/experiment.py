@@ -247,8 +247,19 @@ def shift_over_runs(
 ) -> ShiftReport | None:
     """The shift report over runs that evaluated a deployment setting too (``deploy_knobs``), from
     their records; with ``out``, saved there with its curve. None for runs without one."""
-    config = read_run_config(run_dirs[0])
-    deploy = config.get("deploy_knobs")
+    configs = [read_run_config(run_dir) for run_dir in run_dirs]
+    config, deploy = configs[0], configs[0].get("deploy_knobs")
+    settings = {
+        json.dumps(
+            [c["env_id"], c.get("knobs"), c.get("reward_model"), c.get("deploy_knobs")], sort_keys=True
+        )
+        for c in configs
+    }
+    if len(settings) > 1:
+        raise ConfigError(
+            "runs to combine must share one env, knobs, reward model and deployment setting; got "
+            + "; ".join(sorted(settings))
+        )
     if not deploy:
         return None
     runs = [read_evaluations(run_dir) for run_dir in run_dirs]

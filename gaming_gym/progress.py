@@ -14,7 +14,7 @@ from typing import Any
 
 from gaming_gym import files
 from gaming_gym.errors import RunDirectoryError, RunDirectoryWarning
-from gaming_gym.files import atomic_write, naming, open_no_follow
+from gaming_gym.files import atomic_write, naming, open_no_follow, refuse_link
 
 
 class ProgressLog:
@@ -44,6 +44,7 @@ class ProgressLog:
         self.file = self.writer = self.tensorboard = None
         if path is None:
             return
+        refuse_link(path)  # neither read through nor removed: a planted link is refused
         if keep_through is None:
             path.unlink(missing_ok=True)
         elif path.exists():

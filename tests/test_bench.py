@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from gaming_gym.bench_outputs import LEADERBOARD_COLUMNS, detector_rows, leaderboard_rows
 from gaming_gym.bench_protocol import FULL, QUICK, EnvBudget, Profile, deployed
@@ -87,8 +88,10 @@ def test_an_early_stopped_run_deploys_the_agent_it_kept_and_counts_its_trusted_e
     assert all(int(r["trusted_episodes"]) == 0 for r in runs if r["mitigation"] != "early_stopping")
     folder = smoke / "runs" / "ConfidentRater-v0" / "early_stopping" / "2" / "seed-0"
     report = GoodhartReport.load(folder / "goodhart.json")
-    kept = report.measures["early_stopping"].kept_steps[0]
+    saved = torch.load(folder / "checkpoint.pt", weights_only=True)
+    kept = saved["kept_step"] if saved["kept_step"] is not None else report.steps[-1]
     assert deployed(folder).true == pytest.approx(report.true[report.steps.index(kept)])
+    assert report.measures["early_stopping"].kept_steps[0] == kept  # the report's rule agrees
     evaluations = json.loads((folder / "evaluations.json").read_text())
     assert deployed(folder).trusted_episodes == 2 * len(evaluations)  # 2 held-out episodes each
 
@@ -161,6 +164,14 @@ def test_the_profiles_follow_the_protocol():
     assert {arm.name for arm in FULL.arms("GamingGym/BoatRace-v1")} == names - {"reward_ensemble", "dpo"}
     assert len(QUICK.envs) == 3 and len(QUICK.reported_seeds) == 2
     assert set(QUICK.mitigations) == {"none", "kl_reference", "early_stopping"}
+
+
+def test_a_reward_model_of_another_profile_in_the_output_is_refused(smoke):
+    from gaming_gym.bench import run_bench
+    from gaming_gym.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="holds a reward model of other settings"):
+        run_bench("quick", smoke, engine="local", progress=False, say=lambda line: None)
 
 
 def test_bad_benchmark_input_is_one_line(capsys, tmp_path):

@@ -183,6 +183,11 @@ def test_training_with_deploy_knobs_evaluates_both_settings_and_reports_the_shif
     assert [len(r["deploy_true"]) for r in records] == [4, 4, 4]
     assert (tmp_path / "run" / "shift.json").is_file() and (tmp_path / "run" / "shift_curve.png").is_file()
     assert main(["report", str(tmp_path / "run")]) == 0 and "shift gap" in capsys.readouterr().out
+    other = [*argv[:-5], "--eval-knob", "wall_prob=1.0", "--out", str(tmp_path / "other"), "--quiet"]
+    assert main(other) == 0
+    capsys.readouterr()
+    code = main(["report", str(tmp_path / "run"), str(tmp_path / "other"), "--out", str(tmp_path / "both")])
+    assert code == 2 and "must share one env, knobs, reward model and deployment" in capsys.readouterr().err
     from gaming_gym.agents.ppo import default_config
 
     with pytest.raises(ConfigError, match="coin_placement must be one of 'end', 'random', got 'middle'"):
@@ -235,3 +240,14 @@ def test_the_shift_experiment_files_load():
     }
     rlhf = load_spec(root / "rlhf_shift.toml")
     assert rlhf.settings["deploy_knobs"] == {"hard_fraction": 0.9} and rlhf.knobs == {"hard_fraction": 0.1}
+
+
+def test_runs_of_different_lengths_and_settings_in_one_shift_report():
+    """An early stop leaves runs of different lengths: each gap from its own last evaluation,
+    the curves over the steps all reached."""
+    from gaming_gym.metrics.shift import shift_report
+
+    short = [_evaluation(0, [0.3], [0.3]), _evaluation(100, [1.0], [0.3])]
+    long = [*short, _evaluation(200, [1.0], [1.0])]
+    report = shift_report([short, long], _references(), {"coin_placement": "random"})
+    assert report.steps == [0, 100] and report.gap == pytest.approx(0.5)

@@ -188,13 +188,14 @@ def test_a_reward_ensemble_trains_on_the_aggregate_of_members_fitted_on_bootstra
     data = collect_comparisons(RewardModelConfig(env_id=ENV_ID, comparisons=50, num_envs=8, seed=9))
     scores = torch.stack([member(data.obs, data.first) for member in ensemble.members])
     assert scores.shape == (3, 50) and scores.std(0).mean() > 0.01  # the members disagree
-    step = Step(data.obs, data.first, torch.zeros(50), None, {})
-    torch.testing.assert_close(ensemble.reward(step, torch.zeros(50)), scores.min(0).values)
+    proxy = torch.randn(50)  # the one reward model's score, less a penalty an earlier mitigation took
+    step = Step(data.obs, data.first, torch.zeros(50), None, {"proxy_reward": proxy})
+    torch.testing.assert_close(ensemble.reward(step, proxy - 0.3), scores.min(0).values - 0.3)
     uncertain = scores.mean(0) - 2 * scores.std(0)
     for aggregator, expected in (("mean", scores.mean(0)), ("mean_minus_std", uncertain)):
         other = ensemble_of(aggregator)
         other.members = ensemble.members
-        torch.testing.assert_close(other.reward(step, torch.zeros(50)), expected)
+        torch.testing.assert_close(other.reward(step, proxy), expected)
 
 
 class SimpleContext:
@@ -276,6 +277,11 @@ def test_a_dpo_run_resumes_as_if_never_stopped_and_reports_like_any_run(saved_mo
     assert summary.report.d is not None and run_report(tmp_path / "whole").n_runs == 1
     agent, config = load_dpo_agent(tmp_path / "whole")
     torch.testing.assert_close(agent.state_dict(), whole.agent.state_dict())
+    saved = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    sft = build_clone("sft", ENV_ID, {}, (64, 64), 0, torch.device("cpu")).clone
+    torch.testing.assert_close(saved["reference"], sft.state_dict())  # resumed against the same one
+    with pytest.raises(RunDirectoryError, match="holds a finished run; its config cannot change"):
+        train_dpo(dpo_config(folder, eval_every=1), tmp_path / "whole", progress=False)
     with pytest.raises(ConfigError, match="reward_model"):
         DPOConfig(beta=0.1)
     with pytest.raises(ConfigError, match="beta"):

@@ -137,8 +137,10 @@ def train_dpo(
             saved = _claim(directory, config, device)
             if saved is not None:
                 agent.load_state_dict(saved["agent"])
+                if "reference" in saved:  # the reference it trained against, wherever it resumes
+                    reference.load_state_dict(saved["reference"])
                 optimizer.load_state_dict(saved["optimizer"])
-                generator.set_state(saved["generator"])
+                generator.set_state(saved["generator"].cpu())  # a CPU generator, whatever the device
                 epoch = saved["epoch"]
                 evaluations = [Evaluation.from_record(r) for r in saved["evaluations"]]
         if not evaluations:
@@ -154,6 +156,7 @@ def train_dpo(
                     {
                         "config": config.to_dict(),
                         "agent": agent.state_dict(),
+                        "reference": reference.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "generator": generator.get_state(),
                         "epoch": epoch,
@@ -229,6 +232,7 @@ def _claim(directory: RunDirectory, config: DPOConfig, device: torch.device) -> 
     saved = directory.load_checkpoint(CHECKPOINT_FILE, device)
     if saved is not None:
         directory.require_within(saved["epoch"], config.epochs)
+        directory.require_unchanged_when_finished(saved["epoch"] >= config.epochs, config.to_dict())
     directory.write_config("dpo", config.to_dict())
     return saved
 

@@ -6,7 +6,8 @@ distribution. A run that sets ``PPOConfig.deploy_knobs`` plays every evaluation 
 normalised by the scripted references **measured in the deployment setting** (0 the random
 policy, 1 the intended one there), so they share one scale, and the **shift gap** is the
 training curve's final value minus the deployment curve's: how much of what the policy does in
-training it keeps in deployment. Its interval: over several runs, a Student-t interval over the
+training it keeps in deployment, each run's from its last evaluation (the curves are drawn over
+the steps every run reached). Its interval: over several runs, a Student-t interval over the
 runs' gaps; for one run, a percentile bootstrap over its final evaluation's episodes (each
 setting's resampled apart).
 """
@@ -83,9 +84,10 @@ def shift_report(
     def scaled(values) -> np.ndarray:
         return normalise(np.asarray(values, dtype=float), random, intended)
 
-    train = np.array([[scaled(e.true).mean() for e in run] for run in runs])
-    deploy = np.array([[scaled(e.deploy_true).mean() for e in run] for run in runs])
-    gaps = train[:, -1] - deploy[:, -1]
+    gaps = np.array([scaled(run[-1].true).mean() - scaled(run[-1].deploy_true).mean() for run in runs])
+    shortest = min(len(run) for run in runs)  # runs an early stop ended sooner: the common steps
+    train = np.array([[scaled(e.true).mean() for e in run[:shortest]] for run in runs])
+    deploy = np.array([[scaled(e.deploy_true).mean() for e in run[:shortest]] for run in runs])
     if len(runs) > 1:
         interval = mean_and_interval(gaps, confidence).interval
     else:
@@ -98,7 +100,7 @@ def shift_report(
         tail = 100 * (1 - confidence) / 2
         interval = tuple(float(x) for x in np.percentile(replicates, [tail, 100 - tail]))
     return ShiftReport(
-        steps=[e.step for e in runs[0]],
+        steps=[e.step for e in runs[0][:shortest]],
         train_true=train.mean(0).tolist(),
         deploy_true=deploy.mean(0).tolist(),
         gap=float(gaps.mean()),

@@ -11,6 +11,9 @@ trained-on reward is then, over the members' standardised scores ``r_1 .. r_k``:
 * ``aggregator = "min"``: their minimum (worst-case optimisation, WCO);
 * ``aggregator = "mean_minus_std"``: ``mean - lam * std`` (uncertainty-weighted optimisation, UWO).
 
+Only the one model's score is swapped for the aggregate (``reward - proxy_reward + aggregate``),
+so a mitigation applied before this one keeps its penalty. The members score the action as the
+policy sampled it: the env's own action for ConfidentRater's ``Discrete`` answers (from 0).
 The members disagree most where the comparisons were thin: off the SFT model's habits, where a
 single model's errors are what PPO exploits. The run's proxy (what its report calls p) stays the
 single model it names. The coefficient is the aggregator, with ``lam`` for UWO. Defaults, fixed in
@@ -102,10 +105,12 @@ class RewardEnsemble(Mitigation):
         self._steps += 1
         aggregator = self.settings[0].aggregator
         if aggregator == "mean":
-            return scores.mean(0)
-        if aggregator == "min":
-            return scores.min(0).values
-        return scores.mean(0) - self.lam * spread
+            aggregate = scores.mean(0)
+        elif aggregator == "min":
+            aggregate = scores.min(0).values
+        else:
+            aggregate = scores.mean(0) - self.lam * spread
+        return reward - step.info["proxy_reward"] + aggregate  # the one model's score swapped out only
 
     def after_iteration(self) -> dict[str, torch.Tensor]:
         spread = self._spread / max(self._steps, 1)
