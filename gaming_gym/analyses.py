@@ -308,15 +308,8 @@ def atlas(context: AnalysisContext) -> str:
             + [_onsets_across_seeds(over["onset_step"])]
         )
         panels[f"{cell.label} ({rose}/{len(seeds)} rose and fell)"] = reports
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([header, *rows])
-    table = write_text_atomically(context.out / ATLAS_TABLE, buffer.getvalue())
+    table, lines = _written_table(header, rows, context.out / ATLAS_TABLE)
     figure = plot_atlas(panels, context.out / ATLAS_FIGURE, context.title)
-    widths = [max(len(str(row[i])) for row in [header, *rows]) + 2 for i in range(len(header))]
-    lines = [
-        "".join(f"{str(value):<{width}}" for value, width in zip(row, widths, strict=True))
-        for row in [header, *rows]
-    ]
     lines.append(
         f"means over seeds {', '.join(map(str, seeds))} with 95% Student-t intervals (onsets over the "
         f"seeds that have one); {table}, {figure}"
@@ -356,9 +349,7 @@ def shift(context: AnalysisContext) -> str:
         points.append(
             {"x": x, "train": (train.mean, train.interval), "deploy": (deploy.mean, deploy.interval)}
         )
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([header, *rows])
-    table = write_text_atomically(context.out / SHIFT_TABLE, buffer.getvalue())
+    table, lines = _written_table(header, rows, context.out / SHIFT_TABLE)
     knobs = context.spec.settings.get("deploy_knobs")
     title = f"{context.title}\ndeployment: {knobs}; seeds {', '.join(map(str, seeds))}"
     anchors = references(context.spec.env_id, {**context.spec.knobs, **knobs})
@@ -367,8 +358,6 @@ def shift(context: AnalysisContext) -> str:
     }
     x_label = axes[0] if len(axes) == 1 else "cell"
     figure = plot_shift_by_cell(points, context.out / SHIFT_FIGURE, title, x_label, levels, len(axes) == 1)
-    widths = [max(len(str(row[i])) for row in [header, *rows]) + 2 for i in range(len(header))]
-    lines = ["".join(f"{str(v):<{w}}" for v, w in zip(row, widths, strict=True)) for row in [header, *rows]]
     lines.append(f"means over seeds with 95% Student-t intervals; {table}, {figure}")
     return "\n".join(lines)
 
@@ -400,6 +389,19 @@ def reward_model_shift(context: AnalysisContext, knobs: dict | None = None, comp
                 f"corr(RM, true) {_r(scores, true):.3f}"
             )
     return "\n".join(lines)
+
+
+def _written_table(header: list[str], rows: list[list], path: Path) -> tuple[Path, list[str]]:
+    """The table written as CSV to ``path``, and its lines as text in aligned columns."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    table = write_text_atomically(path, buffer.getvalue())
+    widths = [max(len(str(row[i])) for row in [header, *rows]) + 2 for i in range(len(header))]
+    lines = [
+        "".join(f"{str(value):<{width}}" for value, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    return table, lines
 
 
 def _onsets_across_seeds(onsets: AcrossSeeds) -> str:
